@@ -1,0 +1,29 @@
+import { Effect, Layer } from "effect"
+import { EventStore, type EventStoreApi } from "../../domain/ports/event-store.ts"
+import type { Envelope } from "../../domain/ledger/envelope.ts"
+import { makeLogIndex, nowIso } from "./log-index.ts"
+
+/** In-process store for tests and throwaway networks; same contract as the durable ones. */
+export const makeMemoryEventStore = (initial: ReadonlyArray<Envelope> = []): Effect.Effect<EventStoreApi> =>
+  Effect.gen(function* () {
+    const index = yield* makeLogIndex(initial)
+    const lock = yield* Effect.makeSemaphore(1)
+    return {
+      append: (stream, events, expected) =>
+        lock.withPermits(1)(
+          Effect.gen(function* () {
+            const at = yield* nowIso
+            const staged = yield* index.stage(stream, events, expected, at)
+            yield* index.publishStaged
+            const last = staged.envelopes[staged.envelopes.length - 1]!
+            return { revision: staged.revision, head: { seq: last.seq, hash: last.hash }, envelopes: staged.envelopes }
+          })
+        ),
+      read: (stream) => Effect.sync(() => index.read(stream)),
+      readAll: (fromSeq = 0) => Effect.sync(() => index.readAll(fromSeq)),
+      subscribe: (fromSeq = 0) => index.subscribe(fromSeq),
+      head: Effect.sync(() => index.head())
+    }
+  })
+
+export const MemoryEventStoreLive = Layer.effect(EventStore, makeMemoryEventStore())

@@ -1,0 +1,49 @@
+import { Either } from "effect"
+import { decodeEvent, verifyLink, type Envelope, type Head } from "./envelope.ts"
+import { GENESIS_HASH } from "./genesis.ts"
+import { checkBlock, type PayloadFact } from "./blocks.ts"
+import { evolveLedgerState, initialLedgerState, type LedgerState } from "../projections/ledger-state.ts"
+import { isKnown } from "../projections/chain.ts"
+
+export type AuditFinding = { readonly seq: number; readonly reason: string }
+
+export type Replay = {
+  readonly events: number
+  readonly head: Head | undefined
+  readonly streams: ReadonlySet<string>
+  readonly state: LedgerState
+  /** The first event that does not verify; replay stops there. */
+  readonly firstBad: AuditFinding | undefined
+}
+
+/**
+ * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
+ * hash chain, the genesis constant, its schema and version, and the rules of the DAG (hash,
+ * signature, dependencies, payload). The same log always replays to the same state.
+ */
+export const replay = (log: Iterable<Envelope>, payload?: (hash: string) => PayloadFact): Replay => {
+  const state = initialLedgerState()
+  const streams = new Set<string>()
+  let head: Head | undefined
+  let events = 0
+  const stop = (seq: number, reason: string): Replay => ({ events, head, streams, state, firstBad: { seq, reason } })
+  for (const env of log) {
+    const link = verifyLink(head, env)
+    if (Either.isLeft(link)) return stop(link.left.seq, link.left.reason)
+    if (env.seq === 0 && env.hash !== GENESIS_HASH) return stop(0, "seq 0 is not the genesis covenant every install shares")
+    const decoded = decodeEvent(env)
+    if (Either.isLeft(decoded)) return stop(env.seq, decoded.left.reason)
+    const event = decoded.right
+    if (env.seq === 0 && event.type !== "GenesisCovenantSealed") return stop(0, "seq 0 is not the genesis covenant")
+    if (env.seq > 0 && event.type === "GenesisCovenantSealed") return stop(env.seq, "a second genesis covenant")
+    if (event.type === "BlockAppended") {
+      const ok = checkBlock((h) => isKnown(state.chain, h), event.data, payload?.(event.data.payload))
+      if (Either.isLeft(ok)) return stop(env.seq, ok.left.message)
+    }
+    evolveLedgerState(state, event)
+    streams.add(env.stream)
+    head = { seq: env.seq, hash: env.hash }
+    events++
+  }
+  return { events, head, streams, state, firstBad: undefined }
+}

@@ -1,0 +1,122 @@
+import { Either, ParseResult, Schema } from "effect"
+import { canonicalize } from "./jcs.ts"
+import { hashCanonical, ZERO_HASH } from "./hash.ts"
+import { Catalog, isEventType, type EventType, type NewEvent } from "./events.ts"
+import { ChainBroken, InvalidEvent, MalformedEvent } from "./errors.ts"
+import { isValidStreamName } from "./streams.ts"
+import { genesisEnvelope } from "./genesis.ts"
+
+/** The stored form of every event: `hash` chains it to the envelope at `seq - 1`. */
+export const Envelope = Schema.Struct({
+  seq: Schema.Int.pipe(Schema.nonNegative()),
+  stream: Schema.String,
+  type: Schema.String,
+  version: Schema.Int.pipe(Schema.positive()),
+  at: Schema.String,
+  data: Schema.Unknown,
+  prev: Schema.String,
+  hash: Schema.String
+})
+export type Envelope = typeof Envelope.Type
+export type Unsealed = Omit<Envelope, "hash">
+
+export const envelopeHash = (e: Unsealed): string =>
+  hashCanonical({ seq: e.seq, stream: e.stream, type: e.type, version: e.version, at: e.at, data: e.data, prev: e.prev })
+
+export const seal = (e: Unsealed): Envelope => ({ ...e, hash: envelopeHash(e) })
+
+/** Where the next envelope attaches: after the head, or at the start of the chain. */
+export type Head = { readonly seq: number; readonly hash: string }
+export const nextLink = (head: Head | undefined) => ({ seq: head ? head.seq + 1 : 0, prev: head ? head.hash : ZERO_HASH })
+
+/**
+ * Check an event against the catalog and put its data in canonical encoded form, so what is
+ * hashed is exactly what any replay will decode. Refuses instead of guessing.
+ */
+export const prepareEvent = (stream: string, event: NewEvent): Either.Either<NewEvent, InvalidEvent> => {
+  const fail = (reason: string) => Either.left(new InvalidEvent({ stream, type: String(event.type), reason }))
+  if (!isValidStreamName(stream)) return fail(`invalid stream name ${JSON.stringify(stream)}`)
+  if (!isEventType(event.type)) return fail("unknown event type")
+  const entry = Catalog[event.type]
+  if (event.version !== entry.version) return fail(`version ${event.version} is not the current version ${entry.version}`)
+  const schema = entry.schema as unknown as Schema.Schema<unknown, unknown>
+  const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(event.data)
+  if (Either.isLeft(decoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  const encoded = Schema.encodeEither(schema)(decoded.right)
+  if (Either.isLeft(encoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
+  try {
+    canonicalize(encoded.right)
+  } catch (e) {
+    return fail(String((e as Error).message))
+  }
+  return Either.right({ type: event.type, version: event.version, data: encoded.right as never })
+}
+
+/**
+ * Seal a batch for one stream after `head`; the caller has already prepared each event.
+ * Seq 0 is always the genesis covenant, with its fixed timestamp, and nothing else may be.
+ */
+export const sealBatch = (
+  head: Head | undefined,
+  stream: string,
+  events: ReadonlyArray<NewEvent>,
+  at: string
+): Either.Either<Envelope[], InvalidEvent> => {
+  const out: Envelope[] = []
+  let link = nextLink(head)
+  for (const ev of events) {
+    const isGenesisType = ev.type === "GenesisCovenantSealed"
+    if (link.seq === 0 || isGenesisType) {
+      const genesis = genesisEnvelope()
+      if (link.seq !== 0) return Either.left(new InvalidEvent({ stream, type: ev.type, reason: "the genesis covenant can only be seq 0" }))
+      if (!isGenesisType || stream !== genesis.stream || canonicalize(ev.data) !== canonicalize(genesis.data))
+        return Either.left(new InvalidEvent({ stream, type: ev.type, reason: "seq 0 must be the genesis covenant" }))
+      out.push(genesis)
+      link = { seq: 1, prev: genesis.hash }
+      continue
+    }
+    const env = seal({ seq: link.seq, stream, type: ev.type, version: ev.version, at, data: ev.data, prev: link.prev })
+    out.push(env)
+    link = { seq: env.seq + 1, prev: env.hash }
+  }
+  return Either.right(out)
+}
+
+/** Decoded, typed view of an envelope's payload. */
+export type DecodedEvent = { [T in EventType]: { readonly type: T; readonly data: Catalog[T]["schema"]["Type"]; readonly envelope: Envelope } }[EventType]
+
+/** Decode an envelope's payload by the catalog; unknown types and versions are errors naming the seq. */
+export const decodeEvent = (env: Envelope): Either.Either<DecodedEvent, MalformedEvent> => {
+  if (!isEventType(env.type)) return Either.left(new MalformedEvent({ seq: env.seq, reason: `unknown event type ${JSON.stringify(env.type)}` }))
+  const entry = Catalog[env.type]
+  if (env.version !== entry.version)
+    return Either.left(new MalformedEvent({ seq: env.seq, reason: `${env.type} version ${env.version} is not supported (current ${entry.version})` }))
+  const schema = entry.schema as unknown as Schema.Schema<unknown, unknown>
+  const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(env.data)
+  if (Either.isLeft(decoded))
+    return Either.left(new MalformedEvent({ seq: env.seq, reason: `${env.type}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}` }))
+  return Either.right({ type: env.type, data: decoded.right, envelope: env } as DecodedEvent)
+}
+
+/** Parse one stored record (JSON text) into an envelope, or say what is wrong with it at `seq`. */
+export const parseEnvelope = (seq: number, text: string): Either.Either<Envelope, MalformedEvent> => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    return Either.left(new MalformedEvent({ seq, reason: `bad JSON: ${(e as Error).message}` }))
+  }
+  const env = Schema.decodeUnknownEither(Envelope, { onExcessProperty: "error" })(raw)
+  if (Either.isLeft(env)) return Either.left(new MalformedEvent({ seq, reason: `bad envelope: ${ParseResult.TreeFormatter.formatErrorSync(env.left)}` }))
+  return Either.right(env.right)
+}
+
+/** Verify one link of the chain: position, back-pointer and own hash. */
+export const verifyLink = (prev: Head | undefined, env: Envelope): Either.Either<void, ChainBroken> => {
+  const want = nextLink(prev)
+  if (env.seq !== want.seq) return Either.left(new ChainBroken({ seq: want.seq, reason: `expected seq ${want.seq}, found ${env.seq}` }))
+  if (env.prev !== want.prev) return Either.left(new ChainBroken({ seq: env.seq, reason: "prev does not match the hash of the previous event" }))
+  const h = envelopeHash(env)
+  if (h !== env.hash) return Either.left(new ChainBroken({ seq: env.seq, reason: `hash mismatch: stored ${env.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…` }))
+  return Either.right(undefined)
+}

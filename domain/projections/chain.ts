@@ -1,0 +1,55 @@
+import type { BlockAppendedData } from "../ledger/events.ts"
+import type { ModelSpec } from "../model/spec.ts"
+import { GENESIS_HASH } from "../ledger/genesis.ts"
+import type { Projection } from "./projection.ts"
+
+export type ChainAEntry = { readonly seq: number; readonly type: string; readonly hash: string; readonly at: string }
+export type BlockEntry = BlockAppendedData & { readonly seq: number; readonly at: string }
+
+export type ChainState = {
+  readonly chainA: ChainAEntry[]
+  /** Model specs by the hash of the event that published them: blocks depend on that hash. */
+  readonly specs: Map<string, ModelSpec>
+  readonly blocks: Map<string, BlockEntry>
+  /** Chain B in append order. */
+  readonly chainB: string[]
+}
+
+/** Is `hash` a node of the DAG: the genesis covenant, a published spec or an appended block? */
+export const isKnown = (s: ChainState, hash: string): boolean => hash === GENESIS_HASH || s.specs.has(hash) || s.blocks.has(hash)
+
+/** The block's ancestors back to (but excluding) chain A, nearest first. */
+export const lineage = (s: ChainState, hash: string): BlockEntry[] => {
+  const out: BlockEntry[] = []
+  const seen = new Set<string>()
+  const queue = [hash]
+  while (queue.length > 0) {
+    const h = queue.shift()!
+    const b = s.blocks.get(h)
+    if (!b || seen.has(h)) continue
+    seen.add(h)
+    out.push(b)
+    queue.push(...b.dependsOn)
+  }
+  return out
+}
+
+export const ChainProjection: Projection<ChainState, unknown> = {
+  name: "chain",
+  initial: () => ({ chainA: [], specs: new Map(), blocks: new Map(), chainB: [] }),
+  evolve: (s, e) => {
+    const env = e.envelope
+    if (env.stream === "chain-A") s.chainA.push({ seq: env.seq, type: env.type, hash: env.hash, at: env.at })
+    if (e.type === "ModelSpecPublished") s.specs.set(env.hash, e.data.spec)
+    if (e.type === "BlockAppended") {
+      s.blocks.set(e.data.hash, { ...e.data, seq: env.seq, at: env.at })
+      s.chainB.push(e.data.hash)
+    }
+    return s
+  },
+  view: (s) => ({
+    chainA: s.chainA,
+    specs: [...s.specs.entries()],
+    chainB: s.chainB.map((h) => s.blocks.get(h))
+  })
+}

@@ -1,0 +1,27 @@
+import type { DecodedEvent } from "../ledger/envelope.ts"
+import { ChainProjection } from "./chain.ts"
+import { KeysProjection } from "./keys.ts"
+import type { Projection } from "./projection.ts"
+
+/** Every read model the ledger keeps; audit rebuilds all of them from seq 0. */
+const projections = {
+  chain: ChainProjection,
+  keys: KeysProjection
+} as const
+
+type Projections = typeof projections
+export type LedgerState = { -readonly [K in keyof Projections]: ReturnType<Projections[K]["initial"]> }
+export type LedgerView = { [K in keyof Projections]: unknown }
+
+const names = Object.keys(projections) as Array<keyof Projections>
+const at = <K extends keyof Projections>(k: K) => projections[k] as unknown as Projection<LedgerState[K], unknown>
+
+export const initialLedgerState = (): LedgerState =>
+  Object.fromEntries(names.map((k) => [k, projections[k].initial()])) as LedgerState
+
+export const evolveLedgerState = (s: LedgerState, e: DecodedEvent): LedgerState => {
+  for (const k of names) (s as Record<string, unknown>)[k] = at(k).evolve(s[k], e)
+  return s
+}
+
+export const viewLedgerState = (s: LedgerState): LedgerView => Object.fromEntries(names.map((k) => [k, at(k).view(s[k])])) as LedgerView

@@ -1,0 +1,4 @@
+import { makeMemoryEventStore } from "../../../adapters/eventstore/memory.ts"
+import { eventStoreContract } from "../../contract/event-store.ts"
+
+eventStoreContract("memory", () => makeMemoryEventStore())

@@ -10,9 +10,12 @@ export class NotCanonicalizable extends Error {
   }
 }
 
-export const canonicalize = (value: unknown): string => write(value, "")
+export const canonicalize = (value: unknown): string => write(value, () => "")
 
-const write = (value: unknown, path: string): string => {
+/** The path is built only when something is refused: canonicalising is on the audit's hot path. */
+type Path = () => string
+
+const write = (value: unknown, path: Path): string => {
   if (value === null) return "null"
   switch (typeof value) {
     case "boolean":
@@ -20,17 +23,17 @@ const write = (value: unknown, path: string): string => {
     case "string":
       return JSON.stringify(value)
     case "number":
-      if (!Number.isFinite(value)) throw new NotCanonicalizable(path, `non-finite number ${value}`)
+      if (!Number.isFinite(value)) throw new NotCanonicalizable(path(), `non-finite number ${value}`)
       return JSON.stringify(value)
     case "object": {
-      if (Array.isArray(value)) return `[${value.map((v, i) => write(v, `${path}[${i}]`)).join(",")}]`
+      if (Array.isArray(value)) return `[${value.map((v, i) => write(v, () => `${path()}[${i}]`)).join(",")}]`
       const proto = Object.getPrototypeOf(value)
-      if (proto !== Object.prototype && proto !== null) throw new NotCanonicalizable(path, "not a plain object")
+      if (proto !== Object.prototype && proto !== null) throw new NotCanonicalizable(path(), "not a plain object")
       const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
       entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${write(v, `${path}.${k}`)}`).join(",")}}`
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${write(v, () => `${path()}.${k}`)}`).join(",")}}`
     }
     default:
-      throw new NotCanonicalizable(path, `unsupported type ${typeof value}`)
+      throw new NotCanonicalizable(path(), `unsupported type ${typeof value}`)
   }
 }

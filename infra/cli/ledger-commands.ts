@@ -11,7 +11,7 @@ import { ensureGenesis } from "../../actors/genesis.ts"
 import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { fileLedger } from "../ledger.ts"
-import { dataOption, jsonOption } from "./options.ts"
+import { choiceOption, dataOption, jsonOption } from "./options.ts"
 import { emit, fail, orFail } from "./output.ts"
 
 const short = (h: string) => h.slice(0, 16)
@@ -82,7 +82,7 @@ export const eventsCommand = Command.make("events", { data: dataOption, json: js
   }).pipe(orFail, Effect.provide(fileLedger(data, { readOnly: true })), orFail)
 ).pipe(Command.withDescription("list events of the ledger"))
 
-const roleOption = Options.choice("role", Role.literals).pipe(Options.withDescription("what the key may do"))
+const roleOption = choiceOption("role", Role.literals)
 const labelOption = Options.text("label").pipe(Options.optional)
 
 const keysCreate = Command.make("create", { data: dataOption, json: jsonOption, role: roleOption, label: labelOption }, ({ data, json, role, label }) =>

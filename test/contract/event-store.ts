@@ -132,6 +132,32 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
         })
       ))
 
+    it("lets exactly one of many concurrent no_stream appends win; the others fail alone", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* factory()
+          yield* store.append("chain-A", [genesisEvent()], "no_stream")
+          const results = yield* Effect.forEach(
+            Array.from({ length: 12 }, (_, i) => i),
+            (i) =>
+              Effect.either(
+                i % 2 === 0
+                  ? store.append("node-race", [newEvent("NodeRetired", { node: `n${i}` })], "no_stream")
+                  : store.append("keys", [keyIssued(i)], "any")
+              ),
+            { concurrency: "unbounded" }
+          )
+          const raced = results.filter((_, i) => i % 2 === 0)
+          expect(raced.filter(Either.isRight).length).toBe(1)
+          for (const r of raced) if (Either.isLeft(r)) expect(r.left._tag).toBe("WrongExpectedRevision")
+          expect(results.filter((_, i) => i % 2 === 1).every(Either.isRight)).toBe(true)
+          const all = yield* store.readAll()
+          expect(all.length).toBe(1 + 1 + 6)
+          verifyAll(all)
+          expect((yield* store.read("node-race")).length).toBe(1)
+        })
+      ))
+
     it("subscribe catches up, then follows live appends, without gap or duplicate", () =>
       run(
         Effect.gen(function* () {

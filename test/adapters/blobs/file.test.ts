@@ -1,0 +1,46 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Effect } from "effect"
+import { describe, expect, it } from "vitest"
+import { blobPath, makeFileBlobStore } from "../../../adapters/blobs/file.ts"
+import { blobStoreContract } from "../../contract/blob-store.ts"
+import { filesBelow, tempDir } from "../../support/tmp.ts"
+
+const freshDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "blyan-blobs-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+blobStoreContract("file", () =>
+  Effect.gen(function* () {
+    const dir = yield* freshDir
+    const store = yield* makeFileBlobStore(dir)
+    return {
+      store,
+      tamper: (hash, alter) => Effect.sync(() => fs.writeFileSync(blobPath(dir, hash), alter(fs.readFileSync(blobPath(dir, hash)))))
+    }
+  })
+)
+
+describe("file blob store: layout", () => {
+  it("stores each blob at blobs/<first two hex>/<sha256>, leaves no temporary files, and survives a reopen", async () => {
+    const dir = tempDir("blyan-blobs-")
+    const hash = await Effect.runPromise(Effect.flatMap(makeFileBlobStore(dir), (s) => s.put(new TextEncoder().encode("expert weights"))))
+    expect(filesBelow(dir)).toEqual([path.join("blobs", hash.slice(0, 2), hash)])
+    const again = await Effect.runPromise(Effect.flatMap(makeFileBlobStore(dir), (s) => Effect.zip(s.get(hash), s.list)))
+    expect(new TextDecoder().decode(again[0])).toBe("expert weights")
+    expect(again[1]).toEqual([hash])
+  })
+
+  it("list ignores stray files that are not blobs at their address", async () => {
+    const dir = tempDir("blyan-blobs-")
+    const store = await Effect.runPromise(makeFileBlobStore(dir))
+    const hash = await Effect.runPromise(store.put(new Uint8Array([1, 2, 3])))
+    const other = "ab" + hash.slice(2)
+    fs.mkdirSync(path.join(dir, "blobs", "cd"), { recursive: true })
+    fs.writeFileSync(path.join(dir, "blobs", "cd", other), "misplaced")
+    fs.writeFileSync(path.join(dir, "blobs", hash.slice(0, 2), ".tmp-1-abc"), "left by a crash")
+    expect(await Effect.runPromise(store.list)).toEqual([hash])
+  })
+})

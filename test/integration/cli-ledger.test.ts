@@ -1,0 +1,61 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
+import { sha256Hex } from "../../domain/ledger/hash.ts"
+import { blyan } from "../support/cli.ts"
+import { tempDir } from "../support/tmp.ts"
+
+describe("blyan CLI: ledger commands", () => {
+  const data = tempDir()
+
+  it("init writes genesis once, keys create records only the key's hash, audit verifies", () => {
+    const first = blyan(["init", "--data", data, "--json"])
+    expect(first.code).toBe(0)
+    expect(JSON.parse(first.stdout)).toMatchObject({ created: true, genesis: GENESIS_HASH, head: { seq: 0 } })
+    const again = blyan(["init", "--data", data, "--json"])
+    expect(JSON.parse(again.stdout)).toMatchObject({ created: false, head: { seq: 0 } })
+
+    const key = blyan(["keys", "create", "--role", "validator", "--data", data, "--json"])
+    expect(key.code).toBe(0)
+    const issued = JSON.parse(key.stdout)
+    expect(issued.keyHash).toBe(sha256Hex(issued.key))
+    expect(fs.readFileSync(path.join(data, "events", "log.seg")).includes(issued.key)).toBe(false)
+
+    const events = JSON.parse(blyan(["events", "--data", data, "--json"]).stdout)
+    expect(events.map((e: { type: string }) => e.type)).toEqual(["GenesisCovenantSealed", "ApiKeyIssued"])
+    expect(events[1].data).toEqual({ keyHash: issued.keyHash, role: "validator" })
+    expect(JSON.parse(blyan(["events", "--data", data, "--stream", "keys", "--json"]).stdout)).toHaveLength(1)
+
+    const audit = blyan(["audit", "--data", data, "--json"])
+    expect(audit.code).toBe(0)
+    expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, events: 2, genesis: GENESIS_HASH, head: { seq: 1 }, keys: 1 })
+  })
+
+  it("audit exits 1 and names the first bad seq when a record is altered", () => {
+    const copy = tempDir()
+    fs.cpSync(data, copy, { recursive: true })
+    const seg = path.join(copy, "events", "log.seg")
+    const bytes = fs.readFileSync(seg)
+    const at = bytes.lastIndexOf(Buffer.from("validator"))
+    bytes.write("validatoR", at)
+    fs.writeFileSync(seg, bytes)
+    const audit = blyan(["audit", "--data", copy])
+    expect(audit.code).toBe(1)
+    expect(audit.stderr).toMatch(/seq 1/)
+  })
+
+  it("refuses bad arguments with a message and a non-zero exit, changing nothing", () => {
+    const before = fs.readFileSync(path.join(data, "events", "log.seg"))
+    const badRole = blyan(["keys", "create", "--role", "king", "--data", data])
+    expect(badRole.code).not.toBe(0)
+    expect(badRole.stdout + badRole.stderr).toMatch(/role/i)
+    const badFrom = blyan(["events", "--data", data, "--from", "-3"])
+    expect(badFrom.code).not.toBe(0)
+    expect(badFrom.stderr).toMatch(/--from/)
+    const emptyAudit = blyan(["audit", "--data", tempDir()])
+    expect(emptyAudit.code).toBe(1)
+    expect(emptyAudit.stderr).toMatch(/empty|init/)
+    expect(fs.readFileSync(path.join(data, "events", "log.seg")).equals(before)).toBe(true)
+  })
+})

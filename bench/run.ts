@@ -1,0 +1,16 @@
+// Runs every benchmark in turn; each prints its figures and writes bench/results/<name>.json.
+import { spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import * as path from "node:path"
+
+const benches = ["ledger", "partition", "model"]
+const only = process.argv.slice(2)
+let failed = 0
+for (const name of benches.filter((b) => only.length === 0 || only.includes(b))) {
+  const file = path.join(import.meta.dirname, `${name}.ts`)
+  if (!existsSync(file)) continue
+  console.log(`\n== bench/${name}`)
+  const r = spawnSync(process.execPath, ["--import", "tsx", file], { stdio: "inherit" })
+  if (r.status !== 0) failed++
+}
+process.exitCode = failed === 0 ? 0 : 1

@@ -5,10 +5,11 @@ import type { NewEvent } from "../domain/ledger/events.ts"
 import type { Projection } from "../domain/projections/projection.ts"
 import { WrongExpectedRevision } from "../domain/ledger/errors.ts"
 
-/** The state of one stream's projection, folded from its events. */
-export const foldStream = <S>(stream: string, projection: Projection<S, unknown>) =>
+/** The state of one stream's projection (or of the whole log's), folded from its events. */
+export const foldStream = <S>(stream: string | "*", projection: Projection<S, unknown>) =>
   Effect.gen(function* () {
-    const envelopes = yield* (yield* EventStore).read(stream)
+    const store = yield* EventStore
+    const envelopes = stream === "*" ? yield* store.readAll(0) : yield* store.read(stream)
     let state = projection.initial()
     for (const env of envelopes) state = projection.evolve(state, yield* decodeEvent(env))
     return { state, revision: envelopes.length - 1 }

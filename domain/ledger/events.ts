@@ -47,6 +47,19 @@ const ExpertUse = Schema.Struct({ layer: Count, expert: Count, node: NonEmpty, b
 export const Catalog = {
   GenesisCovenantSealed: { version: 1, schema: Covenant },
   ModelSpecPublished: { version: 1, schema: Schema.Struct({ spec: ModelSpec }) },
+  /** A local training run's outcome: which blocks it produced and the losses it measured. */
+  ModelTrained: {
+    version: 1,
+    schema: Schema.Struct({
+      steps: Count,
+      corpus: Hash,
+      trainLossBefore: Schema.Number,
+      trainLossAfter: Schema.Number,
+      heldOutLossBefore: Schema.Number,
+      heldOutLossAfter: Schema.Number,
+      blocks: Schema.Array(Hash)
+    })
+  },
   PlanFrozen: { version: 1, schema: Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty }) },
   BlockAppended: { version: 1, schema: BlockAppendedData },
   ExpertUpdated: {

@@ -7,7 +7,8 @@ import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { Streams } from "../../domain/ledger/streams.ts"
 import { Role } from "../../domain/ledger/events.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
-import { ensureGenesis } from "../../actors/genesis.ts"
+import { ensureGenesis, initLedger } from "../../actors/genesis.ts"
+import { defaultSpec } from "../../domain/model/spec.ts"
 import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { fileLedger } from "../ledger.ts"
@@ -18,13 +19,18 @@ const short = (h: string) => h.slice(0, 16)
 
 export const initCommand = Command.make("init", { data: dataOption, json: jsonOption }, ({ data, json }) =>
   Effect.gen(function* () {
-    const r = yield* ensureGenesis
+    const r = yield* initLedger(defaultSpec)
     const head = yield* (yield* EventStore).head
-    yield* emit(json, { created: r.created, genesis: GENESIS_HASH, head }, () =>
-      [r.created ? `initialised ledger in ${data}` : `ledger in ${data} already initialised`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`].join("\n")
+    yield* emit(json, { created: r.created, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, head }, () =>
+      [
+        r.created ? `initialised ledger in ${data}` : `ledger in ${data} already initialised`,
+        `genesis ${GENESIS_HASH}`,
+        `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`,
+        `head    seq ${head?.seq} ${head?.hash}`
+      ].join("\n")
     )
   }).pipe(orFail, Effect.provide(fileLedger(data)), orFail)
-).pipe(Command.withDescription("create the ledger (writes the genesis covenant; idempotent)"))
+).pipe(Command.withDescription("create the ledger: the genesis covenant, the model spec and its genesis weights (idempotent)"))
 
 export const auditCommand = Command.make("audit", { data: dataOption, json: jsonOption }, ({ data, json }) =>
   Effect.gen(function* () {

@@ -2,7 +2,8 @@ import { Command } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { EventStore } from "../../domain/ports/event-store.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
-import { ensureGenesis } from "../../actors/genesis.ts"
+import { initLedger } from "../../actors/genesis.ts"
+import { defaultSpec } from "../../domain/model/spec.ts"
 import { fileLedger } from "../ledger.ts"
 import { dataOption, jsonOption } from "./options.ts"
 import { emit, orFail } from "./output.ts"
@@ -10,7 +11,7 @@ import { emit, orFail } from "./output.ts"
 /** A whole local network in one process; for now the ledger, held open until interrupted. */
 export const upCommand = Command.make("up", { data: dataOption, json: jsonOption }, ({ data, json }) =>
   Effect.gen(function* () {
-    const { created } = yield* ensureGenesis
+    const { created } = yield* initLedger(defaultSpec)
     const head = yield* (yield* EventStore).head
     yield* emit(json, { data, genesis: GENESIS_HASH, head, created }, () =>
       [`blyan up: ledger ${data}${created ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`, "running; Ctrl-C to stop"].join("\n")

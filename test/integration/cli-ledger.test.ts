@@ -3,6 +3,7 @@ import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
+import { defaultSpec, partNames } from "../../domain/model/spec.ts"
 import { blyan } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
 
@@ -12,9 +13,10 @@ describe("blyan CLI: ledger commands", () => {
   it("init writes genesis once, keys create records only the key's hash, audit verifies", () => {
     const first = blyan(["init", "--data", data, "--json"])
     expect(first.code).toBe(0)
-    expect(JSON.parse(first.stdout)).toMatchObject({ created: true, genesis: GENESIS_HASH, head: { seq: 0 } })
-    const again = blyan(["init", "--data", data, "--json"])
-    expect(JSON.parse(again.stdout)).toMatchObject({ created: false, head: { seq: 0 } })
+    const init = JSON.parse(first.stdout)
+    expect(init).toMatchObject({ created: true, genesis: GENESIS_HASH, blocksPublished: partNames(defaultSpec).length })
+    const again = JSON.parse(blyan(["init", "--data", data, "--json"]).stdout)
+    expect(again).toMatchObject({ created: false, blocksPublished: 0, head: init.head, spec: init.spec })
 
     const key = blyan(["keys", "create", "--role", "validator", "--data", data, "--json"])
     expect(key.code).toBe(0)
@@ -23,13 +25,13 @@ describe("blyan CLI: ledger commands", () => {
     expect(fs.readFileSync(path.join(data, "events", "log.seg")).includes(issued.key)).toBe(false)
 
     const events = JSON.parse(blyan(["events", "--data", data, "--json"]).stdout)
-    expect(events.map((e: { type: string }) => e.type)).toEqual(["GenesisCovenantSealed", "ApiKeyIssued"])
-    expect(events[1].data).toEqual({ keyHash: issued.keyHash, role: "validator" })
+    expect(events.slice(0, 3).map((e: { type: string }) => e.type)).toEqual(["GenesisCovenantSealed", "ModelSpecPublished", "BlockAppended"])
+    expect(events.at(-1).data).toEqual({ keyHash: issued.keyHash, role: "validator" })
     expect(JSON.parse(blyan(["events", "--data", data, "--stream", "keys", "--json"]).stdout)).toHaveLength(1)
 
     const audit = blyan(["audit", "--data", data, "--json"])
     expect(audit.code).toBe(0)
-    expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, events: 2, genesis: GENESIS_HASH, head: { seq: 1 }, keys: 1 })
+    expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, events: events.length, genesis: GENESIS_HASH, head: { seq: events.length - 1 }, keys: 1, blocks: partNames(defaultSpec).length })
   })
 
   it("audit exits 1 and names the first bad seq when a record is altered", () => {
@@ -42,7 +44,8 @@ describe("blyan CLI: ledger commands", () => {
     fs.writeFileSync(seg, bytes)
     const audit = blyan(["audit", "--data", copy])
     expect(audit.code).toBe(1)
-    expect(audit.stderr).toMatch(/seq 1/)
+    const keySeq = JSON.parse(blyan(["events", "--data", data, "--stream", "keys", "--json"]).stdout)[0].seq
+    expect(audit.stderr).toMatch(new RegExp(`seq ${keySeq}\\b`))
   })
 
   it("refuses bad arguments with a message and a non-zero exit, changing nothing", () => {

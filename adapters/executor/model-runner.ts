@@ -1,0 +1,72 @@
+/**
+ * The model as a service: the domain's forward, training and generation programs with their
+ * graphs built once per model shape and run on the Executor. `ModelRunnerOnnx({ device })` is the
+ * whole stack on onnxruntime (the device comes from configuration, e.g. BLYAN_DEVICE).
+ */
+import { Context, Effect, Layer } from "effect"
+import type { AdamWConfig, AdamWState } from "../../domain/model/adamw.ts"
+import type { ExecutionProviderUnavailable } from "../../domain/model/executor-port.ts"
+import { Executor } from "../../domain/model/executor-port.ts"
+import type { ForwardResult, ModelError, TokenBatch } from "../../domain/model/forward.ts"
+import { forward } from "../../domain/model/forward.ts"
+import type { GenerateOptions, GenerateResult } from "../../domain/model/generate.ts"
+import { generate } from "../../domain/model/generate.ts"
+import type { ModelGraphs, Precision } from "../../domain/model/onnx/graphs.ts"
+import { buildModelGraphs } from "../../domain/model/onnx/graphs.ts"
+import type { ModelSpec } from "../../domain/model/spec.ts"
+import type { ModelWeights } from "../../domain/model/tensor.ts"
+import type { LossAndGradients, TrainBatch, TrainOptions, TrainStepResult } from "../../domain/model/train.ts"
+import { evaluateLoss, lossAndGradients, trainStep } from "../../domain/model/train.ts"
+import type { OnnxExecutorSettings } from "./onnxruntime.ts"
+import { OnnxExecutorLive } from "./onnxruntime.ts"
+
+export interface ModelRunnerApi {
+  /** The compiled graphs for a spec (memoised by the sizes the graphs depend on). */
+  readonly graphs: (spec: ModelSpec) => ModelGraphs
+  readonly forward: (weights: ModelWeights, batch: TokenBatch) => Effect.Effect<ForwardResult, ModelError>
+  readonly generate: (weights: ModelWeights, prompt: Uint8Array, options: GenerateOptions) => Effect.Effect<GenerateResult, ModelError>
+  readonly evaluateLoss: (weights: ModelWeights, batch: TrainBatch) => Effect.Effect<number, ModelError>
+  readonly lossAndGradients: (weights: ModelWeights, batch: TrainBatch) => Effect.Effect<LossAndGradients, ModelError>
+  readonly trainStep: (
+    weights: ModelWeights,
+    state: AdamWState,
+    batch: TrainBatch,
+    config: AdamWConfig,
+    options?: TrainOptions
+  ) => Effect.Effect<TrainStepResult, ModelError>
+}
+
+export class ModelRunner extends Context.Tag("blyan/ModelRunner")<ModelRunner, ModelRunnerApi>() {}
+
+/** Graphs depend on these sizes only (not on the name, seed, dtype or number of layers). */
+const shapeKey = (s: ModelSpec, p: Precision) => [s.vocab, s.context, s.dModel, s.heads, s.experts, s.dFF, p].join(",")
+
+export const makeModelRunner = (precision: Precision = "f32"): Effect.Effect<ModelRunnerApi, never, Executor> =>
+  Effect.gen(function* () {
+    const executor = yield* Executor
+    const cache = new Map<string, ModelGraphs>()
+    const graphs = (spec: ModelSpec): ModelGraphs => {
+      const key = shapeKey(spec, precision)
+      const hit = cache.get(key)
+      // Graphs carry their spec; a hit for a spec of the same shape is rebound to the caller's spec.
+      if (hit !== undefined) return hit.spec === spec ? hit : { ...hit, spec }
+      const built = buildModelGraphs(spec, precision)
+      cache.set(key, built)
+      return built
+    }
+    const provide = <A, E>(eff: Effect.Effect<A, E, Executor>) => Effect.provideService(eff, Executor, executor)
+    return {
+      graphs,
+      forward: (w, batch) => provide(forward(graphs(w.spec), w, batch)),
+      generate: (w, prompt, options) => provide(generate(graphs(w.spec), w, prompt, options)),
+      evaluateLoss: (w, batch) => provide(evaluateLoss(graphs(w.spec), w, batch)),
+      lossAndGradients: (w, batch) => provide(lossAndGradients(graphs(w.spec), w, batch)),
+      trainStep: (w, state, batch, config, options) => provide(trainStep(graphs(w.spec), w, state, batch, config, options))
+    }
+  })
+
+export const ModelRunnerLive: Layer.Layer<ModelRunner, never, Executor> = Layer.effect(ModelRunner, makeModelRunner())
+
+/** The model on onnxruntime, CPU or CUDA; sessions are released when the layer's scope closes. */
+export const ModelRunnerOnnx = (settings: OnnxExecutorSettings): Layer.Layer<ModelRunner | Executor, ExecutionProviderUnavailable> =>
+  Layer.provideMerge(ModelRunnerLive, OnnxExecutorLive(settings))

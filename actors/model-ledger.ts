@@ -22,24 +22,28 @@ export class ModelUnavailable extends Data.TaggedError("ModelUnavailable")<{ rea
 
 const either = <A, E>(e: Either.Either<A, E>) => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
-/** Sign each part as a block depending on `depsOf(name)`, storing its payload first. */
-const blocksFor = (parts: ReadonlyArray<Part>, depsOf: (name: string) => ReadonlyArray<string>, seed: string) =>
+/**
+ * Append parts as signed blocks, all in one atomic chain-B append (payloads stored first), each
+ * depending on `depsOf(name)`; for experts, the per-expert stream records why the version changed.
+ */
+export const appendParts = (
+  parts: ReadonlyArray<Part>,
+  depsOf: (name: string) => ReadonlyArray<string>,
+  seed: string,
+  previous: (name: string) => string | undefined,
+  reason: string
+) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
+    const store = yield* EventStore
     const contributor = keyPairFromSeed(seed).publicKey
-    const out: BlockAppendedData[] = []
+    const blocks: BlockAppendedData[] = []
     for (const part of parts) {
       const bytes = encodePart(part)
       yield* blobs.put(bytes)
-      out.push(signBlock(yield* either(partHeader(part, bytes, depsOf(part.name), contributor)), seed))
+      blocks.push(signBlock(yield* either(partHeader(part, bytes, depsOf(part.name), contributor)), seed))
     }
-    return out
-  })
-
-/** For experts, the per-expert history stream records why a version became current. */
-const expertUpdates = (blocks: ReadonlyArray<BlockAppendedData>, previous: (name: string) => string | undefined, reason: string) =>
-  Effect.gen(function* () {
-    const store = yield* EventStore
+    yield* store.append(Streams.chainB, blocks.map((b) => newEvent("BlockAppended", b)), "any")
     yield* Effect.forEach(
       blocks,
       (b) => {
@@ -50,6 +54,7 @@ const expertUpdates = (blocks: ReadonlyArray<BlockAppendedData>, previous: (name
       },
       { concurrency: "unbounded", discard: true }
     )
+    return blocks
   })
 
 /**
@@ -72,9 +77,8 @@ export const publishGenesisModel = (spec: ModelSpec) =>
     const missing = partNames(spec).filter((n) => !state.current.has(n))
     if (missing.length === 0) return { specHash, published: 0 }
     const weights = initWeights(spec)
-    const blocks = yield* blocksFor(missing.map((n) => weights.parts.get(n)!), () => [specHash], GENESIS_CONTRIBUTOR_SEED)
-    yield* store.append(Streams.chainB, blocks.map((b) => newEvent("BlockAppended", b)), "any")
-    yield* expertUpdates(blocks, () => undefined, "genesis weights from the published spec")
+    const parts = missing.map((n) => weights.parts.get(n)!)
+    const blocks = yield* appendParts(parts, () => [specHash], GENESIS_CONTRIBUTOR_SEED, () => undefined, "genesis weights from the published spec")
     return { specHash, published: blocks.length }
   })
 

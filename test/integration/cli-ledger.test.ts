@@ -10,31 +10,31 @@ import { tempDir } from "../support/tmp.ts"
 describe("blyan CLI: ledger commands", () => {
   const data = tempDir()
 
-  it("init writes genesis once, keys create records only the key's hash, audit verifies", () => {
-    const first = blyan(["init", "--data", data, "--json"])
+  it("init writes genesis once, keys create records only the key's hash, audit verifies", async () => {
+    const first = await blyan(["init", "--data", data, "--json"])
     expect(first.code).toBe(0)
     const init = JSON.parse(first.stdout)
     expect(init).toMatchObject({ created: true, genesis: GENESIS_HASH, blocksPublished: partNames(defaultSpec).length })
-    const again = JSON.parse(blyan(["init", "--data", data, "--json"]).stdout)
+    const again = JSON.parse((await blyan(["init", "--data", data, "--json"])).stdout)
     expect(again).toMatchObject({ created: false, blocksPublished: 0, head: init.head, spec: init.spec })
 
-    const key = blyan(["keys", "create", "--role", "validator", "--data", data, "--json"])
+    const key = await blyan(["keys", "create", "--role", "validator", "--data", data, "--json"])
     expect(key.code).toBe(0)
     const issued = JSON.parse(key.stdout)
     expect(issued.keyHash).toBe(sha256Hex(issued.key))
     expect(fs.readFileSync(path.join(data, "events", "log.seg")).includes(issued.key)).toBe(false)
 
-    const events = JSON.parse(blyan(["events", "--data", data, "--json"]).stdout)
+    const events = JSON.parse((await blyan(["events", "--data", data, "--json"])).stdout)
     expect(events.slice(0, 3).map((e: { type: string }) => e.type)).toEqual(["GenesisCovenantSealed", "ModelSpecPublished", "BlockAppended"])
     expect(events.at(-1).data).toEqual({ keyHash: issued.keyHash, role: "validator" })
-    expect(JSON.parse(blyan(["events", "--data", data, "--stream", "keys", "--json"]).stdout)).toHaveLength(1)
+    expect(JSON.parse((await blyan(["events", "--data", data, "--stream", "keys", "--json"])).stdout)).toHaveLength(1)
 
-    const audit = blyan(["audit", "--data", data, "--json"])
+    const audit = await blyan(["audit", "--data", data, "--json"])
     expect(audit.code).toBe(0)
     expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, events: events.length, genesis: GENESIS_HASH, head: { seq: events.length - 1 }, keys: 1, blocks: partNames(defaultSpec).length })
   })
 
-  it("audit exits 1 and names the first bad seq when a record is altered", () => {
+  it("audit exits 1 and names the first bad seq when a record is altered", async () => {
     const copy = tempDir()
     fs.cpSync(data, copy, { recursive: true })
     const seg = path.join(copy, "events", "log.seg")
@@ -42,21 +42,21 @@ describe("blyan CLI: ledger commands", () => {
     const at = bytes.lastIndexOf(Buffer.from("validator"))
     bytes.write("validatoR", at)
     fs.writeFileSync(seg, bytes)
-    const audit = blyan(["audit", "--data", copy])
+    const audit = await blyan(["audit", "--data", copy])
     expect(audit.code).toBe(1)
-    const keySeq = JSON.parse(blyan(["events", "--data", data, "--stream", "keys", "--json"]).stdout)[0].seq
+    const keySeq = JSON.parse((await blyan(["events", "--data", data, "--stream", "keys", "--json"])).stdout)[0].seq
     expect(audit.stderr).toMatch(new RegExp(`seq ${keySeq}\\b`))
   })
 
-  it("refuses bad arguments with a message and a non-zero exit, changing nothing", () => {
+  it("refuses bad arguments with a message and a non-zero exit, changing nothing", async () => {
     const before = fs.readFileSync(path.join(data, "events", "log.seg"))
-    const badRole = blyan(["keys", "create", "--role", "king", "--data", data])
+    const badRole = await blyan(["keys", "create", "--role", "king", "--data", data])
     expect(badRole.code).not.toBe(0)
     expect(badRole.stdout + badRole.stderr).toMatch(/role/i)
-    const badFrom = blyan(["events", "--data", data, "--from", "-3"])
+    const badFrom = await blyan(["events", "--data", data, "--from", "-3"])
     expect(badFrom.code).not.toBe(0)
     expect(badFrom.stderr).toMatch(/--from/)
-    const emptyAudit = blyan(["audit", "--data", tempDir()])
+    const emptyAudit = await blyan(["audit", "--data", tempDir()])
     expect(emptyAudit.code).toBe(1)
     expect(emptyAudit.stderr).toMatch(/empty|init/)
     expect(fs.readFileSync(path.join(data, "events", "log.seg")).equals(before)).toBe(true)

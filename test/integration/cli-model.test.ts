@@ -1,0 +1,89 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { Either } from "effect"
+import { decodePart } from "../../domain/model/safetensors.ts"
+import { defaultSpec, expertPart } from "../../domain/model/spec.ts"
+import { blyan } from "../support/cli.ts"
+import { tempDir } from "../support/tmp.ts"
+
+const corpus = path.resolve(import.meta.dirname, "../../docs/corpus")
+type Block = { seq: number; data: { name: string; hash: string; dependsOn: string[]; payload: string } }
+const blocksOf = async (data: string): Promise<Block[]> => JSON.parse((await blyan(["events", "--data", data, "--stream", "chain-B", "--json"])).stdout)
+
+describe("blyan CLI: the model", () => {
+  const data = tempDir()
+  const home = tempDir()
+  const env = { BLYAN_HOME: home }
+
+  it("init publishes genesis weights; chat attributes every byte to current expert blocks, deterministically", async () => {
+    expect((await blyan(["init", "--data", data])).code).toBe(0)
+    const a = await blyan(["chat", "Rain on the river", "--max-tokens", "6", "--seed", "7", "--data", data, "--json"])
+    expect(a.code).toBe(0)
+    const b = await blyan(["chat", "Rain on the river", "--max-tokens", "6", "--seed", "7", "--data", data, "--json"])
+    expect(b.stdout).toBe(a.stdout)
+    const answer = JSON.parse(a.stdout)
+    expect(answer.tokens).toHaveLength(6)
+    expect(Buffer.from(answer.text).equals(Buffer.from(new TextDecoder().decode(Uint8Array.from(answer.tokens))))).toBe(true)
+    const byName = new Map((await blocksOf(data)).map((x) => [x.data.name, x.data.hash]))
+    expect(answer.experts).toHaveLength(6 * defaultSpec.layers * defaultSpec.topK)
+    for (const e of answer.experts) expect(e.block).toBe(byName.get(expertPart(e.layer, e.expert)))
+    for (let t = 0; t < 6; t++)
+      for (let l = 0; l < defaultSpec.layers; l++) {
+        const gates = answer.experts.filter((e: { token: number; layer: number }) => e.token === t && e.layer === l)
+        expect(gates.reduce((s: number, e: { weight: number }) => s + e.weight, 0)).toBeCloseTo(1, 5)
+      }
+  })
+
+  it("train lowers held-out loss on the shipped corpus, appends blocks depending on their parents, and audit passes", async () => {
+    const before = await blocksOf(data)
+    const r = await blyan(["train", "--corpus", path.join(corpus, "train.txt"), "--held-out", path.join(corpus, "heldout.txt"), "--steps", "40", "--batch", "8", "--data", data, "--json"], env)
+    expect(r.code, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout)
+    expect(report.heldOutLossAfter).toBeLessThan(report.heldOutLossBefore)
+    expect(report.appended).toHaveLength(before.length)
+    const parents = new Map(before.map((x) => [x.data.name, x.data.hash]))
+    const after = (await blocksOf(data)).slice(before.length)
+    for (const blk of after) expect(blk.data.dependsOn).toEqual([parents.get(blk.data.name)])
+    const audit = await blyan(["audit", "--data", data, "--json"])
+    expect(audit.code, audit.stderr).toBe(0)
+    // Chat now answers with the trained blocks.
+    const answer = JSON.parse((await blyan(["chat", "The sea", "--max-tokens", "2", "--data", data, "--json"])).stdout)
+    const trained = new Set(after.map((x) => x.data.hash))
+    for (const e of answer.experts) expect(trained.has(e.block)).toBe(true)
+  })
+
+  it("export writes a part's current payload as safetensors and the graphs as ONNX", async () => {
+    const out = path.join(tempDir(), "e.safetensors")
+    const r = await blyan(["export", "--expert", "layer0.expert1", "--out", out, "--data", data, "--json"])
+    expect(r.code, r.stderr).toBe(0)
+    const part = Either.getOrThrow(decodePart(new Uint8Array(fs.readFileSync(out))))
+    expect(part.name).toBe("layer0.expert1")
+    expect(Object.keys(part.tensors).sort()).toEqual(["b1", "b2", "w1", "w2"])
+    const current = (await blocksOf(data)).filter((x) => x.data.name === "layer0.expert1").at(-1)!
+    expect(JSON.parse(r.stdout).block).toBe(current.data.hash)
+    const dir = tempDir()
+    const g = await blyan(["export", "--onnx", dir, "--data", data, "--json"])
+    expect(g.code, g.stderr).toBe(0)
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith(".onnx")).length).toBeGreaterThanOrEqual(10)
+  })
+
+  it("refuses bad arguments and settings with a message naming them, changing nothing", async () => {
+    const seg = path.join(data, "events", "log.seg")
+    const before = fs.readFileSync(seg)
+    const cases: Array<[string[], RegExp, Record<string, string>?]> = [
+      [["chat", "hi", "--max-tokens", "0", "--data", data], /--max-tokens/],
+      [["chat", "hi", "--temperature", "-1", "--data", data], /--temperature/],
+      [["train", "--corpus", "/nonexistent/x.txt", "--steps", "3", "--data", data], /cannot read/],
+      [["train", "--corpus", path.join(corpus, "train.txt"), "--steps", "0", "--data", data], /--steps/],
+      [["export", "--expert", "layer0.nothing", "--out", "/tmp/x", "--data", data], /--expert/],
+      [["chat", "hi", "--data", data], /BLYAN_DEVICE/, { BLYAN_DEVICE: "gpu" }]
+    ]
+    for (const [args, message, extra] of cases) {
+      const r = await blyan(args, { ...env, ...extra })
+      expect(r.code, args.join(" ")).not.toBe(0)
+      expect(r.stderr).toMatch(message)
+    }
+    expect(fs.readFileSync(seg).equals(before)).toBe(true)
+  })
+})

@@ -120,3 +120,14 @@ export const verifyLink = (prev: Head | undefined, env: Envelope): Either.Either
   if (h !== env.hash) return Either.left(new ChainBroken({ seq: env.seq, reason: `hash mismatch: stored ${env.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…` }))
   return Either.right(undefined)
 }
+
+/** Verify a whole run of envelopes from seq 0 as one hash chain; the first broken link is named. */
+export const verifyChain = (log: Iterable<Envelope>): Either.Either<Head | undefined, ChainBroken> => {
+  let prev: Head | undefined
+  for (const e of log) {
+    const link = verifyLink(prev, e)
+    if (Either.isLeft(link)) return Either.left(link.left)
+    prev = { seq: e.seq, hash: e.hash }
+  }
+  return Either.right(prev)
+}

@@ -2,13 +2,15 @@ import type { DecodedEvent } from "../ledger/envelope.ts"
 import { ChainProjection } from "./chain.ts"
 import { KeysProjection } from "./keys.ts"
 import { ModelProjection } from "./model.ts"
+import { NodesProjection } from "./nodes.ts"
 import type { Projection } from "./projection.ts"
 
 /** Every read model the ledger keeps; audit rebuilds all of them from seq 0. */
 const projections = {
   chain: ChainProjection,
   keys: KeysProjection,
-  model: ModelProjection
+  model: ModelProjection,
+  nodes: NodesProjection
 } as const
 
 type Projections = typeof projections

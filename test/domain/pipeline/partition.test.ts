@@ -1,0 +1,263 @@
+import { describe, expect, it } from "vitest"
+import fc from "fast-check"
+import { Either } from "effect"
+import {
+  greedyPartition,
+  partition,
+  type Partition,
+  type PartitionInput,
+  type PartitionStage
+} from "../../../domain/pipeline/partition.ts"
+
+type Oracle = { bottleneck: number; plan: PartitionStage[] } | undefined
+
+/** Is plan a before plan b under the documented tie-breaking rule? (fewest stages, device indices, ends) */
+const before = (input: PartitionInput, a: PartitionStage[], b: PartitionStage[]): boolean => {
+  if (a.length !== b.length) return a.length < b.length
+  const idx = (id: string) => input.devices.findIndex((d) => d.id === id)
+  for (let i = 0; i < a.length; i++) {
+    const da = idx(a[i]!.device)
+    const db = idx(b[i]!.device)
+    if (da !== db) return da < db
+  }
+  for (let i = 0; i < a.length; i++) if (a[i]!.end !== b[i]!.end) return a[i]!.end < b[i]!.end
+  return false
+}
+
+/**
+ * Brute force: every split into contiguous stages × every injective ordered choice of devices.
+ * The only pruning drops partial plans already strictly worse than the best complete one, so
+ * every optimal plan is still seen and the tie-break is chosen among all of them.
+ */
+const oracle = (input: PartitionInput): Oracle => {
+  const { layers, devices } = input
+  const L = layers.length
+  let best = Number.POSITIVE_INFINITY
+  let chosen: PartitionStage[] | undefined
+  const stages: PartitionStage[] = []
+  const used = devices.map(() => false)
+  const go = (p: number, worst: number) => {
+    if (p === L) {
+      if (worst < best || (worst === best && chosen !== undefined && before(input, stages, chosen))) {
+        best = worst
+        chosen = [...stages]
+      }
+      return
+    }
+    let cost = 0
+    let mem = 0
+    for (let e = p; e < L; e++) {
+      cost += layers[e]!.cost
+      mem += layers[e]!.memory
+      for (let d = 0; d < devices.length; d++) {
+        const dev = devices[d]!
+        if (used[d] || mem > dev.memory) continue
+        const w = Math.max(worst, cost / dev.speed)
+        if (w > best) continue
+        used[d] = true
+        stages.push({ device: dev.id, start: p, end: e })
+        go(e + 1, w)
+        stages.pop()
+        used[d] = false
+      }
+    }
+  }
+  go(0, 0)
+  return chosen === undefined ? undefined : { bottleneck: best, plan: chosen }
+}
+
+/** The plan is a valid partition of the input and really has the bottleneck it reports. */
+const checkPlan = (input: PartitionInput, p: Partition) => {
+  let next = 0
+  let worst = 0
+  const seen = new Set<string>()
+  for (const s of p.stages) {
+    expect(s.start).toBe(next)
+    expect(s.end).toBeGreaterThanOrEqual(s.start)
+    const dev = input.devices.find((d) => d.id === s.device)!
+    expect(dev).toBeDefined()
+    expect(seen.has(s.device)).toBe(false)
+    seen.add(s.device)
+    let cost = 0
+    let mem = 0
+    for (let i = s.start; i <= s.end; i++) {
+      cost += input.layers[i]!.cost
+      mem += input.layers[i]!.memory
+    }
+    expect(mem).toBeLessThanOrEqual(dev.memory)
+    worst = Math.max(worst, cost / dev.speed)
+    next = s.end + 1
+  }
+  expect(next).toBe(input.layers.length)
+  expect(worst).toBe(p.bottleneck)
+}
+
+const instance = (maxLayers: number, maxDevices: number) =>
+  fc
+    .record({
+      layers: fc.array(fc.record({ cost: fc.integer({ min: 0, max: 20 }), memory: fc.integer({ min: 0, max: 10 }) }), {
+        minLength: 1,
+        maxLength: maxLayers
+      }),
+      devices: fc.array(fc.record({ speed: fc.integer({ min: 1, max: 6 }), memory: fc.integer({ min: 0, max: 40 }) }), {
+        minLength: 1,
+        maxLength: maxDevices
+      })
+    })
+    .map(({ layers, devices }): PartitionInput => ({ layers, devices: devices.map((d, i) => ({ id: `d${i}`, ...d })) }))
+
+const eq = (speed: number, n: number, memory = 1e9) => Array.from({ length: n }, (_, i) => ({ id: `d${i}`, speed, memory }))
+const costs = (cs: number[]) => cs.map((cost) => ({ cost, memory: 1 }))
+
+describe("exact partitioner", () => {
+  it("equals the brute-force oracle on feasibility, bottleneck and the tie-broken plan (10,000 random instances)", () => {
+    let feasible = 0
+    let infeasible = 0
+    fc.assert(
+      fc.property(instance(14, 6), (input) => {
+        const want = oracle(input)
+        const got = partition(input)
+        if (want === undefined) {
+          infeasible++
+          expect(Either.isLeft(got)).toBe(true)
+          if (Either.isLeft(got)) expect(got.left._tag).toBe("PartitionInfeasible")
+          return
+        }
+        feasible++
+        if (Either.isLeft(got)) throw new Error(`unexpected ${got.left.message}`)
+        expect(got.right.bottleneck).toBe(want.bottleneck)
+        checkPlan(input, got.right)
+        expect(got.right.stages).toEqual(want.plan)
+      }),
+      { numRuns: 10_000 }
+    )
+    // both kinds of instance were really exercised
+    expect(feasible).toBeGreaterThan(1000)
+    expect(infeasible).toBeGreaterThan(1000)
+  })
+
+  it("finds 14 on [3,3,9,2,5,1,8] with 3 equal devices, where the greedy baseline gives 15", () => {
+    const input = { layers: costs([3, 3, 9, 2, 5, 1, 8]), devices: eq(1, 3) }
+    const exact = Either.getOrThrow(partition(input))
+    const greedy = Either.getOrThrow(greedyPartition(input))
+    expect(exact.bottleneck).toBe(14)
+    expect(greedy.bottleneck).toBe(15)
+    // [3] [3,9,2] [5,1,8]: the earliest boundaries among the plans achieving 14
+    expect(exact.stages).toEqual([
+      { device: "d0", start: 0, end: 0 },
+      { device: "d1", start: 1, end: 3 },
+      { device: "d2", start: 4, end: 6 }
+    ])
+  })
+
+  it("gives a faster device more layers and leaves a useless one idle", () => {
+    const input = {
+      layers: costs([4, 4, 4, 4, 4, 4]),
+      devices: [
+        { id: "slow", speed: 1, memory: 100 },
+        { id: "fast", speed: 2, memory: 100 },
+        { id: "tiny", speed: 0.01, memory: 100 }
+      ]
+    }
+    const p = Either.getOrThrow(partition(input))
+    expect(p.bottleneck).toBe(8)
+    expect(p.stages).toEqual([
+      { device: "slow", start: 0, end: 1 },
+      { device: "fast", start: 2, end: 5 }
+    ])
+  })
+
+  it("respects memory even when it costs speed", () => {
+    const input = {
+      layers: [
+        { cost: 1, memory: 5 },
+        { cost: 1, memory: 5 }
+      ],
+      devices: [
+        { id: "fast-small", speed: 10, memory: 5 },
+        { id: "slow-big", speed: 1, memory: 10 }
+      ]
+    }
+    // both layers on fast-small do not fit; one each costs 1/1 on slow-big
+    expect(Either.getOrThrow(partition(input)).bottleneck).toBe(1)
+  })
+
+  it("tie-breaking: fewest stages, then smallest device indices, then earliest boundaries", () => {
+    // b alone achieves 1, and so do a then b: fewest stages beats the smaller first device index
+    const one = Either.getOrThrow(partition({ layers: costs([1, 1]), devices: [{ id: "a", speed: 1, memory: 9 }, { id: "b", speed: 2, memory: 9 }] }))
+    expect(one.stages).toEqual([{ device: "b", start: 0, end: 1 }])
+    // a then b, or b then a, both achieve 1 with two stages: the smaller index goes first
+    const two = Either.getOrThrow(partition({ layers: costs([1, 1]), devices: eq(1, 2) }))
+    expect(two.stages.map((s) => s.device)).toEqual(["d0", "d1"])
+    // [1,0,1] on two equal devices: bottleneck 1 either way; the first boundary goes as early as possible
+    const early = Either.getOrThrow(partition({ layers: costs([1, 0, 1]), devices: eq(1, 2) }))
+    expect(early.stages).toEqual([
+      { device: "d0", start: 0, end: 0 },
+      { device: "d1", start: 1, end: 2 }
+    ])
+    // identical devices are used in index order
+    const order = Either.getOrThrow(partition({ layers: costs([1, 1, 1]), devices: eq(1, 5) }))
+    expect(order.stages.map((s) => s.device)).toEqual(["d0", "d1", "d2"])
+  })
+
+  it("is deterministic: the same input gives the same plan", () => {
+    fc.assert(
+      fc.property(instance(30, 10), (input) => {
+        expect(partition(input)).toEqual(partition(input))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("names why an input cannot be planned", () => {
+    const reason = (input: PartitionInput) =>
+      Either.match(partition(input), { onLeft: (e) => `${e._tag}: ${e.message}`, onRight: () => "planned" })
+    expect(reason({ layers: [], devices: eq(1, 1) })).toMatch(/InvalidPartitionInput: .*no layers/)
+    expect(reason({ layers: costs([1]), devices: [] })).toMatch(/InvalidPartitionInput: .*no devices/)
+    expect(reason({ layers: [{ cost: -1, memory: 0 }], devices: eq(1, 1) })).toMatch(/layer 0 cost/)
+    expect(reason({ layers: [{ cost: Number.NaN, memory: 0 }], devices: eq(1, 1) })).toMatch(/layer 0 cost/)
+    expect(reason({ layers: [{ cost: 1, memory: -2 }], devices: eq(1, 1) })).toMatch(/layer 0 memory/)
+    expect(reason({ layers: costs([1]), devices: [{ id: "x", speed: 0, memory: 1 }] })).toMatch(/device x speed/)
+    expect(reason({ layers: costs([1]), devices: [{ id: "x", speed: Number.POSITIVE_INFINITY, memory: 1 }] })).toMatch(/device x speed/)
+    expect(reason({ layers: costs([1]), devices: [{ id: "x", speed: 1, memory: -1 }] })).toMatch(/device x memory/)
+    expect(reason({ layers: costs([1]), devices: [{ id: "", speed: 1, memory: 1 }] })).toMatch(/device 0 has no id/)
+    expect(reason({ layers: costs([1]), devices: [{ id: "x", speed: 1, memory: 1 }, { id: "x", speed: 2, memory: 1 }] })).toMatch(/"x" appears more than once/)
+    expect(reason({ layers: [{ cost: 1, memory: 1 }, { cost: 1, memory: 12 }], devices: [{ id: "a", speed: 1, memory: 8 }] })).toBe(
+      "PartitionInfeasible: no partition fits: layer 1 needs memory 12 but the largest device has 8"
+    )
+    expect(reason({ layers: [{ cost: 1, memory: 6 }, { cost: 1, memory: 6 }], devices: [{ id: "a", speed: 1, memory: 8 }] })).toMatch(
+      /PartitionInfeasible: .*need memory 12 in total but the 1 devices have 8/
+    )
+    expect(
+      reason({
+        layers: [{ cost: 1, memory: 6 }, { cost: 1, memory: 2 }, { cost: 1, memory: 6 }],
+        devices: [{ id: "a", speed: 1, memory: 7 }, { id: "b", speed: 1, memory: 7 }]
+      })
+    ).toMatch(/PartitionInfeasible: .*no assignment of the 2 devices/)
+  })
+})
+
+describe("greedy baseline", () => {
+  it("gives every device an equal share of compute in the given order, whatever its speed", () => {
+    const g = Either.getOrThrow(
+      greedyPartition({ layers: costs([1, 1, 1, 1]), devices: [{ id: "a", speed: 1, memory: 0 }, { id: "b", speed: 100, memory: 9 }] })
+    )
+    expect(g.stages).toEqual([
+      { device: "a", start: 0, end: 1 },
+      { device: "b", start: 2, end: 3 }
+    ])
+    expect(g.bottleneck).toBe(2)
+    expect(g.fitsMemory).toBe(false)
+  })
+
+  it("is never better than the exact plan when it happens to fit memory", () => {
+    fc.assert(
+      fc.property(instance(20, 8), (input) => {
+        const g = Either.getOrThrow(greedyPartition(input))
+        const e = partition(input)
+        if (g.fitsMemory) expect(Either.getOrThrow(e).bottleneck).toBeLessThanOrEqual(g.bottleneck)
+      }),
+      { numRuns: 300 }
+    )
+  })
+})

@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest"
+import fc from "fast-check"
+import { Either } from "effect"
+import type { Plan, PlanStage } from "../../../domain/pipeline/plan.ts"
+import { parseStage, parseStages, planFailures, validatePlan, type DeviceRegistry, type PlanFailure } from "../../../domain/pipeline/validate.ts"
+
+const registry: DeviceRegistry = new Map([
+  ["n1", { speed: 1, memory: 100 }],
+  ["n2", { speed: 2, memory: 100 }],
+  ["n3", { speed: 1, memory: 5 }]
+])
+const layerMemory = Array.from({ length: 24 }, () => 4) // 24 layers, 4 each
+const ctx = { registry, layerMemory }
+const plan = (...stages: PlanStage[]): Plan => ({ planId: "p1", epoch: "E1", round: "round_0", stages, zero1: false, actCkpt: false })
+const st = (node: string, start: number, end: number): PlanStage => ({ node, start, end })
+const failures = (p: Plan) => planFailures(p, ctx)
+const strip = (fs: ReadonlyArray<PlanFailure>) => fs.map(({ message: _m, ...rest }) => rest)
+
+describe("plan validation", () => {
+  it("accepts a plan that covers every layer once, in order, on distinct known devices that fit", () => {
+    const good = plan(st("n1", 0, 11), st("n2", 12, 23))
+    expect(validatePlan(good, ctx)).toEqual(Either.right(good))
+  })
+
+  it("names a gap, including missing leading layers", () => {
+    expect(strip(failures(plan(st("n1", 0, 11), st("n2", 13, 23))))).toEqual([{ _tag: "Gap", after: 11, before: 13 }])
+    expect(failures(plan(st("n1", 0, 11), st("n2", 13, 23)))[0]!.message).toBe("layer 12 is in no stage: gap after layer 11")
+    expect(strip(failures(plan(st("n1", 2, 11), st("n2", 12, 23))))).toEqual([{ _tag: "Gap", after: -1, before: 2 }])
+  })
+
+  it("names an overlap and stages out of order", () => {
+    expect(strip(failures(plan(st("n1", 0, 12), st("n2", 12, 23))))).toEqual([{ _tag: "Overlap", stage: 1, from: 12, to: 12 }])
+    expect(strip(failures(plan(st("n2", 12, 23), st("n1", 0, 11))))).toEqual([
+      { _tag: "Gap", after: -1, before: 12 },
+      { _tag: "OutOfOrder", stage: 1, start: 0, previousStart: 12 }
+    ])
+  })
+
+  it("names negative, reversed and non-integer indices", () => {
+    expect(failures(plan(st("n1", -1, 11), st("n2", 12, 23))).map((f) => f._tag)).toContain("NegativeIndex")
+    expect(failures(plan(st("n1", 0, 11), st("n2", 23, 12))).map((f) => f._tag)).toContain("ReversedRange")
+    expect(failures(plan(st("n1", 0, 11.5), st("n2", 12, 23))).map((f) => f._tag)).toContain("NonIntegerIndex")
+    expect(failures(plan(st("n1", -1, 11), st("n2", 12, 23)))[0]!.message).toMatch(/stage 0 on n1: .*must not be negative/)
+  })
+
+  it("names a layer count mismatch, short or long", () => {
+    expect(strip(failures(plan(st("n1", 0, 11), st("n2", 12, 22))))).toEqual([{ _tag: "LayerCountMismatch", layers: 24, covered: 23 }])
+    expect(strip(failures(plan(st("n1", 0, 11), st("n2", 12, 30))))).toEqual([{ _tag: "LayerCountMismatch", layers: 24, covered: 31 }])
+    expect(failures(plan(st("n1", 0, 11), st("n2", 12, 22)))[0]!.message).toMatch(/model has 24 layers/)
+  })
+
+  it("names duplicate and unknown devices", () => {
+    expect(strip(failures(plan(st("n1", 0, 11), st("n1", 12, 23))))).toEqual([{ _tag: "DuplicateDevice", node: "n1", stages: [0, 1] }])
+    expect(strip(failures(plan(st("n1", 0, 11), st("n9", 12, 23))))).toEqual([{ _tag: "UnknownDevice", node: "n9", stage: 1 }])
+    expect(failures(plan(st("n1", 0, 11), st("n9", 12, 23)))[0]!.message).toBe("stage 1: node n9 is not registered")
+  })
+
+  it("names a stage that does not fit its device's memory", () => {
+    expect(strip(failures(plan(st("n1", 0, 11), st("n3", 12, 23))))).toEqual([{ _tag: "OutOfMemory", stage: 1, node: "n3", needs: 48, has: 5 }])
+  })
+
+  it("names a plan without stages", () => {
+    expect(failures(plan()).map((f) => f._tag)).toEqual(["NoStages"])
+  })
+
+  it("returns every failure at once, each with a message", () => {
+    const bad = plan(st("n3", 1, 11), st("n3", 11, 22), st("n9", 24, 30))
+    const r = validatePlan(bad, ctx)
+    expect(Either.isLeft(r)).toBe(true)
+    if (Either.isLeft(r)) {
+      expect(r.left.failures.map((f) => f._tag).sort()).toEqual(
+        ["DuplicateDevice", "Gap", "Gap", "LayerCountMismatch", "OutOfMemory", "OutOfMemory", "Overlap", "UnknownDevice"].sort()
+      )
+      for (const f of r.left.failures) expect(f.message.length).toBeGreaterThan(10)
+      expect(r.left.message).toMatch(/^plan p1 is invalid: /)
+    }
+  })
+
+  it("accepts exactly the contiguous covers (property): random cut points are valid, any perturbation is not", () => {
+    const nodes = ["n1", "n2"]
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 23 }), fc.integer({ min: -2, max: 2 }), (cut, shift) => {
+        const p = plan(st(nodes[0]!, 0, cut - 1), st(nodes[1]!, cut + shift, 23))
+        expect(failures(p).length === 0).toBe(shift === 0 && cut + shift <= 23)
+      })
+    )
+  })
+})
+
+describe("stage syntax", () => {
+  it("parses node:start:end", () => {
+    expect(parseStage("n1:0:11")).toEqual(Either.right({ node: "n1", start: 0, end: 11 }))
+    expect(parseStage("gpu-a:007:12")).toEqual(Either.right({ node: "gpu-a", start: 7, end: 12 }))
+  })
+
+  it("names what is wrong with a malformed stage", () => {
+    const kind = (s: string) => Either.getLeft(parseStage(s)).pipe((e) => (e._tag === "Some" ? e.value.kind : "parsed"))
+    expect(kind("n1:0")).toBe("MissingParts")
+    expect(kind("n1")).toBe("MissingParts")
+    expect(kind("")).toBe("MissingParts")
+    expect(kind("n1:0:1:2")).toBe("TooManyParts")
+    expect(kind(":0:1")).toBe("EmptyNode")
+    expect(kind("n1:a:1")).toBe("NotAnInteger")
+    expect(kind("n1:0:1.5")).toBe("NotAnInteger")
+    expect(kind("n1::1")).toBe("NotAnInteger")
+    expect(kind("n1:1e2:300")).toBe("NotAnInteger")
+    expect(kind("n1: 1:2")).toBe("NotAnInteger")
+    expect(kind("n1:0:99999999999999999999")).toBe("NotAnInteger")
+    expect(kind("n1:-1:11")).toBe("Negative")
+    expect(kind("n1:0:-3")).toBe("Negative")
+    expect(Either.getLeft(parseStage("n1:-1:11")).pipe((e) => (e._tag === "Some" ? e.value.message : ""))).toBe(
+      'bad stage "n1:-1:11": start -1 is negative (expected node:start:end, e.g. n1:0:11)'
+    )
+  })
+
+  it("parses a list, reporting every bad entry", () => {
+    expect(parseStages(["n1:0:11", "n2:12:23"])).toEqual(Either.right([st("n1", 0, 11), st("n2", 12, 23)]))
+    const r = parseStages(["n1:x:1", "n2:12:23", "n3"])
+    expect(Either.isLeft(r) && r.left.map((e) => e.kind)).toEqual(["NotAnInteger", "MissingParts"])
+  })
+})

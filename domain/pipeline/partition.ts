@@ -52,7 +52,17 @@ export class PartitionInfeasible extends Data.TaggedError("PartitionInfeasible")
   }
 }
 
-export type PartitionError = InvalidPartitionInput | PartitionInfeasible
+/**
+ * The exact search is exponential in the number of device kinds (distinct speed and memory) in
+ * the worst case; past a deterministic work budget it stops rather than hang.
+ */
+export class PartitionTooHard extends Data.TaggedError("PartitionTooHard")<{ readonly kinds: number; readonly steps: number }> {
+  override get message() {
+    return `no proven-optimal plan within ${this.steps} search steps over ${this.kinds} device kinds; group devices of similar speed and memory into fewer kinds (the search is exact, and exponential in the number of kinds)`
+  }
+}
+
+export type PartitionError = InvalidPartitionInput | PartitionInfeasible | PartitionTooHard
 
 const isNonNegativeFinite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0
 
@@ -207,8 +217,36 @@ const radices = (pb: Problem): { radix: Float64Array; states: number } => {
   return { radix, states: r }
 }
 
-/** Above this many device-count states the dense table gives way to the pruned search. */
-const DENSE_STATES = 1 << 18
+/**
+ * Above this many device-count states (the product over device kinds of count + 1) the dense
+ * table gives way to the pruned search; the table costs 9 bytes per state (72 MiB at the default).
+ */
+const DENSE_STATES = 1 << 23
+
+/** Entries of the search's memo before it is dropped: a memo only saves work, so dropping it is always sound. */
+const MEMO_LIMIT = 1 << 22
+
+/** Default work budget of the pruned search, in search steps over the whole partition call. */
+const SEARCH_STEPS = 10_000_000
+
+export interface PartitionOptions {
+  /** Largest dense table to build; above it the pruned search runs. Both are exact. */
+  readonly denseStates?: number
+  /** Search steps allowed before giving up with `PartitionTooHard`. */
+  readonly searchSteps?: number
+}
+
+/** Thrown inside the search when its budget is spent; caught by `partition` and never escapes. */
+class OutOfSteps {}
+
+/** A step counter shared by every search of one partition call. */
+class Budget {
+  used = 0
+  constructor(readonly steps: number) {}
+  spend(): void {
+    if (++this.used > this.steps) throw new OutOfSteps()
+  }
+}
 
 /**
  * Dense dynamic programme over every multiset of used devices: reach[S] = the farthest position
@@ -260,6 +298,79 @@ const denseSolve = (t: Tables, budget: number): ReadonlyArray<number> | undefine
 }
 
 /**
+ * The lexicographically first class sequence (by device index) of the fewest stages, `stages`,
+ * from dense tables. need[S] is the nearest position from which the devices not in multiset S
+ * finish with at most stages − |S| more stages; by fact 1 every position from need[S] on works,
+ * so need[S] = min over unused classes c of the first p whose stage on c reaches need[S + c].
+ * Walking forward, each step takes the smallest unused device index whose stage keeps the walk
+ * at or beyond need of the new set: with an exact completion test, greedy is lexicographic.
+ */
+const denseLex = (t: Tables, stages: number): ReadonlyArray<number> | undefined => {
+  const { pb } = t
+  const { L, classes } = pb
+  const C = classes.length
+  const { radix, states } = radices(pb)
+  // first[c][m]: the first p whose maximal stage on class c reaches m (jump is non-decreasing in p)
+  const first = t.jump.map((j) => {
+    const f = new Int32Array(L + 2).fill(L + 1)
+    let p = 0
+    for (let m = 0; m <= L; m++) {
+      while (p <= L && j[p]! < m) p++
+      f[m] = p
+    }
+    return f
+  })
+  const need = new Int32Array(states)
+  const counts = new Int32Array(C)
+  let size = 0
+  classes.forEach((k, c) => {
+    counts[c] = k.members.length
+    size += k.members.length
+  })
+  for (let s = states - 1; s >= 0; s--) {
+    if (s < states - 1) {
+      // odometer decrement of counts
+      for (let c = 0; c < C; c++) {
+        if (counts[c]! > 0) {
+          counts[c]!--
+          size--
+          break
+        }
+        counts[c] = classes[c]!.members.length
+        size += classes[c]!.members.length
+      }
+    }
+    if (size > stages) need[s] = L + 1
+    else if (size === stages) need[s] = L
+    else {
+      let n = L
+      for (let c = 0; c < C; c++) if (counts[c]! < classes[c]!.members.length) n = Math.min(n, first[c]![need[s + radix[c]!]!]!)
+      need[s] = n
+    }
+  }
+  if (need[0]! !== 0) return undefined
+  const seq: number[] = []
+  const used = new Int32Array(C)
+  let s = 0
+  let p = 0
+  while (p < L) {
+    let pick = -1
+    for (let c = 0; c < C; c++) {
+      const k = classes[c]!
+      if (used[c]! >= k.members.length) continue
+      const q = t.jump[c]![p]!
+      if (q > p && q >= need[s + radix[c]!]! && (pick < 0 || k.members[used[c]!]! < classes[pick]!.members[used[pick]!]!)) pick = c
+    }
+    if (pick < 0) return undefined
+    seq.push(pick)
+    p = t.jump[pick]![p]!
+    s += radix[pick]!
+    used[pick]!++
+  }
+  return seq
+}
+
+/**
  * Depth-first search over device orders with the same facts plus bounds and a memo: for a set of
  * used devices, the farthest position from which finishing was proven impossible (with this
  * call's budget); every nearer position is then dead too (fact 1). Along one path the used set
@@ -278,7 +389,10 @@ class Search {
   private lexOrder = false
   private code = 0
 
-  constructor(private readonly t: Tables) {
+  constructor(
+    private readonly t: Tables,
+    private readonly budget: Budget
+  ) {
     const { pb } = t
     this.C = pb.classes.length
     this.used = new Int32Array(this.C)
@@ -326,6 +440,11 @@ class Search {
     )
   }
 
+  private remember(p: number): void {
+    if (this.dead.size >= MEMO_LIMIT) this.dead.clear()
+    this.dead.set(this.key(), p)
+  }
+
   private isDead(p: number): boolean {
     const d = this.dead.get(this.key())
     return d !== undefined && d >= p
@@ -334,6 +453,7 @@ class Search {
   private dfs(p: number, budget: number, unused: number): boolean {
     const { pb, jump } = this.t
     const { L, classes } = pb
+    this.budget.spend()
     if (p === L) return true
     if (budget === 0 || unused === 0 || this.isDead(p)) return false
     if (!this.hopeless(p, budget, unused)) {
@@ -354,7 +474,7 @@ class Search {
         this.path.pop()
       }
     }
-    this.dead.set(this.key(), p)
+    this.remember(p)
     return false
   }
 
@@ -395,8 +515,8 @@ class Search {
 }
 
 /** Feasibility at a threshold in free order: a sequence (with the fewest stages when the dense table is used), or undefined. */
-const feasible = (t: Tables, budget: number): ReadonlyArray<number> | undefined =>
-  radices(t.pb).states <= DENSE_STATES ? denseSolve(t, budget) : new Search(t).solve(budget, false)
+const feasible = (t: Tables, budget: number, dense: boolean, steps: Budget): ReadonlyArray<number> | undefined =>
+  dense ? denseSolve(t, budget) : new Search(t, steps).solve(budget, false)
 
 // ---------------------------------------------------------------------------------------------
 // Search over candidate bottlenecks.
@@ -503,10 +623,20 @@ const earliestBoundaries = (t: Tables, seq: ReadonlyArray<number>): number[] => 
  * tries devices in index order finds the first (= lexicographically smallest) device sequence of
  * that length; boundaries are then moved as early as the remaining devices permit.
  */
-export const partition = (input: PartitionInput): Either.Either<Partition, PartitionError> => {
+export const partition = (input: PartitionInput, options: PartitionOptions = {}): Either.Either<Partition, PartitionError> => {
   const checked = checkPartitionInput(input)
   if (Either.isLeft(checked)) return Either.left(checked.left)
   const pb = setUp(input)
+  const steps = new Budget(options.searchSteps ?? SEARCH_STEPS)
+  try {
+    return optimal(input, pb, options.denseStates ?? DENSE_STATES, steps)
+  } catch (e) {
+    if (e instanceof OutOfSteps) return Either.left(new PartitionTooHard({ kinds: pb.classes.length, steps: steps.steps }))
+    throw e
+  }
+}
+
+const optimal = (input: PartitionInput, pb: Problem, denseStates: number, steps: Budget): Either.Either<Partition, PartitionError> => {
   const infeasible = (reason: string) => Either.left(new PartitionInfeasible({ reason }))
 
   const largest = Math.max(...input.devices.map((d) => d.memory))
@@ -516,8 +646,9 @@ export const partition = (input: PartitionInput): Either.Either<Partition, Parti
   }
 
   const n = input.devices.length
+  const dense = radices(pb).states <= denseStates
   const any = new Tables(pb, Number.POSITIVE_INFINITY)
-  const first = feasible(any, n)
+  const first = feasible(any, n, dense, steps)
   if (first === undefined) {
     const need = pb.mem[pb.L]!
     const have = input.devices.reduce((s, d) => s + d.memory, 0)
@@ -534,24 +665,21 @@ export const partition = (input: PartitionInput): Either.Either<Partition, Parti
     const t = pivotBetween(pb, lo, hi)
     if (t === undefined) break
     const tables = new Tables(pb, t)
-    const seq = feasible(tables, n)
+    const seq = feasible(tables, n, dense, steps)
     if (seq === undefined) lo = t
     else hi = walk(tables, seq)
   }
 
   // At the optimum: fewest stages, then the lexicographically first device order.
   const best = new Tables(pb, hi)
-  const search = new Search(best)
-  const dense = radices(pb).states <= DENSE_STATES
-  let stages = feasible(best, n)!.length // the fewest already, from the dense table
+  const search = new Search(best, steps)
+  let stages = feasible(best, n, dense, steps)!.length // the fewest already, from the dense table
   for (;;) {
     const fewer = !dense && stages > 1 ? search.solve(stages - 1, false) : undefined
     if (fewer === undefined) break
     stages = fewer.length
   }
-  const T0 = performance.now()
-  const seq = search.solve(stages, true)!
-  if (process.env.PDEBUG) console.log("lex", performance.now() - T0)
+  const seq = (dense ? denseLex(best, stages) : search.solve(stages, true))!
   const ends = earliestBoundaries(best, seq)
 
   const taken = new Map<number, number>()

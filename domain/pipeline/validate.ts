@@ -1,5 +1,5 @@
 import { Data, Either } from "effect"
-import type { Plan, PlanStage } from "./plan.ts"
+import { EPOCH_ID, type Plan, type PlanDraft, type PlanStage } from "./plan.ts"
 
 /** What the validator knows of a node: its speed and memory (same units as layer memory). */
 export interface DeviceInfo {
@@ -20,6 +20,7 @@ type F<T extends string, A> = { readonly _tag: T; readonly message: string } & A
 
 /** Every way a plan can be wrong, each named, each with a message for people. */
 export type PlanFailure =
+  | F<"BadName", { readonly field: "planId" | "epoch" | "round" }>
   | F<"NoStages", {}>
   | F<"NonIntegerIndex", { readonly stage: number; readonly start: number; readonly end: number }>
   | F<"NegativeIndex", { readonly stage: number; readonly start: number; readonly end: number }>
@@ -40,17 +41,23 @@ export class PlanInvalid extends Data.TaggedError("PlanInvalid")<{ readonly plan
   }
 }
 
-const wellFormed = (s: PlanStage) => Number.isSafeInteger(s.start) && Number.isSafeInteger(s.end) && s.start >= 0 && s.end >= 0 && s.start <= s.end
+type DraftStage = PlanDraft["stages"][number]
+
+const wellFormed = (s: DraftStage) => Number.isSafeInteger(s.start) && Number.isSafeInteger(s.end) && s.start >= 0 && s.end >= 0 && s.start <= s.end
 
 const missing = (after: number, before: number) =>
   before - after === 2 ? `layer ${after + 1} is in no stage` : `layers ${after + 1}..${before - 1} are in no stage`
 
 /** All failures of a plan against the registry and the model's layers; empty when valid. */
-export const planFailures = (plan: Plan, ctx: ValidationContext): ReadonlyArray<PlanFailure> => {
+export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyArray<PlanFailure> => {
   const out: PlanFailure[] = []
+  if (plan.planId.length === 0) out.push({ _tag: "BadName", field: "planId", message: "the plan id is empty" })
+  if (!EPOCH_ID.test(plan.epoch))
+    out.push({ _tag: "BadName", field: "epoch", message: `epoch ${JSON.stringify(plan.epoch)} must be 1 to 128 of A-Z a-z 0-9 _ . : -` })
+  if (plan.round.length === 0) out.push({ _tag: "BadName", field: "round", message: "the round is empty" })
   const L = ctx.layerMemory.length
   const stages = plan.stages
-  if (stages.length === 0) return [{ _tag: "NoStages", message: "the plan has no stages" }]
+  if (stages.length === 0) return [...out, { _tag: "NoStages", message: "the plan has no stages" }]
 
   stages.forEach((s, i) => {
     const range = { stage: i, start: s.start, end: s.end }
@@ -63,7 +70,7 @@ export const planFailures = (plan: Plan, ctx: ValidationContext): ReadonlyArray<
   })
 
   // Coverage, judged on the well-formed stages in plan order.
-  let prev: { i: number; s: PlanStage } | undefined
+  let prev: { i: number; s: DraftStage } | undefined
   let maxEnd = -1
   stages.forEach((s, i) => {
     if (!wellFormed(s)) return
@@ -93,7 +100,7 @@ export const planFailures = (plan: Plan, ctx: ValidationContext): ReadonlyArray<
   for (const [node, at] of byNode)
     if (at.length > 1) out.push({ _tag: "DuplicateDevice", node, stages: at, message: `node ${node} holds stages ${at.join(", ")}: each device may hold one stage` })
   stages.forEach((s, i) => {
-    if (!ctx.registry.has(s.node)) out.push({ _tag: "UnknownDevice", node: s.node, stage: i, message: `stage ${i}: node ${s.node} is not registered` })
+    if (!ctx.registry.has(s.node)) out.push({ _tag: "UnknownDevice", node: s.node, stage: i, message: `stage ${i}: node ${JSON.stringify(s.node)} is not registered` })
   })
 
   // Memory, for stages whose range and device are known.
@@ -109,9 +116,10 @@ export const planFailures = (plan: Plan, ctx: ValidationContext): ReadonlyArray<
 }
 
 /** The plan itself when valid, otherwise every failure at once. */
-export const validatePlan = (plan: Plan, ctx: ValidationContext): Either.Either<Plan, PlanInvalid> => {
+export const validatePlan = (plan: PlanDraft, ctx: ValidationContext): Either.Either<Plan, PlanInvalid> => {
   const failures = planFailures(plan, ctx)
-  return failures.length === 0 ? Either.right(plan) : Either.left(new PlanInvalid({ planId: plan.planId, failures }))
+  // No failure means every field meets Plan's refinements (ids non-empty, indices non-negative integers).
+  return failures.length === 0 ? Either.right(plan as Plan) : Either.left(new PlanInvalid({ planId: plan.planId || "(no id)", failures }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import { ChainProjection } from "./chain.ts"
 import { KeysProjection } from "./keys.ts"
 import { ModelProjection } from "./model.ts"
 import { NodesProjection } from "./nodes.ts"
+import { PlansProjection } from "./plans.ts"
 import type { Projection } from "./projection.ts"
 
 /** Every read model the ledger keeps; audit rebuilds all of them from seq 0. */
@@ -10,7 +11,8 @@ const projections = {
   chain: ChainProjection,
   keys: KeysProjection,
   model: ModelProjection,
-  nodes: NodesProjection
+  nodes: NodesProjection,
+  plans: PlansProjection
 } as const
 
 type Projections = typeof projections

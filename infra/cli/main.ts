@@ -4,11 +4,12 @@ import { Console, Effect } from "effect"
 import { auditCommand, eventsCommand, initCommand, keysCommand } from "./ledger-commands.ts"
 import { upCommand } from "./up.ts"
 import { chatCommand, exportCommand, trainCommand } from "./model-commands.ts"
+import { planCommand } from "./plan-commands.ts"
 import { CliFailure } from "./output.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
-  Command.withSubcommands([initCommand, upCommand, auditCommand, eventsCommand, keysCommand, chatCommand, trainCommand, exportCommand])
+  Command.withSubcommands([initCommand, upCommand, auditCommand, eventsCommand, keysCommand, chatCommand, trainCommand, exportCommand, planCommand])
 )
 
 const cli = Command.run(blyan, { name: "blyan", version: "0.1.0" })

@@ -14,7 +14,8 @@ import { localKey } from "../identity.ts"
 import { foldStream } from "../../actors/command.ts"
 import { fileLedger } from "../ledger.ts"
 import { dataOption, jsonOption } from "./options.ts"
-import { CliFailure, emit, fail, orFail } from "./output.ts"
+import { readFileBytes } from "./files.ts"
+import { emit, fail, orFail } from "./output.ts"
 
 const expertOption = Options.text("expert").pipe(Options.optional, Options.withDescription("a part name, e.g. layer0.expert1"))
 const outOption = Options.text("out").pipe(Options.optional, Options.withDescription("output .safetensors file"))
@@ -97,9 +98,6 @@ const stepsOption = Options.integer("steps").pipe(Options.withDescription("optim
 const batchOption = Options.integer("batch").pipe(Options.withDefault(8))
 const lrOption = Options.float("lr").pipe(Options.withDefault(3e-3))
 
-const readText = (file: string) =>
-  Effect.try({ try: () => new Uint8Array(fs.readFileSync(file)), catch: (e) => new CliFailure({ message: `cannot read ${file}: ${(e as Error).message}`, exitCode: 2 }) })
-
 export const trainCommand = Command.make(
   "train",
   { data: dataOption, json: jsonOption, corpus: corpusOption, heldOut: heldOutOption, steps: stepsOption, batch: batchOption, lr: lrOption, seed: seedOption },
@@ -108,9 +106,9 @@ export const trainCommand = Command.make(
       if (steps < 1) return yield* fail(`--steps must be at least 1, got ${steps}`, 2)
       if (batch < 1 || batch > 1024) return yield* fail(`--batch must be within 1..1024, got ${batch}`, 2)
       if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
-      let text = yield* readText(corpus)
+      let text = yield* readFileBytes(corpus)
       let held: Uint8Array
-      if (Option.isSome(heldOut)) held = yield* readText(heldOut.value)
+      if (Option.isSome(heldOut)) held = yield* readFileBytes(heldOut.value)
       else {
         const cut = Math.floor(text.length * 0.9)
         held = text.subarray(cut)

@@ -136,6 +136,30 @@ describe("exact partitioner", () => {
     expect(infeasible).toBeGreaterThan(1000)
   })
 
+  it("gives the same plan with the pruned search as with the dense table: against the oracle, and on larger clusters", () => {
+    fc.assert(
+      fc.property(instance(14, 6), (input) => {
+        const want = oracle(input)
+        const got = partition(input, { denseStates: 0 })
+        if (want === undefined) expect(Either.isLeft(got)).toBe(true)
+        else expect(Either.getOrThrow(got).stages).toEqual(want.plan)
+      }),
+      { numRuns: 3_000 }
+    )
+    const kinds = [{ speed: 1, memory: 30 }, { speed: 2, memory: 50 }, { speed: 5, memory: 60 }]
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ cost: fc.integer({ min: 1, max: 30 }), memory: fc.integer({ min: 1, max: 12 }) }), { minLength: 20, maxLength: 60 }),
+        fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 2, maxLength: 12 }),
+        (layers, picks) => {
+          const input = { layers, devices: picks.map((k, i) => ({ id: `d${i}`, ...kinds[k]! })) }
+          expect(partition(input, { denseStates: 0 })).toEqual(partition(input))
+        }
+      ),
+      { numRuns: 200 }
+    )
+  })
+
   it("finds 14 on [3,3,9,2,5,1,8] with 3 equal devices, where the greedy baseline gives 15", () => {
     const input = { layers: costs([3, 3, 9, 2, 5, 1, 8]), devices: eq(1, 3) }
     const exact = Either.getOrThrow(partition(input))
@@ -234,6 +258,9 @@ describe("exact partitioner", () => {
         devices: [{ id: "a", speed: 1, memory: 7 }, { id: "b", speed: 1, memory: 7 }]
       })
     ).toMatch(/PartitionInfeasible: .*no assignment of the 2 devices/)
+    const distinct = { layers: costs(Array.from({ length: 40 }, (_, i) => 1 + ((i * 7) % 11))), devices: Array.from({ length: 12 }, (_, i) => ({ id: `d${i}`, speed: 1 + i, memory: 1e9 })) }
+    expect(Either.match(partition(distinct, { denseStates: 0, searchSteps: 50 }), { onLeft: (e) => e._tag, onRight: () => "planned" })).toBe("PartitionTooHard")
+    expect(Either.isRight(partition(distinct))).toBe(true)
   })
 })
 

@@ -52,11 +52,16 @@ describe("plan validation", () => {
   it("names duplicate and unknown devices", () => {
     expect(strip(failures(plan(st("n1", 0, 11), st("n1", 12, 23))))).toEqual([{ _tag: "DuplicateDevice", node: "n1", stages: [0, 1] }])
     expect(strip(failures(plan(st("n1", 0, 11), st("n9", 12, 23))))).toEqual([{ _tag: "UnknownDevice", node: "n9", stage: 1 }])
-    expect(failures(plan(st("n1", 0, 11), st("n9", 12, 23)))[0]!.message).toBe("stage 1: node n9 is not registered")
+    expect(failures(plan(st("n1", 0, 11), st("n9", 12, 23)))[0]!.message).toBe("stage 1: node \"n9\" is not registered")
   })
 
   it("names a stage that does not fit its device's memory", () => {
     expect(strip(failures(plan(st("n1", 0, 11), st("n3", 12, 23))))).toEqual([{ _tag: "OutOfMemory", stage: 1, node: "n3", needs: 48, has: 5 }])
+  })
+
+  it("names an empty plan id or round and an epoch that cannot name a stream", () => {
+    const named = { ...plan(st("n1", 0, 11), st("n2", 12, 23)), planId: "", epoch: "E 1/x", round: "" }
+    expect(failures(named).map((f) => [f._tag, (f as { field?: string }).field])).toEqual([["BadName", "planId"], ["BadName", "epoch"], ["BadName", "round"]])
   })
 
   it("names a plan without stages", () => {

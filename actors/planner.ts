@@ -1,0 +1,80 @@
+import { Data, Effect, Either } from "effect"
+import type { ClusterFile } from "../domain/pipeline/cluster.ts"
+import { blyanMoeLayerCosts, type LayerLoad } from "../domain/pipeline/cost.ts"
+import type { Device } from "../domain/pipeline/partition.ts"
+import type { Plan, PlanDraft } from "../domain/pipeline/plan.ts"
+import { validatePlan, type ValidationContext } from "../domain/pipeline/validate.ts"
+import { Streams } from "../domain/ledger/streams.ts"
+import { ModelProjection } from "../domain/projections/model.ts"
+import { NodesProjection, activeDevices } from "../domain/projections/nodes.ts"
+import { PlansProjection, decideFreeze, decidePromote, type PlanEntry } from "../domain/projections/plans.ts"
+import { foldStream, handleCommand } from "./command.ts"
+
+export class NoPlanningInput extends Data.TaggedError("NoPlanningInput")<{ readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** What plans are made for and checked against: the model's layers and the devices. */
+export interface Cluster {
+  readonly layers: ReadonlyArray<LayerLoad>
+  readonly devices: ReadonlyArray<Device>
+  /** Where the layers and the devices came from, for people reading a result. */
+  readonly source: { readonly layers: "file" | "ledger"; readonly devices: "file" | "ledger" }
+}
+
+/** A cluster file that gives both layers and devices needs nothing from the ledger. */
+export const completeCluster = (file: ClusterFile): Cluster | undefined =>
+  file.layers === undefined ? undefined : { layers: file.layers, devices: file.devices, source: { layers: "file", devices: "file" } }
+
+/**
+ * The cluster a command plans on: what the file gives, the rest from the ledger. A model's layer
+ * holds its weights, gradients and AdamW state while training, so that is its memory; its cost
+ * is the training FLOPs of one token through its active parameters.
+ */
+export const resolveCluster = (file: ClusterFile | undefined) =>
+  Effect.gen(function* () {
+    let layers = file?.layers
+    if (layers === undefined) {
+      const spec = (yield* foldStream("*", ModelProjection)).state.spec?.spec
+      if (spec === undefined) return yield* new NoPlanningInput({ reason: "the ledger has no model spec (run `blyan init`) and the cluster file gives no layers" })
+      layers = blyanMoeLayerCosts(spec, { counting: { gradients: true, optimizer: true } })
+    }
+    const devices = file?.devices ?? activeDevices((yield* foldStream("*", NodesProjection)).state)
+    if (devices.length === 0) return yield* new NoPlanningInput({ reason: "no devices: the ledger has no active nodes and no cluster file was given (--cluster F.json)" })
+    const cluster: Cluster = { layers, devices, source: { layers: file?.layers ? "file" : "ledger", devices: file ? "file" : "ledger" } }
+    return cluster
+  })
+
+export const validationContext = (c: Cluster): ValidationContext => ({
+  registry: new Map(c.devices.map((d) => [d.id, { speed: d.speed, memory: d.memory }])),
+  layerMemory: c.layers.map((l) => l.memory)
+})
+
+export type PromoteOutcome = { readonly entry: PlanEntry; readonly recorded: boolean }
+
+/**
+ * Validate, then record: `EpochPlanned` + `PlanPromoted` on the epoch's stream, then `PlanFrozen`
+ * on chain A. An invalid or refused plan records nothing. Promoting a plan that is already
+ * promoted finishes what is missing (a freeze cut off by a crash) and otherwise changes nothing.
+ */
+export const promotePlan = (draft: PlanDraft, ctx: ValidationContext) =>
+  Effect.gen(function* () {
+    const plan: Plan = yield* validatePlan(draft, ctx)
+    // Plan ids are unique across epochs: check the whole log before the epoch stream's own check.
+    const before = (yield* foldStream("*", PlansProjection)).state
+    const pre = decidePromote(before, plan)
+    if (Either.isLeft(pre) && pre.left.kind !== "AlreadyPromoted") return yield* pre.left
+    const promote = Either.isRight(pre)
+      ? handleCommand(Streams.epoch(plan.epoch), PlansProjection, (s) => decidePromote(s, plan)).pipe(Effect.as(true))
+      : Effect.succeed(false)
+    const promoted = yield* promote
+    const frozen = yield* handleCommand(Streams.chainA, PlansProjection, (s) => decideFreeze(s, plan)).pipe(
+      Effect.as(true),
+      Effect.catchIf((e) => e._tag === "PlanRefused" && e.kind === "AlreadyFrozen", () => Effect.succeed(false))
+    )
+    const after = (yield* foldStream("*", PlansProjection)).state
+    const outcome: PromoteOutcome = { entry: after.plans.get(plan.planId)!, recorded: promoted || frozen }
+    return outcome
+  })

@@ -1,0 +1,189 @@
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { hashCanonical } from "../../domain/ledger/hash.ts"
+import { ClusterFile } from "../../domain/pipeline/cluster.ts"
+import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
+import { EPOCH_ID, PlanDraft } from "../../domain/pipeline/plan.ts"
+import { oneFOneB } from "../../domain/pipeline/schedule.ts"
+import { parseStages, planFailures } from "../../domain/pipeline/validate.ts"
+import { PlansProjection, type PlanEntry } from "../../domain/projections/plans.ts"
+import { ensureGenesis } from "../../actors/genesis.ts"
+import { foldStream } from "../../actors/command.ts"
+import { completeCluster, promotePlan, resolveCluster, validationContext } from "../../actors/planner.ts"
+import { fileLedger } from "../ledger.ts"
+import { readJsonFile } from "./files.ts"
+import { dataOption, jsonOption } from "./options.ts"
+import { CliFailure, emit, fail, orFail } from "./output.ts"
+
+const clusterOption = Options.text("cluster").pipe(
+  Options.optional,
+  Options.withDescription("cluster JSON ({ layers?, devices }) to check against instead of the ledger's nodes; layers default to the ledger's model")
+)
+
+/** The cluster file, if given, completed from the ledger; the ledger is opened only when needed. */
+const clusterFrom = (file: Option.Option<string>, data: string) =>
+  Effect.gen(function* () {
+    const parsed = Option.isSome(file) ? yield* readJsonFile(file.value, ClusterFile) : undefined
+    const complete = parsed && completeCluster(parsed)
+    return complete ?? (yield* resolveCluster(parsed).pipe(Effect.provide(fileLedger(data, { readOnly: true }))))
+  })
+
+const stageLine = (s: { readonly node?: string; readonly device?: string; readonly start: number; readonly end: number }) =>
+  `${(s.node ?? s.device)!}:${s.start}:${s.end}`
+
+// optimize ----------------------------------------------------------------------------------------
+
+const optimize = Command.make(
+  "optimize",
+  { data: dataOption, json: jsonOption, input: Options.text("input").pipe(Options.withDescription("{ layers: [{ cost, memory }], devices: [{ id, speed, memory }] }")) },
+  ({ data, json, input }) =>
+    Effect.gen(function* () {
+      const cluster = yield* clusterFrom(Option.some(input), data)
+      const best = yield* partition(cluster)
+      const greedy = Either.getOrUndefined(greedyPartition(cluster))
+      yield* emit(json, { stages: best.stages, bottleneck: best.bottleneck }, () =>
+        [
+          ...best.stages.map((s, i) => `stage ${i}: ${s.device} layers ${s.start}..${s.end}`),
+          `bottleneck ${best.bottleneck}`,
+          ...(greedy ? [`(equal-share baseline: ${greedy.bottleneck}${greedy.fitsMemory ? "" : ", does not fit memory"})`] : []),
+          `as stages: ${best.stages.map(stageLine).join(" ")}`
+        ].join("\n")
+      )
+    }).pipe(orFail)
+).pipe(Command.withDescription("the exact partition of the layers over the devices: contiguous stages, memory respected, smallest bottleneck"))
+
+// schedule ----------------------------------------------------------------------------------------
+
+const schedule = Command.make(
+  "schedule",
+  { json: jsonOption, stages: Options.integer("stages"), microbatches: Options.integer("microbatches") },
+  ({ json, stages, microbatches }) =>
+    Effect.gen(function* () {
+      const ops = yield* Either.mapLeft(oneFOneB(stages, microbatches), (e) => new CliFailure({ message: e.message, exitCode: 2 }))
+      yield* emit(json, { stages: ops }, () => ops.map((o, s) => `stage ${s}: ${o.map((x) => `${x.op}${x.mb}`).join(" ")}`).join("\n"))
+    })
+).pipe(Command.withDescription("the 1F1B op order of every stage"))
+
+// snapshot ----------------------------------------------------------------------------------------
+
+const snapshot = Command.make(
+  "snapshot",
+  {
+    json: jsonOption,
+    epoch: Options.text("epoch"),
+    round: Options.text("round"),
+    stages: Options.text("stages").pipe(Options.repeated, Options.withDescription("node:start:end, inclusive layers, e.g. n1:0:11 n2:12:23")),
+    more: Args.text({ name: "stage" }).pipe(Args.repeated),
+    zero1: Options.boolean("zero1").pipe(Options.withDescription("shard optimizer state across data-parallel replicas")),
+    actCkpt: Options.boolean("act-ckpt").pipe(Options.withDescription("checkpoint activations, recompute in backward")),
+    planId: Options.text("plan-id").pipe(Options.optional, Options.withDescription("default: derived from the plan's content")),
+    out: Options.text("out").pipe(Options.optional, Options.withDescription("write the plan here instead of printing it"))
+  },
+  ({ json, epoch, round, stages, more, zero1, actCkpt, planId, out }) =>
+    Effect.gen(function* () {
+      const all = [...stages, ...more]
+      if (all.length === 0) return yield* fail("--stages needs at least one node:start:end", 2)
+      const parsed = parseStages(all)
+      if (Either.isLeft(parsed)) return yield* fail(parsed.left.map((e) => e.message).join("\n"), 2)
+      if (!EPOCH_ID.test(epoch)) return yield* fail(`--epoch ${JSON.stringify(epoch)} must be 1 to 128 of A-Z a-z 0-9 _ . : -`, 2)
+      if (round.length === 0) return yield* fail("--round must not be empty", 2)
+      const body = { epoch, round, stages: parsed.right, zero1, actCkpt }
+      const id = Option.getOrElse(planId, () => `plan-${hashCanonical(body).slice(0, 12)}`)
+      if (id.length === 0) return yield* fail("--plan-id must not be empty", 2)
+      const plan = { planId: id, ...body }
+      const text = JSON.stringify(plan, null, 2)
+      if (Option.isNone(out)) return yield* emit(true, plan, () => text)
+      yield* Effect.try({
+        try: () => {
+          fs.mkdirSync(path.dirname(path.resolve(out.value)), { recursive: true })
+          fs.writeFileSync(out.value, text + "\n")
+        },
+        catch: (e) => ({ message: `cannot write ${out.value}: ${(e as Error).message}` })
+      })
+      yield* emit(json, { planId: id, out: out.value }, () => `wrote plan ${id} to ${out.value}`)
+    }).pipe(orFail)
+).pipe(Command.withDescription("write a plan from stages given on the command line (not recorded; see validate and promote)"))
+
+// validate / promote ------------------------------------------------------------------------------
+
+const fileOption = Options.text("file").pipe(Options.withDescription("a plan JSON file, as `plan snapshot` writes it"))
+
+const validate = Command.make("validate", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
+  Effect.gen(function* () {
+    const draft = yield* readJsonFile(file, PlanDraft)
+    const ctx = validationContext(yield* clusterFrom(cluster, data))
+    const failures = planFailures(draft, ctx)
+    const result = { planId: draft.planId, valid: failures.length === 0, failures }
+    if (failures.length > 0) return yield* fail(`plan ${draft.planId || "(no id)"} is invalid:\n${failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")}`, 1, result)
+    yield* emit(json, result, () => `plan ${draft.planId} is valid: ${draft.stages.map(stageLine).join(" ")} over ${ctx.layerMemory.length} layers`)
+  }).pipe(orFail)
+).pipe(Command.withDescription("check a plan: layers covered once, in order, on distinct known devices that fit"))
+
+const entryView = (e: PlanEntry) => ({
+  planId: e.plan.planId,
+  epoch: e.plan.epoch,
+  round: e.plan.round,
+  status: e.status,
+  stages: e.plan.stages,
+  zero1: e.plan.zero1,
+  actCkpt: e.plan.actCkpt,
+  plannedSeq: e.plannedSeq,
+  promotedSeq: e.promotedSeq,
+  frozenSeq: e.frozenSeq
+})
+
+const entryLine = (e: PlanEntry) =>
+  `${e.plan.planId}  ${e.plan.epoch}/${e.plan.round}  ${e.status.padEnd(8)} ${e.plan.stages.map(stageLine).join(" ")}${e.plan.zero1 ? " zero1" : ""}${e.plan.actCkpt ? " act-ckpt" : ""}`
+
+const promote = Command.make("promote", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
+  Effect.gen(function* () {
+    const draft = yield* readJsonFile(file, PlanDraft)
+    const parsed = Option.isSome(cluster) ? yield* readJsonFile(cluster.value, ClusterFile) : undefined
+    yield* ensureGenesis
+    const ctx = validationContext(yield* resolveCluster(parsed))
+    const r = yield* promotePlan(draft, ctx).pipe(
+      Effect.catchTag("PlanInvalid", (e) =>
+        fail(`plan ${e.planId} is invalid, nothing recorded:\n${e.failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")}`, 1, { planId: e.planId, failures: e.failures })
+      ),
+      Effect.catchTag("PlanRefused", (e) => fail(`${e.reason}; nothing recorded`, 1))
+    )
+    yield* emit(json, { ...entryView(r.entry), recorded: r.recorded }, () =>
+      r.recorded
+        ? `promoted plan ${r.entry.plan.planId} for ${r.entry.plan.epoch}/${r.entry.plan.round} (seq ${r.entry.promotedSeq}), frozen on chain A (seq ${r.entry.frozenSeq})`
+        : `plan ${r.entry.plan.planId} was already promoted and frozen (seq ${r.entry.frozenSeq}); nothing recorded`
+    )
+  }).pipe(orFail, Effect.provide(fileLedger(data)), orFail)
+).pipe(Command.withDescription("validate a plan and record it: promoted on its epoch, frozen on chain A"))
+
+// show / list -------------------------------------------------------------------------------------
+
+const show = Command.make("show", { data: dataOption, json: jsonOption, id: Args.text({ name: "plan-id" }) }, ({ data, json, id }) =>
+  Effect.gen(function* () {
+    const { state } = yield* foldStream("*", PlansProjection)
+    const e = state.plans.get(id)
+    if (!e) return yield* fail(`no plan ${id} on the ledger`)
+    yield* emit(json, entryView(e), () =>
+      [
+        `plan ${id}: ${e.status} for epoch ${e.plan.epoch}, round ${e.plan.round}`,
+        ...e.plan.stages.map((s, i) => `  stage ${i}: ${s.node} layers ${s.start}..${s.end}`),
+        `  zero1 ${e.plan.zero1}, act-ckpt ${e.plan.actCkpt}`,
+        `  planned seq ${e.plannedSeq}${e.promotedSeq !== undefined ? `, promoted seq ${e.promotedSeq}` : ""}${e.frozenSeq !== undefined ? `, frozen seq ${e.frozenSeq}` : ""}`
+      ].join("\n")
+    )
+  }).pipe(orFail, Effect.provide(fileLedger(data, { readOnly: true })), orFail)
+).pipe(Command.withDescription("one recorded plan"))
+
+const list = Command.make("list", { data: dataOption, json: jsonOption }, ({ data, json }) =>
+  Effect.gen(function* () {
+    const { state } = yield* foldStream("*", PlansProjection)
+    const entries = PlansProjection.view(state) as ReadonlyArray<PlanEntry>
+    yield* emit(json, entries.map(entryView), () => entries.map(entryLine).join("\n") || "no plans")
+  }).pipe(orFail, Effect.provide(fileLedger(data, { readOnly: true })), orFail)
+).pipe(Command.withDescription("every recorded plan, oldest first"))
+
+export const planCommand = Command.make("plan").pipe(
+  Command.withSubcommands([optimize, schedule, snapshot, validate, promote, show, list]),
+  Command.withDescription("pipeline plans: optimize, schedule, snapshot, validate, promote, show, list")
+)

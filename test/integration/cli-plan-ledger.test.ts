@@ -1,0 +1,88 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { blyan } from "../support/cli.ts"
+import { tempDir } from "../support/tmp.ts"
+
+const data = tempDir()
+const dir = tempDir()
+const log = () => fs.readFileSync(path.join(data, "events", "log.seg"))
+const write = (name: string, value: unknown) => {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, JSON.stringify(value))
+  return file
+}
+// Devices only: the layers come from the ledger's model (4 layers of the default spec).
+const cluster = write("cluster.json", {
+  devices: [
+    { id: "n1", speed: 1, memory: 1e9 },
+    { id: "n2", speed: 2, memory: 1e9 },
+    { id: "small", speed: 1, memory: 1000 }
+  ]
+})
+const plan = (planId: string, stages: ReadonlyArray<[string, number, number]>, round = "round_0") =>
+  write(`${planId}.json`, { planId, epoch: "E1", round, stages: stages.map(([node, start, end]) => ({ node, start, end })), zero1: false, actCkpt: false })
+
+describe("blyan plan validate, promote, show and list (on the file ledger)", () => {
+  it("refuses every kind of bad plan with its reason and a non-zero exit, recording nothing", async () => {
+    expect((await blyan(["init", "--data", data])).code).toBe(0)
+    const before = log()
+    const cases: Array<[string, ReadonlyArray<[string, number, number]>, RegExp]> = [
+      ["gap", [["n1", 0, 1], ["n2", 3, 3]], /Gap: layer 2 is in no stage/],
+      ["overlap", [["n1", 0, 2], ["n2", 2, 3]], /Overlap: stage 1 and stage 0 both hold layer 2/],
+      ["short", [["n1", 0, 1], ["n2", 2, 2]], /LayerCountMismatch: the plan covers layers 0..2 but the model has 4 layers/],
+      ["negative", [["n1", -1, 1], ["n2", 2, 3]], /NegativeIndex: stage 0 on n1/],
+      ["reversed", [["n1", 1, 0], ["n2", 2, 3]], /ReversedRange: stage 0 on n1: start 1 is after end 0/],
+      ["duplicate", [["n1", 0, 1], ["n1", 2, 3]], /DuplicateDevice: node n1 holds stages 0, 1/],
+      ["unknown", [["n1", 0, 1], ["n7", 2, 3]], /UnknownDevice: stage 1: node "n7" is not registered/],
+      ["oom", [["n1", 0, 1], ["small", 2, 3]], /OutOfMemory: stage 1 on small needs memory \d+, the device has 1000/]
+    ]
+    for (const [id, stages, reason] of cases) {
+      const file = plan(id, stages)
+      const v = await blyan(["plan", "validate", "--file", file, "--cluster", cluster, "--data", data])
+      expect(v.code, id).toBe(1)
+      expect(v.stderr, id).toMatch(reason)
+    }
+    // promote runs the same validation: one multi-failure plan shows that it refuses and records nothing
+    const p = await blyan(["plan", "promote", "--file", plan("many", [["n1", 0, 1], ["n1", 3, 9]]), "--cluster", cluster, "--data", data, "--json"])
+    expect(p.code).toBe(1)
+    expect(p.stderr).toMatch(/invalid, nothing recorded/)
+    expect(JSON.parse(p.stdout).failures.map((f: { _tag: string }) => f._tag)).toEqual(["Gap", "LayerCountMismatch", "DuplicateDevice"])
+    const noFile = await blyan(["plan", "promote", "--file", path.join(dir, "absent.json"), "--cluster", cluster, "--data", data])
+    expect(noFile.code).toBe(2)
+    const wrongShape = await blyan(["plan", "promote", "--file", write("shape.json", { planId: "x", stages: "n1:0:3" }), "--cluster", cluster, "--data", data])
+    expect(wrongShape.code).toBe(2)
+    expect(wrongShape.stderr).toMatch(/epoch/)
+    const noDevices = await blyan(["plan", "validate", "--file", plan("fine", [["n1", 0, 3]]), "--data", data])
+    expect(noDevices.code).toBe(1)
+    expect(noDevices.stderr).toMatch(/no devices/)
+    expect(log().equals(before)).toBe(true)
+  })
+
+  it("promotes a valid plan once per round; show and list read it back; audit passes", async () => {
+    const good = plan("good", [["n1", 0, 1], ["n2", 2, 3]])
+    const v = await blyan(["plan", "validate", "--file", good, "--cluster", cluster, "--data", data, "--json"])
+    expect(JSON.parse(v.stdout)).toEqual({ planId: "good", valid: true, failures: [] })
+    const p = await blyan(["plan", "promote", "--file", good, "--cluster", cluster, "--data", data, "--json"])
+    expect(p.code).toBe(0)
+    expect(JSON.parse(p.stdout)).toMatchObject({ planId: "good", status: "frozen", recorded: true })
+    const after = log()
+    const rival = await blyan(["plan", "promote", "--file", plan("rival", [["n2", 0, 3]]), "--cluster", cluster, "--data", data])
+    expect(rival.code).toBe(1)
+    expect(rival.stderr).toMatch(/round round_0 of epoch E1 already runs under plan good; nothing recorded/)
+    const again = await blyan(["plan", "promote", "--file", good, "--cluster", cluster, "--data", data, "--json"])
+    expect(JSON.parse(again.stdout).recorded).toBe(false)
+    expect(log().equals(after)).toBe(true)
+
+    const shown = JSON.parse((await blyan(["plan", "show", "good", "--data", data, "--json"])).stdout)
+    expect(shown).toMatchObject({ planId: "good", epoch: "E1", round: "round_0", status: "frozen", stages: [{ node: "n1", start: 0, end: 1 }, { node: "n2", start: 2, end: 3 }] })
+    const events = JSON.parse((await blyan(["events", "--data", data, "--json", "--from", String(shown.plannedSeq)])).stdout)
+    expect(events.map((e: { stream: string; type: string }) => `${e.stream} ${e.type}`)).toEqual(["epoch-E1 EpochPlanned", "epoch-E1 PlanPromoted", "chain-A PlanFrozen"])
+    const listed = JSON.parse((await blyan(["plan", "list", "--data", data, "--json"])).stdout)
+    expect(listed.map((e: { planId: string }) => e.planId)).toEqual(["good"])
+    const missing = await blyan(["plan", "show", "nope", "--data", data])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/no plan nope/)
+    expect((await blyan(["audit", "--data", data])).code).toBe(0)
+  })
+})

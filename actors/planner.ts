@@ -3,6 +3,7 @@ import type { ClusterFile } from "../domain/pipeline/cluster.ts"
 import { blyanMoeLayerCosts, type LayerLoad } from "../domain/pipeline/cost.ts"
 import type { Device } from "../domain/pipeline/partition.ts"
 import type { Plan, PlanDraft } from "../domain/pipeline/plan.ts"
+import { decideMemory, moeStageMemory } from "../domain/pipeline/memory.ts"
 import { validatePlan, type ValidationContext } from "../domain/pipeline/validate.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
@@ -77,4 +78,29 @@ export const promotePlan = (draft: PlanDraft, ctx: ValidationContext) =>
     const after = (yield* foldStream("*", PlansProjection)).state
     const outcome: PromoteOutcome = { entry: after.plans.get(plan.planId)!, recorded: promoted || frozen }
     return outcome
+  })
+
+export interface MemoryQuestion {
+  readonly microbatches: number
+  /** Tokens per microbatch; default the model's context length. */
+  readonly tokens?: number
+  readonly dataParallel?: number
+}
+
+/**
+ * Which stages of a valid plan need ZeRO-1 or activation checkpointing to train the ledger's
+ * model under 1F1B with this many microbatches, on the cluster's devices.
+ */
+export const planMemory = (plan: Plan, devices: ReadonlyArray<Device>, q: MemoryQuestion) =>
+  Effect.gen(function* () {
+    const spec = (yield* foldStream("*", ModelProjection)).state.spec?.spec
+    if (spec === undefined) return yield* new NoPlanningInput({ reason: "the ledger has no model spec (run `blyan init`)" })
+    const memoryOf = new Map(devices.map((d) => [d.id, d.memory]))
+    const tokens = q.tokens ?? spec.context
+    const decision = yield* decideMemory({
+      stages: plan.stages.map((s) => moeStageMemory(spec, s.end - s.start + 1, tokens, memoryOf.get(s.node) ?? 0)),
+      microbatches: q.microbatches,
+      dataParallel: q.dataParallel
+    })
+    return { tokens, decision }
   })

@@ -7,11 +7,11 @@ import { ClusterFile } from "../../domain/pipeline/cluster.ts"
 import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
 import { EPOCH_ID, PlanDraft } from "../../domain/pipeline/plan.ts"
 import { oneFOneB } from "../../domain/pipeline/schedule.ts"
-import { parseStages, planFailures } from "../../domain/pipeline/validate.ts"
+import { parseStages, planFailures, validatePlan } from "../../domain/pipeline/validate.ts"
 import { PlansProjection, type PlanEntry } from "../../domain/projections/plans.ts"
 import { ensureGenesis } from "../../actors/genesis.ts"
 import { foldStream } from "../../actors/command.ts"
-import { completeCluster, promotePlan, resolveCluster, validationContext } from "../../actors/planner.ts"
+import { completeCluster, planMemory, promotePlan, resolveCluster, validationContext } from "../../actors/planner.ts"
 import { fileLedger } from "../ledger.ts"
 import { readJsonFile } from "./files.ts"
 import { dataOption, jsonOption } from "./options.ts"
@@ -157,6 +157,37 @@ const promote = Command.make("promote", { data: dataOption, json: jsonOption, fi
   }).pipe(orFail, Effect.provide(fileLedger(data)), orFail)
 ).pipe(Command.withDescription("validate a plan and record it: promoted on its epoch, frozen on chain A"))
 
+const memory = Command.make(
+  "memory",
+  {
+    data: dataOption,
+    json: jsonOption,
+    file: fileOption,
+    cluster: clusterOption,
+    microbatches: Options.integer("microbatches"),
+    tokens: Options.integer("tokens").pipe(Options.optional, Options.withDescription("tokens per microbatch (default: the model's context)")),
+    dataParallel: Options.integer("data-parallel").pipe(Options.withDefault(1), Options.withDescription("replicas of every stage"))
+  },
+  ({ data, json, file, cluster, microbatches, tokens, dataParallel }) =>
+    Effect.gen(function* () {
+      const draft = yield* readJsonFile(file, PlanDraft)
+      const found = yield* clusterFrom(cluster, data)
+      const plan = yield* validatePlan(draft, validationContext(found))
+      const r = yield* planMemory(plan, found.devices, { microbatches, tokens: Option.getOrUndefined(tokens), dataParallel }).pipe(
+        Effect.provide(fileLedger(data, { readOnly: true }))
+      )
+      const d = r.decision
+      yield* emit(json, { planId: plan.planId, tokens: r.tokens, microbatches, dataParallel, zero1: d.zero1, actCkpt: d.actCkpt, stages: d.stages }, () =>
+        [
+          ...d.stages.map(
+            (s) => `stage ${s.stage} (${plan.stages[s.stage]!.node}): ${s.inFlight} microbatches in flight, ${s.bytes} bytes${s.zero1 ? ", ZeRO-1" : ""}${s.actCkpt ? ", activation checkpointing" : ""}`
+          ),
+          `plan needs: zero1 ${d.zero1}, act-ckpt ${d.actCkpt}${d.zero1 !== plan.zero1 || d.actCkpt !== plan.actCkpt ? ` (the plan says zero1 ${plan.zero1}, act-ckpt ${plan.actCkpt})` : ""}`
+        ].join("\n")
+      )
+    }).pipe(orFail)
+).pipe(Command.withDescription("which stages need ZeRO-1 or activation checkpointing to train the ledger's model under 1F1B"))
+
 // show / list -------------------------------------------------------------------------------------
 
 const show = Command.make("show", { data: dataOption, json: jsonOption, id: Args.text({ name: "plan-id" }) }, ({ data, json, id }) =>
@@ -184,6 +215,6 @@ const list = Command.make("list", { data: dataOption, json: jsonOption }, ({ dat
 ).pipe(Command.withDescription("every recorded plan, oldest first"))
 
 export const planCommand = Command.make("plan").pipe(
-  Command.withSubcommands([optimize, schedule, snapshot, validate, promote, show, list]),
-  Command.withDescription("pipeline plans: optimize, schedule, snapshot, validate, promote, show, list")
+  Command.withSubcommands([optimize, schedule, snapshot, validate, promote, memory, show, list]),
+  Command.withDescription("pipeline plans: optimize, schedule, snapshot, validate, promote, memory, show, list")
 )

@@ -85,4 +85,15 @@ describe("blyan plan validate, promote, show and list (on the file ledger)", () 
     expect(missing.stderr).toMatch(/no plan nope/)
     expect((await blyan(["audit", "--data", data])).code).toBe(0)
   })
+
+  it("memory says which stages must checkpoint activations to train the ledger's model under 1F1B", async () => {
+    // 2 layers of blyan-moe-tiny hold 18.9 MB of weights, gradients and AdamW state; 2 microbatches
+    // of 64 tokens in flight add 1.8 MB, checkpointed 0.6 MB: 20 MB fits only with checkpointing.
+    const tight = write("tight.json", { devices: [{ id: "n1", speed: 1, memory: 20e6 }, { id: "n2", speed: 2, memory: 1e9 }] })
+    const r = await blyan(["plan", "memory", "--file", path.join(dir, "good.json"), "--cluster", tight, "--microbatches", "8", "--data", data, "--json"])
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({ tokens: 64, zero1: false, actCkpt: true })
+    expect(out.stages.map((s: { inFlight: number; actCkpt: boolean }) => [s.inFlight, s.actCkpt])).toEqual([[2, true], [1, false]])
+  })
 })

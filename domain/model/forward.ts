@@ -190,16 +190,23 @@ export interface ForwardTrace {
   readonly routing: Routing
 }
 
+/** The sizes every pass over a batch works with. */
+export const passDims = (graphs: ModelGraphs, batch: { readonly batch: number; readonly seq: number }) => ({
+  spec: graphs.spec,
+  precision: graphs.precision,
+  B: batch.batch,
+  T: batch.seq,
+  N: batch.batch * batch.seq,
+  d: graphs.spec.dModel,
+  E: graphs.spec.experts,
+  K: graphs.spec.topK
+})
+
 /** Runs every layer and records what the backward pass needs; the head is left to the caller. */
 export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch): Effect.Effect<ForwardTrace, ModelError, Executor> =>
   Effect.gen(function* () {
     yield* validateBatch(weights, batch)
-    const { spec, precision } = graphs
-    const { batch: B, seq: T } = batch
-    const N = B * T
-    const d = spec.dModel
-    const E = spec.experts
-    const K = spec.topK
+    const { spec, precision, B, T, N, d, E, K } = passDims(graphs, batch)
     const tokens = int64Feed(batch.tokens, [B, T])
     const positions = int64Feed(Array.from({ length: T }, (_, i) => i), [T])
     const mask = floatFeed(precision, causalMask(precision, T), [T, T])

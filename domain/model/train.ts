@@ -9,7 +9,7 @@ import type { AdamWConfig, AdamWState, Gradients } from "./adamw.ts"
 import { adamwUpdate } from "./adamw.ts"
 import type { Executor, TensorValue } from "./executor-port.ts"
 import type { FloatArray, ModelError, Routing, TokenBatch } from "./forward.ts"
-import { allocFloat, floatFeed, floats, forwardTrace, InvalidModelInput, partFeeds, runGraph } from "./forward.ts"
+import { allocFloat, floatFeed, floats, forwardTrace, InvalidModelInput, partFeeds, passDims, runGraph } from "./forward.ts"
 import type { ModelGraphs } from "./onnx/graphs.ts"
 import { ATTENTION_WEIGHTS, EMBEDDING_WEIGHTS, EXPERT_WEIGHTS, HEAD_WEIGHTS, ROUTER_WEIGHTS } from "./onnx/graphs.ts"
 import { attentionPart, EMBEDDING, expertPart, HEAD, routerPart } from "./spec.ts"
@@ -71,12 +71,7 @@ const gradsOf = (out: Record<string, TensorValue>, names: ReadonlyArray<string>)
 export const lossAndGradients = (graphs: ModelGraphs, weights: ModelWeights, batch: TrainBatch): Effect.Effect<LossAndGradients, ModelError, Executor> =>
   Effect.gen(function* () {
     yield* checkTargets(graphs, batch)
-    const { spec, precision } = graphs
-    const { batch: B, seq: T } = batch
-    const N = B * T
-    const d = spec.dModel
-    const E = spec.experts
-    const K = spec.topK
+    const { spec, precision, B, T, N, d, E, K } = passDims(graphs, batch)
     const trace = yield* forwardTrace(graphs, weights, batch)
     const grads = new Map<string, Record<string, FloatArray>>()
 

@@ -100,19 +100,22 @@ describe("stage syntax", () => {
 
   it("names what is wrong with a malformed stage", () => {
     const kind = (s: string) => Either.getLeft(parseStage(s)).pipe((e) => (e._tag === "Some" ? e.value.kind : "parsed"))
-    expect(kind("n1:0")).toBe("MissingParts")
-    expect(kind("n1")).toBe("MissingParts")
-    expect(kind("")).toBe("MissingParts")
-    expect(kind("n1:0:1:2")).toBe("TooManyParts")
-    expect(kind(":0:1")).toBe("EmptyNode")
-    expect(kind("n1:a:1")).toBe("NotAnInteger")
-    expect(kind("n1:0:1.5")).toBe("NotAnInteger")
-    expect(kind("n1::1")).toBe("NotAnInteger")
-    expect(kind("n1:1e2:300")).toBe("NotAnInteger")
-    expect(kind("n1: 1:2")).toBe("NotAnInteger")
-    expect(kind("n1:0:99999999999999999999")).toBe("NotAnInteger")
-    expect(kind("n1:-1:11")).toBe("Negative")
-    expect(kind("n1:0:-3")).toBe("Negative")
+    const cases: Array<[string, string]> = [
+      ["n1:0", "MissingParts"],
+      ["n1", "MissingParts"],
+      ["", "MissingParts"],
+      ["n1:0:1:2", "TooManyParts"],
+      [":0:1", "EmptyNode"],
+      ["n1:a:1", "NotAnInteger"],
+      ["n1:0:1.5", "NotAnInteger"],
+      ["n1::1", "NotAnInteger"],
+      ["n1:1e2:300", "NotAnInteger"],
+      ["n1: 1:2", "NotAnInteger"],
+      ["n1:0:99999999999999999999", "NotAnInteger"],
+      ["n1:-1:11", "Negative"],
+      ["n1:0:-3", "Negative"]
+    ]
+    for (const [input, want] of cases) expect(kind(input), input).toBe(want)
     expect(Either.getLeft(parseStage("n1:-1:11")).pipe((e) => (e._tag === "Some" ? e.value.message : ""))).toBe(
       'bad stage "n1:-1:11": start -1 is negative (expected node:start:end, e.g. n1:0:11)'
     )

@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { hashCanonical } from "../../domain/ledger/hash.ts"
 import { ClusterFile } from "../../domain/pipeline/cluster.ts"
+import { stageRuntime } from "../../domain/pipeline/cost.ts"
 import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
 import { EPOCH_ID, PlanDraft } from "../../domain/pipeline/plan.ts"
 import { oneFOneB } from "../../domain/pipeline/schedule.ts"
@@ -113,11 +114,15 @@ const fileOption = Options.text("file").pipe(Options.withDescription("a plan JSO
 const validate = Command.make("validate", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
   Effect.gen(function* () {
     const draft = yield* readJsonFile(file, PlanDraft)
-    const ctx = validationContext(yield* clusterFrom(cluster, data))
+    const found = yield* clusterFrom(cluster, data)
+    const ctx = validationContext(found)
     const failures = planFailures(draft, ctx)
-    const result = { planId: draft.planId, valid: failures.length === 0, failures }
-    if (failures.length > 0) return yield* fail(`plan ${draft.planId || "(no id)"} is invalid:\n${failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")}`, 1, result)
-    yield* emit(json, result, () => `plan ${draft.planId} is valid: ${draft.stages.map(stageLine).join(" ")} over ${ctx.layerMemory.length} layers`)
+    if (failures.length > 0)
+      return yield* fail(`plan ${draft.planId || "(no id)"} is invalid:\n${failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")}`, 1, { planId: draft.planId, valid: false, failures })
+    // A valid plan's stages are known ranges on known devices: its step time follows from the cost model.
+    const stageTimes = draft.stages.map((s) => stageRuntime({ costs: found.layers.slice(s.start, s.end + 1).map((l) => l.cost), speed: ctx.registry.get(s.node)!.speed }))
+    const result = { planId: draft.planId, valid: true, failures, stageTimes, bottleneck: Math.max(...stageTimes) }
+    yield* emit(json, result, () => `plan ${draft.planId} is valid: ${draft.stages.map(stageLine).join(" ")} over ${ctx.layerMemory.length} layers, bottleneck ${result.bottleneck}`)
   }).pipe(orFail)
 ).pipe(Command.withDescription("check a plan: layers covered once, in order, on distinct known devices that fit"))
 

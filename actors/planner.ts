@@ -17,6 +17,12 @@ export class NoPlanningInput extends Data.TaggedError("NoPlanningInput")<{ reado
   }
 }
 
+/** The ledger's model spec; `why` completes the refusal when there is none. */
+const ledgerSpec = (why: string) =>
+  Effect.flatMap(foldStream("*", ModelProjection), ({ state }) =>
+    state.spec === undefined ? Effect.fail(new NoPlanningInput({ reason: `the ledger has no model spec (run \`blyan init\`)${why}` })) : Effect.succeed(state.spec.spec)
+  )
+
 /** What plans are made for and checked against: the model's layers and the devices. */
 export interface Cluster {
   readonly layers: ReadonlyArray<LayerLoad>
@@ -38,8 +44,7 @@ export const resolveCluster = (file: ClusterFile | undefined) =>
   Effect.gen(function* () {
     let layers = file?.layers
     if (layers === undefined) {
-      const spec = (yield* foldStream("*", ModelProjection)).state.spec?.spec
-      if (spec === undefined) return yield* new NoPlanningInput({ reason: "the ledger has no model spec (run `blyan init`) and the cluster file gives no layers" })
+      const spec = yield* ledgerSpec(" and the cluster file gives no layers")
       layers = blyanMoeLayerCosts(spec, { counting: { gradients: true, optimizer: true } })
     }
     const devices = file?.devices ?? activeDevices((yield* foldStream("*", NodesProjection)).state)
@@ -93,8 +98,7 @@ export interface MemoryQuestion {
  */
 export const planMemory = (plan: Plan, devices: ReadonlyArray<Device>, q: MemoryQuestion) =>
   Effect.gen(function* () {
-    const spec = (yield* foldStream("*", ModelProjection)).state.spec?.spec
-    if (spec === undefined) return yield* new NoPlanningInput({ reason: "the ledger has no model spec (run `blyan init`)" })
+    const spec = yield* ledgerSpec("")
     const memoryOf = new Map(devices.map((d) => [d.id, d.memory]))
     const tokens = q.tokens ?? spec.context
     const decision = yield* decideMemory({

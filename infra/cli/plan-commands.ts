@@ -8,7 +8,7 @@ import { stageRuntime } from "../../domain/pipeline/cost.ts"
 import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
 import { EPOCH_ID, PlanDraft } from "../../domain/pipeline/plan.ts"
 import { oneFOneB } from "../../domain/pipeline/schedule.ts"
-import { parseStages, planFailures, validatePlan } from "../../domain/pipeline/validate.ts"
+import { parseStages, planFailures, validatePlan, type PlanFailure } from "../../domain/pipeline/validate.ts"
 import { PlansProjection, type PlanEntry } from "../../domain/projections/plans.ts"
 import { ensureGenesis } from "../../actors/genesis.ts"
 import { foldStream } from "../../actors/command.ts"
@@ -23,10 +23,12 @@ const clusterOption = Options.text("cluster").pipe(
   Options.withDescription("cluster JSON ({ layers?, devices }) to check against instead of the ledger's nodes; layers default to the ledger's model")
 )
 
+const readCluster = (file: Option.Option<string>) => (Option.isSome(file) ? readJsonFile(file.value, ClusterFile) : Effect.succeed(undefined))
+
 /** The cluster file, if given, completed from the ledger; the ledger is opened only when needed. */
 const clusterFrom = (file: Option.Option<string>, data: string) =>
   Effect.gen(function* () {
-    const parsed = Option.isSome(file) ? yield* readJsonFile(file.value, ClusterFile) : undefined
+    const parsed = yield* readCluster(file)
     const complete = parsed && completeCluster(parsed)
     return complete ?? (yield* resolveCluster(parsed).pipe(Effect.provide(fileLedger(data, { readOnly: true }))))
   })
@@ -109,6 +111,8 @@ const snapshot = Command.make(
 
 // validate / promote ------------------------------------------------------------------------------
 
+const failureLines = (failures: ReadonlyArray<PlanFailure>) => failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")
+
 const fileOption = Options.text("file").pipe(Options.withDescription("a plan JSON file, as `plan snapshot` writes it"))
 
 const validate = Command.make("validate", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
@@ -118,7 +122,7 @@ const validate = Command.make("validate", { data: dataOption, json: jsonOption, 
     const ctx = validationContext(found)
     const failures = planFailures(draft, ctx)
     if (failures.length > 0)
-      return yield* fail(`plan ${draft.planId || "(no id)"} is invalid:\n${failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")}`, 1, { planId: draft.planId, valid: false, failures })
+      return yield* fail(`plan ${draft.planId || "(no id)"} is invalid:\n${failureLines(failures)}`, 1, { planId: draft.planId, valid: false, failures })
     // A valid plan's stages are known ranges on known devices: its step time follows from the cost model.
     const stageTimes = draft.stages.map((s) => stageRuntime({ costs: found.layers.slice(s.start, s.end + 1).map((l) => l.cost), speed: ctx.registry.get(s.node)!.speed }))
     const result = { planId: draft.planId, valid: true, failures, stageTimes, bottleneck: Math.max(...stageTimes) }
@@ -145,12 +149,12 @@ const entryLine = (e: PlanEntry) =>
 const promote = Command.make("promote", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
   Effect.gen(function* () {
     const draft = yield* readJsonFile(file, PlanDraft)
-    const parsed = Option.isSome(cluster) ? yield* readJsonFile(cluster.value, ClusterFile) : undefined
+    const parsed = yield* readCluster(cluster)
     yield* ensureGenesis
     const ctx = validationContext(yield* resolveCluster(parsed))
     const r = yield* promotePlan(draft, ctx).pipe(
       Effect.catchTag("PlanInvalid", (e) =>
-        fail(`plan ${e.planId} is invalid, nothing recorded:\n${e.failures.map((f) => `  ${f._tag}: ${f.message}`).join("\n")}`, 1, { planId: e.planId, failures: e.failures })
+        fail(`plan ${e.planId} is invalid, nothing recorded:\n${failureLines(e.failures)}`, 1, { planId: e.planId, failures: e.failures })
       ),
       Effect.catchTag("PlanRefused", (e) => fail(`${e.reason}; nothing recorded`, 1))
     )

@@ -27,13 +27,11 @@ const ledgerSpec = (why: string) =>
 export interface Cluster {
   readonly layers: ReadonlyArray<LayerLoad>
   readonly devices: ReadonlyArray<Device>
-  /** Where the layers and the devices came from, for people reading a result. */
-  readonly source: { readonly layers: "file" | "ledger"; readonly devices: "file" | "ledger" }
 }
 
 /** A cluster file that gives both layers and devices needs nothing from the ledger. */
 export const completeCluster = (file: ClusterFile): Cluster | undefined =>
-  file.layers === undefined ? undefined : { layers: file.layers, devices: file.devices, source: { layers: "file", devices: "file" } }
+  file.layers === undefined ? undefined : { layers: file.layers, devices: file.devices }
 
 /**
  * The cluster a command plans on: what the file gives, the rest from the ledger. A model's layer
@@ -49,7 +47,7 @@ export const resolveCluster = (file: ClusterFile | undefined) =>
     }
     const devices = file?.devices ?? activeDevices((yield* foldStream("*", NodesProjection)).state)
     if (devices.length === 0) return yield* new NoPlanningInput({ reason: "no devices: the ledger has no active nodes and no cluster file was given (--cluster F.json)" })
-    const cluster: Cluster = { layers, devices, source: { layers: file?.layers ? "file" : "ledger", devices: file ? "file" : "ledger" } }
+    const cluster: Cluster = { layers, devices }
     return cluster
   })
 

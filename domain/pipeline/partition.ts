@@ -518,6 +518,18 @@ class Search {
 const feasible = (t: Tables, budget: number, dense: boolean, steps: Budget): ReadonlyArray<number> | undefined =>
   dense ? denseSolve(t, budget) : new Search(t, steps).solve(budget, false)
 
+/** The pruned search's answer to `denseLex`: lower the stage budget while feasible, then search in index order. */
+const searchLex = (t: Tables, devices: number, steps: Budget): ReadonlyArray<number> => {
+  const search = new Search(t, steps)
+  let stages = search.solve(devices, false)!.length
+  for (;;) {
+    const fewer = stages > 1 ? search.solve(stages - 1, false) : undefined
+    if (fewer === undefined) break
+    stages = fewer.length
+  }
+  return search.solve(stages, true)!
+}
+
 // ---------------------------------------------------------------------------------------------
 // Search over candidate bottlenecks.
 
@@ -672,14 +684,7 @@ const optimal = (input: PartitionInput, pb: Problem, denseStates: number, steps:
 
   // At the optimum: fewest stages, then the lexicographically first device order.
   const best = new Tables(pb, hi)
-  const search = new Search(best, steps)
-  let stages = feasible(best, n, dense, steps)!.length // the fewest already, from the dense table
-  for (;;) {
-    const fewer = !dense && stages > 1 ? search.solve(stages - 1, false) : undefined
-    if (fewer === undefined) break
-    stages = fewer.length
-  }
-  const seq = (dense ? denseLex(best, stages) : search.solve(stages, true))!
+  const seq = dense ? denseLex(best, denseSolve(best, n)!.length)! : searchLex(best, n, steps)
   const ends = earliestBoundaries(best, seq)
 
   const taken = new Map<number, number>()

@@ -1,7 +1,11 @@
 import { Schema } from "effect"
 
 /** Epoch ids name the `epoch-<id>` stream, so they keep to the characters stream names allow. */
-export const EPOCH_ID = /^[A-Za-z0-9_.:-]{1,128}$/
+const EPOCH_ID = /^[A-Za-z0-9_.:-]{1,128}$/
+
+/** Why an epoch id is refused, or undefined when it is fine. */
+export const epochIdProblem = (epoch: string): string | undefined =>
+  EPOCH_ID.test(epoch) ? undefined : `epoch ${JSON.stringify(epoch)} must be 1 to 128 of A-Z a-z 0-9 _ . : -`
 
 /** One pipeline stage: a contiguous, inclusive layer range on one node. */
 export const PlanStage = Schema.Struct({

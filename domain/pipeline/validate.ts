@@ -1,5 +1,5 @@
 import { Data, Either } from "effect"
-import { EPOCH_ID, type Plan, type PlanDraft, type PlanStage } from "./plan.ts"
+import { epochIdProblem, type Plan, type PlanDraft, type PlanStage } from "./plan.ts"
 
 /** What the validator knows of a node: its speed and memory (same units as layer memory). */
 export interface DeviceInfo {
@@ -52,8 +52,8 @@ const missing = (after: number, before: number) =>
 export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyArray<PlanFailure> => {
   const out: PlanFailure[] = []
   if (plan.planId.length === 0) out.push({ _tag: "BadName", field: "planId", message: "the plan id is empty" })
-  if (!EPOCH_ID.test(plan.epoch))
-    out.push({ _tag: "BadName", field: "epoch", message: `epoch ${JSON.stringify(plan.epoch)} must be 1 to 128 of A-Z a-z 0-9 _ . : -` })
+  const epochProblem = epochIdProblem(plan.epoch)
+  if (epochProblem !== undefined) out.push({ _tag: "BadName", field: "epoch", message: epochProblem })
   if (plan.round.length === 0) out.push({ _tag: "BadName", field: "round", message: "the round is empty" })
   const L = ctx.layerMemory.length
   const stages = plan.stages

@@ -6,7 +6,7 @@ import { hashCanonical } from "../../domain/ledger/hash.ts"
 import { ClusterFile } from "../../domain/pipeline/cluster.ts"
 import { stageRuntime } from "../../domain/pipeline/cost.ts"
 import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
-import { EPOCH_ID, PlanDraft } from "../../domain/pipeline/plan.ts"
+import { epochIdProblem, PlanDraft } from "../../domain/pipeline/plan.ts"
 import { oneFOneB } from "../../domain/pipeline/schedule.ts"
 import { parseStages, planFailures, validatePlan, type PlanFailure } from "../../domain/pipeline/validate.ts"
 import { PlansProjection, type PlanEntry } from "../../domain/projections/plans.ts"
@@ -90,7 +90,8 @@ const snapshot = Command.make(
       if (all.length === 0) return yield* fail("--stages needs at least one node:start:end", 2)
       const parsed = parseStages(all)
       if (Either.isLeft(parsed)) return yield* fail(parsed.left.map((e) => e.message).join("\n"), 2)
-      if (!EPOCH_ID.test(epoch)) return yield* fail(`--epoch ${JSON.stringify(epoch)} must be 1 to 128 of A-Z a-z 0-9 _ . : -`, 2)
+      const epochProblem = epochIdProblem(epoch)
+      if (epochProblem !== undefined) return yield* fail(`--${epochProblem}`, 2)
       if (round.length === 0) return yield* fail("--round must not be empty", 2)
       const body = { epoch, round, stages: parsed.right, zero1, actCkpt }
       const id = Option.getOrElse(planId, () => `plan-${hashCanonical(body).slice(0, 12)}`)

@@ -96,7 +96,8 @@ export const encodeSafetensors = (
   metadata: Readonly<Record<string, string>> = {}
 ): Uint8Array => {
   const names = Object.keys(tensors).sort()
-  const header: Record<string, unknown> = {}
+  // A null prototype, as in decoding: a tensor may be named "__proto__".
+  const header: Record<string, unknown> = Object.create(null)
   const metaKeys = Object.keys(metadata).sort()
   if (metaKeys.length > 0) header.__metadata__ = Object.fromEntries(metaKeys.map((k) => [k, metadata[k]!]))
   const chunks: Uint8Array[] = []

@@ -108,6 +108,13 @@ describe("safetensors: the format as specified", () => {
     )
   })
 
+  it("round-trips a tensor named __proto__ (found by the property above)", () => {
+    const tensors = Object.fromEntries([["__proto__", { dtype: "F32" as const, shape: [1], data: Float32Array.from([2]) }]])
+    const back = Either.getOrThrow(decodeSafetensors(encodeSafetensors(tensors)))
+    expect(Object.keys(back.tensors)).toEqual(["__proto__"])
+    expect(Array.from(back.tensors["__proto__"]!.data)).toEqual([2])
+  })
+
   it("parts round-trip through their block payload, with the part name in the metadata", () => {
     const part = {
       name: "layer3.expert5",

@@ -5,7 +5,7 @@ export default defineConfig({
     include: ["test/**/*.test.ts", "domain/**/*.test.ts", "adapters/**/*.test.ts", "actors/**/*.test.ts", "infra/**/*.test.ts"],
     pool: "forks",
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
-    testTimeout: 120_000,
+    testTimeout: 300_000,
     hookTimeout: 60_000
   }
 })

@@ -4,6 +4,7 @@ import { BlobStore } from "../domain/ports/blob-store.ts"
 import { replay, type Replay } from "../domain/ledger/audit.ts"
 import type { PayloadFact } from "../domain/ledger/blocks.ts"
 import { viewLedgerState } from "../domain/projections/ledger-state.ts"
+import { expertsPendingUpdate } from "../domain/projections/model.ts"
 
 export type BlobFinding = { readonly blob: string; readonly reason: string }
 
@@ -11,6 +12,8 @@ export type AuditReport = {
   readonly replay: Replay
   readonly blobs: number
   readonly badBlobs: ReadonlyArray<BlobFinding>
+  /** Experts whose stream lacks an `ExpertUpdated` for a version on chain B: an operation cut off by a crash. */
+  readonly incomplete: ReadonlyArray<string>
 }
 
 /**
@@ -42,7 +45,7 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
       }
     })()
     const result = replay(tracked, (h) => facts.get(h) ?? "missing")
-    return { replay: result, blobs: hashes.length, badBlobs } satisfies AuditReport
+    return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model) } satisfies AuditReport
   })
 
 /** The rebuilt read models, in the canonical form used to compare a replay with live state. */

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { ModelRunner } from "../adapters/executor/model-runner.ts"
+import { ModelRunner } from "../domain/ports/model-runner.ts"
 import { textBytes } from "../domain/model/data.ts"
 import { expertPart } from "../domain/model/spec.ts"
 import { loadModel } from "./model-ledger.ts"

@@ -1,23 +1,20 @@
-import { Effect } from "effect"
-import { EventStore } from "../domain/ports/event-store.ts"
-import { newEvent } from "../domain/ledger/events.ts"
-import { GENESIS_COVENANT } from "../domain/ledger/genesis.ts"
+import { Effect, Either } from "effect"
+import { ChainProjection, decideGenesis } from "../domain/projections/chain.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import type { ModelSpec } from "../domain/model/spec.ts"
 import { publishGenesisModel } from "./model-ledger.ts"
+import { handleCommand } from "./command.ts"
 
 /** Write the genesis covenant into an empty log; a log that has it is left as it is. */
-export const ensureGenesis = Effect.gen(function* () {
-  const store = yield* EventStore
-  if ((yield* store.head) !== undefined) return { created: false }
-  yield* store.append(Streams.chainA, [newEvent("GenesisCovenantSealed", GENESIS_COVENANT)], "no_stream")
-  return { created: true }
-})
+export const ensureGenesis = Effect.map(
+  handleCommand({ stream: Streams.chainA, projection: ChainProjection, decide: (s) => Either.right(decideGenesis(s)) }),
+  (r) => ({ created: r !== undefined })
+)
 
 /** A ready ledger: the covenant, then the model spec and its genesis weights (both idempotent). */
 export const initLedger = (spec: ModelSpec) =>
   Effect.gen(function* () {
     const { created } = yield* ensureGenesis
     const model = yield* publishGenesisModel(spec)
-    return { created, ...model }
+    return { genesis: created, ...model, recorded: created || model.specPublished || model.published > 0 || model.completed > 0 }
   })

@@ -1,41 +1,27 @@
-import { Data, Effect, Either } from "effect"
-import { EventStore } from "../domain/ports/event-store.ts"
+import { Effect, Either, Schema } from "effect"
 import { BlobStore } from "../domain/ports/blob-store.ts"
-import { newEvent, type BlockAppendedData, type NewEvent } from "../domain/ledger/events.ts"
+import type { BlockAppendedData } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { signBlock } from "../domain/ledger/blocks.ts"
-import { canonicalize } from "../domain/ledger/jcs.ts"
 import { keyPairFromSeed } from "../domain/ledger/signing.ts"
-import { ModelProjection } from "../domain/projections/model.ts"
+import { ModelProjection, expertsPendingUpdate, pendingExpertUpdates } from "../domain/projections/model.ts"
+import { decidePublishGenesis, decidePublishSpec } from "../domain/projections/model-deciders.ts"
 import { partNames, parsePartName, validateSpec, type ModelSpec } from "../domain/model/spec.ts"
 import { initWeights } from "../domain/model/init.ts"
 import { decodePart, encodePart } from "../domain/model/safetensors.ts"
 import { assembleWeights, type ModelWeights, type Part } from "../domain/model/tensor.ts"
 import { GENESIS_CONTRIBUTOR_SEED, partHeader } from "../domain/model/blocks.ts"
-import { foldStream } from "./command.ts"
+import { foldStream, handleCommand } from "./command.ts"
 
-export class ModelUnavailable extends Data.TaggedError("ModelUnavailable")<{ readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
+/** The ledger holds no usable model yet. */
+export class ModelUnavailable extends Schema.TaggedError<ModelUnavailable>()("ModelUnavailable", { message: Schema.String }) {}
 
 const either = <A, E>(e: Either.Either<A, E>) => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
 
-/**
- * Append parts as signed blocks, all in one atomic chain-B append (payloads stored first), each
- * depending on `depsOf(name)`; for experts, the per-expert stream records why the version changed.
- */
-export const appendParts = (
-  parts: ReadonlyArray<Part>,
-  depsOf: (name: string) => ReadonlyArray<string>,
-  seed: string,
-  previous: (name: string) => string | undefined,
-  reason: string
-) =>
+/** Store each part's payload and sign a block for it, depending on `depsOf(name)`. Nothing is recorded. */
+export const signParts = (parts: ReadonlyArray<Part>, depsOf: (name: string) => ReadonlyArray<string>, seed: string) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
-    const store = yield* EventStore
     const contributor = keyPairFromSeed(seed).publicKey
     const blocks: BlockAppendedData[] = []
     for (const part of parts) {
@@ -43,43 +29,51 @@ export const appendParts = (
       yield* blobs.put(bytes)
       blocks.push(signBlock(yield* either(partHeader(part, bytes, depsOf(part.name), contributor)), seed))
     }
-    yield* store.append(Streams.chainB, blocks.map((b) => newEvent("BlockAppended", b)), "any")
-    yield* Effect.forEach(
-      blocks,
-      (b) => {
-        const ref = parsePartName(b.name)
-        if (ref?.kind !== "expert") return Effect.void
-        const ev: NewEvent = newEvent("ExpertUpdated", { name: b.name, block: b.hash, previous: previous(b.name) ?? null, reason })
-        return Effect.asVoid(store.append(Streams.expert(ref.layer, ref.expert), [ev], "any"))
-      },
-      { concurrency: "unbounded", discard: true }
-    )
     return blocks
   })
 
 /**
+ * Finish what chain B already holds: give every expert version its `ExpertUpdated` on the
+ * expert's own stream. Run after each chain-B append, and before model commands, so an
+ * operation cut off by a crash is completed by the next one; never records anything twice.
+ */
+export const completeExpertUpdates = Effect.gen(function* () {
+  const { state } = yield* foldStream("*", ModelProjection)
+  const names = expertsPendingUpdate(state)
+  yield* Effect.forEach(names, (name) => {
+    const ref = parsePartName(name) as { readonly layer: number; readonly expert: number }
+    return handleCommand({
+      stream: Streams.expert(ref.layer, ref.expert),
+      projection: ModelProjection,
+      reads: "log",
+      decide: (s) => Either.right(pendingExpertUpdates(s, name))
+    })
+    // Concurrent: one expert's stream does not wait for another's, and the store commits them together.
+  }, { concurrency: "unbounded" })
+  return names.length
+})
+
+/**
  * Publish the model spec and its deterministic genesis weights, one block per part, all parts in
- * one atomic append. Idempotent: a ledger that has them is left as it is, and one with a different
- * spec is refused.
+ * one atomic append. Idempotent: a ledger that has them is left as it is, one cut off half-way is
+ * finished, and one with a different spec is refused.
  */
 export const publishGenesisModel = (spec: ModelSpec) =>
   Effect.gen(function* () {
     yield* either(validateSpec(spec))
-    const store = yield* EventStore
-    let { state } = yield* foldStream("*", ModelProjection)
-    if (state.spec && canonicalize(state.spec.spec) !== canonicalize(spec))
-      return yield* new ModelUnavailable({ reason: `the ledger already holds model ${state.spec.spec.name} (spec ${state.spec.hash}); refusing another genesis` })
-    if (!state.spec) {
-      yield* store.append(Streams.chainA, [newEvent("ModelSpecPublished", { spec })], "any")
-      state = (yield* foldStream("*", ModelProjection)).state
-    }
+    const specAppend = yield* handleCommand({ stream: Streams.chainA, projection: ModelProjection, decide: (s) => decidePublishSpec(s, spec) })
+    const { state } = yield* foldStream("*", ModelProjection)
     const specHash = state.spec!.hash
     const missing = partNames(spec).filter((n) => !state.current.has(n))
-    if (missing.length === 0) return { specHash, published: 0 }
-    const weights = initWeights(spec)
-    const parts = missing.map((n) => weights.parts.get(n)!)
-    const blocks = yield* appendParts(parts, () => [specHash], GENESIS_CONTRIBUTOR_SEED, () => undefined, "genesis weights from the published spec")
-    return { specHash, published: blocks.length }
+    const weights = missing.length > 0 ? initWeights(spec) : undefined
+    const blocks = yield* signParts(
+      missing.map((n) => weights!.parts.get(n)!),
+      () => [specHash],
+      GENESIS_CONTRIBUTOR_SEED
+    )
+    const appended = yield* handleCommand({ stream: Streams.chainB, projection: ModelProjection, reads: "log", decide: (s) => decidePublishGenesis(s, blocks) })
+    const updates = yield* completeExpertUpdates
+    return { specHash, specPublished: specAppend !== undefined, published: appended?.envelopes.length ?? 0, completed: updates }
   })
 
 export type LoadedModel = {
@@ -93,12 +87,12 @@ export type LoadedModel = {
 export const loadModel = Effect.gen(function* () {
   const blobs = yield* BlobStore
   const { state } = yield* foldStream("*", ModelProjection)
-  if (!state.spec) return yield* new ModelUnavailable({ reason: "the ledger holds no model yet: run `blyan init`" })
+  if (!state.spec) return yield* new ModelUnavailable({ message: "the ledger holds no model yet: run `blyan init`" })
   const spec = state.spec.spec
   const parts: Part[] = []
   for (const name of partNames(spec)) {
     const current = state.current.get(name)
-    if (!current) return yield* new ModelUnavailable({ reason: `no block for part ${name}: run \`blyan init\`` })
+    if (!current) return yield* new ModelUnavailable({ message: `no block for part ${name}: run \`blyan init\`` })
     parts.push(yield* either(decodePart(yield* blobs.get(current.payload))))
   }
   const weights = yield* either(assembleWeights(spec, parts))

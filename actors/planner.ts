@@ -71,10 +71,10 @@ export const promotePlan = (draft: PlanDraft, ctx: ValidationContext) =>
     const pre = decidePromote(before, plan)
     if (Either.isLeft(pre) && pre.left.kind !== "AlreadyPromoted") return yield* pre.left
     const promote = Either.isRight(pre)
-      ? handleCommand(Streams.epoch(plan.epoch), PlansProjection, (s) => decidePromote(s, plan)).pipe(Effect.as(true))
+      ? handleCommand({ stream: Streams.epoch(plan.epoch), projection: PlansProjection, decide: (s) => decidePromote(s, plan) }).pipe(Effect.as(true))
       : Effect.succeed(false)
     const promoted = yield* promote
-    const frozen = yield* handleCommand(Streams.chainA, PlansProjection, (s) => decideFreeze(s, plan)).pipe(
+    const frozen = yield* handleCommand({ stream: Streams.chainA, projection: PlansProjection, decide: (s) => decideFreeze(s, plan) }).pipe(
       Effect.as(true),
       Effect.catchIf((e) => e._tag === "PlanRefused" && e.kind === "AlreadyFrozen", () => Effect.succeed(false))
     )

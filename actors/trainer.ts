@@ -1,14 +1,15 @@
-import { Data, Effect } from "effect"
-import { EventStore } from "../domain/ports/event-store.ts"
-import { newEvent } from "../domain/ledger/events.ts"
+import { Effect, Schema } from "effect"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import { Streams } from "../domain/ledger/streams.ts"
-import { ModelRunner } from "../adapters/executor/model-runner.ts"
+import { ModelRunner } from "../domain/ports/model-runner.ts"
 import { initAdamW, defaultAdamW } from "../domain/model/adamw.ts"
 import { sampleBatch, sequentialBatches } from "../domain/model/data.ts"
 import { makePrng } from "../domain/model/prng.ts"
 import type { ModelWeights } from "../domain/model/tensor.ts"
-import { appendParts, loadModel } from "./model-ledger.ts"
+import { completeExpertUpdates, loadModel, signParts } from "./model-ledger.ts"
+import { handleCommand } from "./command.ts"
+import { ModelProjection } from "../domain/projections/model.ts"
+import { decideRecordTraining } from "../domain/projections/model-deciders.ts"
 
 export type TrainSettings = {
   readonly steps: number
@@ -19,11 +20,8 @@ export type TrainSettings = {
   readonly seq?: number
 }
 
-export class TrainingRefused extends Data.TaggedError("TrainingRefused")<{ readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
+/** The settings or texts cannot train this model; nothing is recorded. */
+export class TrainingRefused extends Schema.TaggedError<TrainingRefused>()("TrainingRefused", { message: Schema.String }) {}
 
 export type TrainReport = {
   readonly steps: number
@@ -35,25 +33,43 @@ export type TrainReport = {
 }
 
 /**
+ * The training and held-out texts, each long enough for one window of `seq` bytes and its target.
+ * Without a held-out text, the corpus's last tenth is kept for it.
+ */
+const splitTexts = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, seq: number) =>
+  Effect.gen(function* () {
+    const need = seq + 1
+    if (texts.heldOut === undefined) {
+      const n = texts.corpus.length
+      if (n < 10 * need)
+        return yield* new TrainingRefused({ message: `the corpus has ${n} bytes: too few to keep its last tenth as held-out text (at least ${10 * need} are needed, or pass --held-out)` })
+      const cut = Math.floor(n * 0.9)
+      return { corpus: texts.corpus.subarray(0, cut), heldOut: texts.corpus.subarray(cut) }
+    }
+    for (const [what, bytes] of [["corpus", texts.corpus], ["held-out text", texts.heldOut]] as const)
+      if (bytes.length < need) return yield* new TrainingRefused({ message: `the ${what} has ${bytes.length} bytes; at least ${need} are needed` })
+    return { corpus: texts.corpus, heldOut: texts.heldOut }
+  })
+
+/**
  * Train the current model on `corpus`, measure it on `heldOut` before and after, and append the
  * improved parts as blocks that each depend on the block they improve. Nothing is appended when the
  * held-out loss did not go down: only improvements join the ledger.
  */
 export const trainOnLedger = (
-  corpus: Uint8Array,
-  heldOut: Uint8Array,
+  texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
   settings: TrainSettings,
   contributorSeed: string,
   onStep: (step: number, loss: number) => void = () => {}
 ) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
-    const store = yield* EventStore
+    // First finish what an earlier run cut off by a crash committed but did not complete.
+    yield* completeExpertUpdates
     const model = yield* loadModel
     const seq = settings.seq ?? model.weights.spec.context
-    if (seq < 1 || seq > model.weights.spec.context) return yield* new TrainingRefused({ reason: `window ${seq} must be within 1..${model.weights.spec.context}` })
-    for (const [what, bytes] of [["corpus", corpus], ["held-out text", heldOut]] as const)
-      if (bytes.length < seq + 1) return yield* new TrainingRefused({ reason: `the ${what} has ${bytes.length} bytes; at least ${seq + 1} are needed` })
+    if (seq < 1 || seq > model.weights.spec.context) return yield* new TrainingRefused({ message: `window ${seq} must be within 1..${model.weights.spec.context}` })
+    const { corpus, heldOut } = yield* splitTexts(texts, seq)
 
     const held = sequentialBatches(heldOut, settings.batch, seq)
     const trainProbe = sequentialBatches(corpus, settings.batch, seq).slice(0, held.length)
@@ -77,14 +93,11 @@ export const trainOnLedger = (
     const losses = { trainLossBefore, trainLossAfter, heldOutLossBefore, heldOutLossAfter }
     if (!(heldOutLossAfter < heldOutLossBefore)) return { steps: settings.steps, ...losses, appended: [] } satisfies TrainReport
 
-    const parts = [...weights.parts.values()]
     const parentOf = (name: string) => model.blocks.get(name)!
-    const reason = `local training, ${settings.steps} steps: held-out loss ${heldOutLossBefore.toFixed(4)} -> ${heldOutLossAfter.toFixed(4)}`
-    const blocks = yield* appendParts(parts, (n) => [parentOf(n)], contributorSeed, parentOf, reason)
-    yield* store.append(
-      Streams.chainA,
-      [newEvent("ModelTrained", { steps: settings.steps, corpus: sha256Hex(corpus), ...losses, blocks: blocks.map((b) => b.hash) })],
-      "any"
-    )
+    const blocks = yield* signParts([...weights.parts.values()], (n) => [parentOf(n)], contributorSeed)
+    const outcome = { steps: settings.steps, corpus: sha256Hex(corpus), heldOut: sha256Hex(heldOut), ...losses }
+    // One atomic chain-B append; a model that moved since it was loaded makes the result stale.
+    yield* handleCommand({ stream: Streams.chainB, projection: ModelProjection, reads: "log", decide: (s) => decideRecordTraining(s, blocks, outcome) })
+    yield* completeExpertUpdates
     return { steps: settings.steps, ...losses, appended: blocks.map((b) => ({ name: b.name, block: b.hash, parent: parentOf(b.name) })) } satisfies TrainReport
   })

@@ -1,7 +1,7 @@
 import { Config, Data, Effect } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { Device } from "../domain/model/executor-port.ts"
+import type { Device } from "../domain/ports/executor.ts"
 
 /**
  * Settings read from BLYAN_* variables. A malformed value is refused at start with a message

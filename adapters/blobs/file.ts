@@ -8,11 +8,12 @@ import { BlobCorrupted, BlobNotFound, BlobStore, BlobStoreFailure, type BlobStor
 /**
  * Content-addressed blobs under `<dir>/blobs/<first 2 hex>/<sha256>`. A put writes a temporary
  * file, fsyncs it and renames it into place, so a blob is either whole under its name or absent;
- * every get re-hashes the bytes, so an altered file is reported, never served.
+ * every get re-hashes the bytes, so an altered file is reported, never served. Temporary files left
+ * by writers that were killed mid-put are removed when the store is opened (see `removeLeftovers`).
  */
 export const blobPath = (dir: string, hash: string) => path.join(dir, "blobs", hash.slice(0, 2), hash)
 
-const failure = (what: string) => (e: unknown) => new BlobStoreFailure({ reason: `${what}: ${(e as Error).message ?? String(e)}` })
+const failure = (what: string) => (e: unknown) => new BlobStoreFailure({ reason: `${what}: ${(e as Error).message || String(e)}` })
 
 const readIfExists = (file: string): Buffer | undefined => {
   try {
@@ -35,7 +36,7 @@ const syncPath = (p: string, flags: string) => {
 const writeDurably = (file: string, bytes: Uint8Array) => {
   const dirOf = path.dirname(file)
   fs.mkdirSync(dirOf, { recursive: true })
-  const tmp = path.join(dirOf, `.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
+  const tmp = path.join(dirOf, `${TMP_PREFIX}${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
   try {
     const fd = fs.openSync(tmp, "wx", 0o644)
     try {
@@ -53,27 +54,94 @@ const writeDurably = (file: string, bytes: Uint8Array) => {
   syncPath(dirOf, "r")
 }
 
+/** A put's temporary file is `.tmp-<pid>-<12 hex>`, beside the blob it becomes. */
+const TMP_PREFIX = ".tmp-"
+const TMP_NAME = /^\.tmp-(\d+)-[0-9a-f]+$/
+/** How long a temporary file of a writer that is no longer running is left alone. */
+export const DEAD_WRITER_GRACE_MS = 60_000
+/** How long any temporary file is left alone, whoever wrote it: no put takes this long. */
+export const ANY_WRITER_GRACE_MS = 24 * 3600_000
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Remove the temporary files of puts that will never finish: those whose writer (the pid in the
+ * name) is not running on this host and that have not been written for a minute, and any not
+ * written for a day (a recycled pid would otherwise keep one forever). The minute spares a writer
+ * in another pid namespace or on another host sharing the directory, whose pid looks dead here.
+ * Removing a file that a live writer still needed only makes that put fail (its rename finds
+ * nothing) and never touches a blob: a blob's name is never `.tmp-*`, and a temporary file that
+ * was renamed in the meantime is no longer under the name we unlink. Complete blobs, referenced or
+ * not, are left alone. Best effort: what cannot be removed is reported and left.
+ */
+const removeLeftovers = (root: string, now: number): { removed: string[]; failed: string[] } => {
+  const removed: string[] = []
+  const failed: string[] = []
+  const entries = (d: string) => {
+    try {
+      return fs.readdirSync(d)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") failed.push((e as Error).message)
+      return []
+    }
+  }
+  for (const shard of entries(root)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue
+    for (const name of entries(path.join(root, shard))) {
+      if (!name.startsWith(TMP_PREFIX)) continue
+      const file = path.join(root, shard, name)
+      try {
+        const age = now - fs.statSync(file).mtimeMs
+        const pid = TMP_NAME.exec(name)?.[1]
+        const writerGone = pid !== undefined && !isAlive(Number(pid))
+        if ((writerGone && age >= DEAD_WRITER_GRACE_MS) || age >= ANY_WRITER_GRACE_MS) {
+          fs.unlinkSync(file)
+          removed.push(file)
+        }
+      } catch (e) {
+        // Gone already: its writer renamed it, or another opener removed it.
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") failed.push((e as Error).message)
+      }
+    }
+  }
+  return { removed, failed }
+}
+
 export const makeFileBlobStore = (dir: string): Effect.Effect<BlobStoreApi> =>
-  Effect.sync(() => {
+  Effect.gen(function* () {
     const root = path.join(dir, "blobs")
+    const { removed, failed } = removeLeftovers(root, Date.now())
+    if (removed.length > 0) yield* Effect.logDebug(`removed ${removed.length} temporary file(s) left by interrupted puts: ${removed.join(", ")}`)
+    if (failed.length > 0) yield* Effect.logWarning(`cannot clean up the blob store ${root}: ${failed.join("; ")}`)
     const api: BlobStoreApi = {
       put: (bytes) =>
-        Effect.try({
-          try: () => {
-            const hash = sha256Hex(bytes)
-            const file = blobPath(dir, hash)
-            // Idempotent, and self-healing: a present but altered copy is replaced.
-            const existing = readIfExists(file)
-            if (existing === undefined || sha256Hex(existing) !== hash) writeDurably(file, bytes)
-            return hash
-          },
-          catch: failure("cannot store blob")
+        Effect.suspend(() => {
+          const hash = sha256Hex(bytes)
+          const file = blobPath(dir, hash)
+          return Effect.try({
+            try: () => {
+              // Idempotent, and self-healing: a present but altered copy is replaced.
+              const existing = readIfExists(file)
+              if (existing === undefined || sha256Hex(existing) !== hash) writeDurably(file, bytes)
+              return hash
+            },
+            catch: failure(`cannot store blob ${hash} at ${file}`)
+          })
         }),
       get: (hash) =>
         Effect.gen(function* () {
           // Anything but a sha256 cannot name a blob (and must never reach the path).
           if (!isHash(hash)) return yield* new BlobNotFound({ hash })
-          const bytes = yield* Effect.try({ try: () => readIfExists(blobPath(dir, hash)), catch: failure(`cannot read blob ${hash}`) })
+          const file = blobPath(dir, hash)
+          const bytes = yield* Effect.try({ try: () => readIfExists(file), catch: failure(`cannot read blob ${hash} at ${file}`) })
           if (bytes === undefined) return yield* new BlobNotFound({ hash })
           const actual = sha256Hex(bytes)
           if (actual !== hash) return yield* new BlobCorrupted({ hash, actual })
@@ -81,7 +149,7 @@ export const makeFileBlobStore = (dir: string): Effect.Effect<BlobStoreApi> =>
         }),
       has: (hash) =>
         isHash(hash)
-          ? Effect.try({ try: () => fs.existsSync(blobPath(dir, hash)), catch: failure(`cannot look up blob ${hash}`) })
+          ? Effect.try({ try: () => fs.existsSync(blobPath(dir, hash)), catch: failure(`cannot look up blob ${hash} at ${blobPath(dir, hash)}`) })
           : Effect.succeed(false),
       list: Effect.try({
         try: () => {

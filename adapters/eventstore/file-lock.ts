@@ -1,87 +1,135 @@
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as path from "node:path"
 import { Effect, type Scope } from "effect"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
+
+/**
+ * The single-writer lock: an exclusive, non-blocking `flock(2)` on `LOCK` in `lockDir`.
+ *
+ * The kernel owns the lock, not the file's content: it belongs to the open file description, so
+ * it goes when its holder closes the file, exits or is killed. There is therefore no stale lock
+ * and no takeover: a `LOCK` left by a killed writer is just a file nobody has locked, and the next
+ * opener locks it. The pid written into it serves only the "locked by process N" message and the
+ * warning that the previous writer did not shut down cleanly.
+ *
+ * Why it excludes any number of concurrent openers, although a clean release removes the file:
+ * - a process holds the lock when it has flocked the inode that `LOCK` names at that moment;
+ *   after flock succeeds it checks, by (dev, ino), that `LOCK` still names the inode it locked,
+ *   and starts over if not;
+ * - `LOCK` never names another inode while someone holds it: opening with O_CREAT never replaces
+ *   an existing file, and the only unlink is the holder's own, made before it closes (and so
+ *   before anyone else can flock that inode);
+ * - so two holders would have flocked the same inode at once, which flock refuses; a process that
+ *   locks an inode after its holder unlinked it sees the path gone or renamed to a new inode, and
+ *   retries on the new one.
+ * Removing `LOCK` by hand while a writer runs breaks this (a second writer could create and lock a
+ * new one); nothing needs doing by hand any more, since a dead holder frees the lock by itself.
+ * Linux supports flock on local filesystems and emulates it with byte-range locks on NFS.
+ */
+export const acquireWriterLock = (dataDir: string, lockDir: string): Effect.Effect<void, StoreFailure, Scope.Scope> => {
+  const file = path.join(lockDir, "LOCK")
+  const io = (what: string) => (e: unknown) => new StoreFailure({ reason: `cannot ${what} ${file}: ${(e as Error).message}` })
+  const lockedBy = (holder: number | undefined) =>
+    new StoreFailure({
+      reason: `data directory ${dataDir} is locked by ${holder === undefined ? "another process" : `process ${holder}`} (another blyan is writing to it)`
+    })
+  const take = Effect.gen(function* () {
+    const flock = yield* Effect.try({ try: loadFlock, catch: io("load fs-ext to lock") })
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const r = yield* Effect.try({ try: () => lockOnce(file, flock), catch: io("lock") })
+      if (r._tag === "Held") {
+        if (r.previous !== "" && r.previous !== String(process.pid))
+          yield* Effect.logWarning(
+            `${file} was left by ${/^\d+$/.test(r.previous) ? `process ${r.previous}` : "a writer"}, which did not close the store ` +
+              `(killed or crashed); its lock died with it, and this process now holds it`
+          )
+        return r.fd
+      }
+      if (r._tag === "Busy") {
+        // A holder that has just locked may not have written its pid yet: ask again briefly, so
+        // the message can name it, but never name a pid that is not alive.
+        if (r.holder !== undefined && isAlive(r.holder)) return yield* lockedBy(r.holder)
+        if (attempt >= 5) return yield* lockedBy(undefined)
+        yield* Effect.sleep("20 millis")
+      }
+      // "Moved": the inode we locked was released and unlinked meanwhile; go again on the new one.
+    }
+    return yield* new StoreFailure({ reason: `cannot take the lock ${file}: it keeps changing hands` })
+  })
+  return Effect.asVoid(Effect.acquireRelease(take, (fd) => Effect.sync(() => release(file, fd))))
+}
+
+type Flock = (fd: number, flags: "exnb") => void
+
+let flockSync: Flock | undefined
+/** fs-ext is a native addon built from source at install; loaded on first use, so read-only opens never need it. */
+const loadFlock = (): Flock => (flockSync ??= (createRequire(import.meta.url)("fs-ext") as { flockSync: Flock }).flockSync)
+
+type Attempt =
+  | { readonly _tag: "Held"; readonly fd: number; readonly previous: string }
+  | { readonly _tag: "Busy"; readonly holder: number | undefined }
+  | { readonly _tag: "Moved" }
+
+const sameFile = (a: fs.BigIntStats, b: fs.BigIntStats) => a.dev === b.dev && a.ino === b.ino
+
+const statIfExists = (file: string): fs.BigIntStats | undefined => fs.statSync(file, { bigint: true, throwIfNoEntry: false })
+
+const readAll = (fd: number): string => {
+  const size = Number(fs.fstatSync(fd).size)
+  const buf = Buffer.alloc(Math.min(size, 64))
+  const n = fs.readSync(fd, buf, 0, buf.length, 0)
+  return buf.subarray(0, n).toString("utf8").trim()
+}
+
+const lockOnce = (file: string, flock: Flock): Attempt => {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
+  try {
+    try {
+      flock(fd, "exnb")
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code !== "EAGAIN" && code !== "EWOULDBLOCK") throw e
+      const pid = Number(readAll(fd))
+      fs.closeSync(fd)
+      return { _tag: "Busy", holder: Number.isSafeInteger(pid) && pid > 0 ? pid : undefined }
+    }
+    const now = statIfExists(file)
+    if (now === undefined || !sameFile(now, fs.fstatSync(fd, { bigint: true }))) {
+      fs.closeSync(fd)
+      return { _tag: "Moved" }
+    }
+    const previous = readAll(fd)
+    fs.ftruncateSync(fd, 0)
+    fs.writeSync(fd, `${process.pid}\n`, 0)
+    return { _tag: "Held", fd, previous }
+  } catch (e) {
+    try {
+      fs.closeSync(fd)
+    } catch {
+      // Already closed on the way to the error.
+    }
+    throw e
+  }
+}
+
+/** Unlink while still holding (so nobody can lock the old inode and think it current), then close. */
+const release = (file: string, fd: number) => {
+  try {
+    const now = statIfExists(file)
+    if (now !== undefined && sameFile(now, fs.fstatSync(fd, { bigint: true }))) fs.unlinkSync(file)
+  } catch {
+    // Left in place, the file is harmless: whoever opens next finds it unlocked.
+  }
+  fs.closeSync(fd)
+}
 
 const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true
   } catch (e) {
-    // EPERM: the process exists but belongs to someone else; it still holds the lock.
+    // EPERM: the process exists but belongs to someone else.
     return (e as NodeJS.ErrnoException).code === "EPERM"
   }
-}
-
-const readPid = (file: string): number | "missing" | "unreadable" => {
-  let text: string
-  try {
-    text = fs.readFileSync(file, "utf8")
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "missing"
-    throw e
-  }
-  const pid = Number(text.trim())
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : "unreadable"
-}
-
-const tryCreate = (file: string): boolean => {
-  let fd: number
-  try {
-    fd = fs.openSync(file, "wx", 0o644)
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false
-    throw e
-  }
-  try {
-    fs.writeSync(fd, `${process.pid}\n`)
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  return true
-}
-
-/**
- * The single-writer lock: `LOCK` in `lockDir`, created exclusively and holding our pid. A lock
- * whose pid is no longer alive was left by a crash and is taken over. Released with the scope,
- * and only if it is still ours.
- *
- * Limits: two processes taking over the same stale lock at the same instant can race (both see
- * the dead pid, one may remove the other's fresh lock); and a recycled pid keeps a stale lock
- * looking alive, in which case the message names the pid so a person can remove the file.
- */
-export const acquireWriterLock = (dataDir: string, lockDir: string): Effect.Effect<void, StoreFailure, Scope.Scope> => {
-  const file = path.join(lockDir, "LOCK")
-  const io = (what: string, e: unknown) => new StoreFailure({ reason: `cannot ${what} ${file}: ${(e as Error).message}` })
-  const take = Effect.gen(function* () {
-    for (let attempt = 0; ; attempt++) {
-      // Bounded: a lock that keeps changing hands under us is reported rather than fought over.
-      if (attempt > 50) return yield* new StoreFailure({ reason: `cannot take the lock ${file}: it keeps changing` })
-      const created = yield* Effect.try({ try: () => tryCreate(file), catch: (e) => io("create", e) })
-      if (created) return
-      const holder = yield* Effect.try({ try: () => readPid(file), catch: (e) => io("read", e) })
-      if (holder === "missing") continue
-      if (holder === "unreadable" && attempt < 5) {
-        // Another opener may be between creating the file and writing its pid: give it a moment.
-        yield* Effect.sleep("20 millis")
-        continue
-      }
-      if (typeof holder === "number" && isAlive(holder))
-        return yield* new StoreFailure({ reason: `data directory ${dataDir} is locked by process ${holder} (another blyan is writing to it)` })
-      yield* Effect.logWarning(`taking over the stale lock ${file} (held by ${holder === "unreadable" ? "an unreadable pid" : `dead process ${holder}`})`)
-      yield* Effect.try({
-        try: () => fs.rmSync(file, { force: true }),
-        catch: (e) => io("remove stale lock", e)
-      })
-    }
-  })
-  const release = Effect.sync(() => {
-    try {
-      if (readPid(file) === process.pid) fs.rmSync(file, { force: true })
-    } catch {
-      // Nothing to do: a lock we cannot read or remove is reported by the next opener.
-    }
-  })
-  return Effect.acquireRelease(take, () => release)
 }

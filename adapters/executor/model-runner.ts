@@ -1,42 +1,20 @@
 /**
- * The model as a service: the domain's forward, training and generation programs with their
+ * The ModelRunner port on onnxruntime: the domain's forward, training and generation programs with their
  * graphs built once per model shape and run on the Executor. `ModelRunnerOnnx({ device })` is the
  * whole stack on onnxruntime (the device comes from configuration, e.g. BLYAN_DEVICE).
  */
-import { Context, Effect, Layer } from "effect"
-import type { AdamWConfig, AdamWState } from "../../domain/model/adamw.ts"
-import type { ExecutionProviderUnavailable } from "../../domain/model/executor-port.ts"
-import { Executor } from "../../domain/model/executor-port.ts"
-import type { ForwardResult, ModelError, TokenBatch } from "../../domain/model/forward.ts"
+import { Effect, Layer } from "effect"
+import type { ExecutionProviderUnavailable } from "../../domain/ports/executor.ts"
+import { Executor } from "../../domain/ports/executor.ts"
+import { ModelRunner, type ModelRunnerApi } from "../../domain/ports/model-runner.ts"
 import { forward } from "../../domain/model/forward.ts"
-import type { GenerateOptions, GenerateResult } from "../../domain/model/generate.ts"
 import { generate } from "../../domain/model/generate.ts"
 import type { ModelGraphs, Precision } from "../../domain/model/onnx/graphs.ts"
 import { buildModelGraphs } from "../../domain/model/onnx/graphs.ts"
 import type { ModelSpec } from "../../domain/model/spec.ts"
-import type { ModelWeights } from "../../domain/model/tensor.ts"
-import type { LossAndGradients, TrainBatch, TrainOptions, TrainStepResult } from "../../domain/model/train.ts"
 import { evaluateLoss, lossAndGradients, trainStep } from "../../domain/model/train.ts"
 import type { OnnxExecutorSettings } from "./onnxruntime.ts"
 import { OnnxExecutorLive } from "./onnxruntime.ts"
-
-export interface ModelRunnerApi {
-  /** The compiled graphs for a spec (memoised by the sizes the graphs depend on). */
-  readonly graphs: (spec: ModelSpec) => ModelGraphs
-  readonly forward: (weights: ModelWeights, batch: TokenBatch) => Effect.Effect<ForwardResult, ModelError>
-  readonly generate: (weights: ModelWeights, prompt: Uint8Array, options: GenerateOptions) => Effect.Effect<GenerateResult, ModelError>
-  readonly evaluateLoss: (weights: ModelWeights, batch: TrainBatch) => Effect.Effect<number, ModelError>
-  readonly lossAndGradients: (weights: ModelWeights, batch: TrainBatch) => Effect.Effect<LossAndGradients, ModelError>
-  readonly trainStep: (
-    weights: ModelWeights,
-    state: AdamWState,
-    batch: TrainBatch,
-    config: AdamWConfig,
-    options?: TrainOptions
-  ) => Effect.Effect<TrainStepResult, ModelError>
-}
-
-export class ModelRunner extends Context.Tag("blyan/ModelRunner")<ModelRunner, ModelRunnerApi>() {}
 
 /** Graphs depend on these sizes only (not on the name, seed, dtype or number of layers). */
 const shapeKey = (s: ModelSpec, p: Precision) => [s.vocab, s.context, s.dModel, s.heads, s.experts, s.dFF, p].join(",")

@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto"
 import { Effect, Layer, type Scope } from "effect"
 import * as ort from "onnxruntime-node"
-import type { Device, ExecutorApi, OnnxModel, TensorType, TensorValue } from "../../domain/model/executor-port.ts"
-import { ExecutionFailed, ExecutionProviderUnavailable, Executor } from "../../domain/model/executor-port.ts"
+import type { Device, ExecutorApi, OnnxModel, TensorType, TensorValue } from "../../domain/ports/executor.ts"
+import { ExecutionFailed, ExecutionProviderUnavailable, Executor } from "../../domain/ports/executor.ts"
 import { GraphBuilder } from "../../domain/model/onnx/ir.ts"
 import { serializeGraph } from "../../domain/model/onnx/serialize.ts"
 

@@ -1,9 +1,9 @@
 import { Either, ParseResult, Schema } from "effect"
 import { canonicalize } from "./jcs.ts"
 import { hashCanonical, ZERO_HASH } from "./hash.ts"
-import { Catalog, isEventType, type EventType, type NewEvent } from "./events.ts"
+import { Catalog, isEventType, type EventType, type LegacyVersion, type NewEvent } from "./events.ts"
 import { ChainBroken, InvalidEvent, MalformedEvent } from "./errors.ts"
-import { isValidStreamName } from "./streams.ts"
+import { streamKind, type StreamKind } from "./streams.ts"
 import { genesisEnvelope } from "./genesis.ts"
 
 /** The stored form of every event: `hash` chains it to the envelope at `seq - 1`. */
@@ -29,17 +29,32 @@ export const seal = (e: Unsealed): Envelope => ({ ...e, hash: envelopeHash(e) })
 export type Head = { readonly seq: number; readonly hash: string }
 export const nextLink = (head: Head | undefined) => ({ seq: head ? head.seq + 1 : 0, prev: head ? head.hash : ZERO_HASH })
 
+/** Kinds whose streams are a family (`expert-0.1`, `node-n1`…) rather than one fixed name. */
+const patternKinds: ReadonlySet<StreamKind> = new Set(["expert", "round", "node", "epoch"])
+
+/** Why `type` may not appear in `stream`, if it may not: the catalog binds types to stream kinds. */
+const bindingProblem = (stream: string, type: string, allowed: ReadonlyArray<StreamKind>): string | undefined => {
+  const kind = streamKind(stream)
+  if (kind === undefined) return `invalid stream name ${JSON.stringify(stream)}`
+  return allowed.includes(kind) ? undefined : `${type} belongs in ${allowed.map((k) => (patternKinds.has(k) ? `${k}-*` : k)).join(" or ")}, not ${stream}`
+}
+
+const asSchema = (s: unknown) => s as Schema.Schema<unknown, unknown>
+
 /**
  * Check an event against the catalog and put its data in canonical encoded form, so what is
- * hashed is exactly what any replay will decode. Refuses instead of guessing.
+ * hashed is exactly what any replay will decode. Only current versions are written, and only to
+ * the streams their type is bound to. Refuses instead of guessing.
  */
 export const prepareEvent = (stream: string, event: NewEvent): Either.Either<NewEvent, InvalidEvent> => {
   const fail = (reason: string) => Either.left(new InvalidEvent({ stream, type: String(event.type), reason }))
-  if (!isValidStreamName(stream)) return fail(`invalid stream name ${JSON.stringify(stream)}`)
+  if (streamKind(stream) === undefined) return fail(`invalid stream name ${JSON.stringify(stream)}`)
   if (!isEventType(event.type)) return fail("unknown event type")
   const entry = Catalog[event.type]
   if (event.version !== entry.version) return fail(`version ${event.version} is not the current version ${entry.version}`)
-  const schema = entry.schema as unknown as Schema.Schema<unknown, unknown>
+  const misplaced = bindingProblem(stream, event.type, entry.streams)
+  if (misplaced !== undefined) return fail(misplaced)
+  const schema = asSchema(entry.schema)
   const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(event.data)
   if (Either.isLeft(decoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
   const encoded = Schema.encodeEither(schema)(decoded.right)
@@ -85,17 +100,33 @@ export const sealBatch = (
 /** Decoded, typed view of an envelope's payload. */
 export type DecodedEvent = { [T in EventType]: { readonly type: T; readonly data: Catalog[T]["schema"]["Type"]; readonly envelope: Envelope } }[EventType]
 
-/** Decode an envelope's payload by the catalog; unknown types and versions are errors naming the seq. */
+/** How to read a stored version: its schema and streams, and the upcasters from it to the current version. */
+const readerFor = (type: EventType, version: number) => {
+  const entry = Catalog[type]
+  if (version === entry.version) return { schema: asSchema(entry.schema), streams: entry.streams, upcasters: [] as ReadonlyArray<LegacyVersion> }
+  const history: ReadonlyArray<LegacyVersion> = entry.history
+  const from = history.findIndex((h) => h.version === version)
+  if (from < 0) return undefined
+  const stored = history[from]!
+  return { schema: asSchema(stored.schema), streams: stored.streams, upcasters: history.slice(from) }
+}
+
+/**
+ * Decode an envelope's payload as the version it was stored in, check its stream binding, then
+ * upcast it to the current version. Unknown types and versions are errors naming the seq; the
+ * hash was computed over the stored bytes, which are never rewritten.
+ */
 export const decodeEvent = (env: Envelope): Either.Either<DecodedEvent, MalformedEvent> => {
-  if (!isEventType(env.type)) return Either.left(new MalformedEvent({ seq: env.seq, reason: `unknown event type ${JSON.stringify(env.type)}` }))
-  const entry = Catalog[env.type]
-  if (env.version !== entry.version)
-    return Either.left(new MalformedEvent({ seq: env.seq, reason: `${env.type} version ${env.version} is not supported (current ${entry.version})` }))
-  const schema = entry.schema as unknown as Schema.Schema<unknown, unknown>
-  const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(env.data)
-  if (Either.isLeft(decoded))
-    return Either.left(new MalformedEvent({ seq: env.seq, reason: `${env.type}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}` }))
-  return Either.right({ type: env.type, data: decoded.right, envelope: env } as DecodedEvent)
+  const bad = (reason: string) => Either.left(new MalformedEvent({ seq: env.seq, reason }))
+  if (!isEventType(env.type)) return bad(`unknown event type ${JSON.stringify(env.type)}`)
+  const reader = readerFor(env.type, env.version)
+  if (reader === undefined) return bad(`${env.type} version ${env.version} is not known (current ${Catalog[env.type].version})`)
+  const misplaced = bindingProblem(env.stream, env.type, reader.streams)
+  if (misplaced !== undefined) return bad(misplaced)
+  const decoded = Schema.decodeUnknownEither(reader.schema, { onExcessProperty: "error" })(env.data)
+  if (Either.isLeft(decoded)) return bad(`${env.type}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`)
+  const data = reader.upcasters.reduce((d, u) => u.upcast(d), decoded.right)
+  return Either.right({ type: env.type, data, envelope: env } as DecodedEvent)
 }
 
 /** Parse one stored record (JSON text) into an envelope, or say what is wrong with it at `seq`. */

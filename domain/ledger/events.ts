@@ -1,9 +1,11 @@
 import { Schema } from "effect"
 import { ModelSpec } from "../model/spec.ts"
 import { Plan } from "../pipeline/plan.ts"
+import type { StreamKind } from "./streams.ts"
 
 /**
- * The event catalog: every event type of the log with its current version and payload schema.
+ * The event catalog: every event type of the log with its current version, its payload schema, the
+ * kinds of stream it may appear in, and how to read every older version it ever had.
  * Event type names live here and nowhere else.
  */
 const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Hash" }))
@@ -44,39 +46,55 @@ export type BlockAppendedData = typeof BlockAppendedData.Type
 
 const ExpertUse = Schema.Struct({ layer: Count, expert: Count, node: NonEmpty, block: Hash })
 
+/**
+ * An older version of an event type as it is stored: its schema and streams, and the pure upcaster
+ * that turns its decoded data into the next version's. Stored bytes are never rewritten.
+ */
+export interface LegacyVersion {
+  readonly version: number
+  readonly streams: ReadonlyArray<StreamKind>
+  readonly schema: Schema.Schema<any, any>
+  readonly upcast: (data: any) => unknown
+}
+
+const legacy = <A, I, B>(v: { version: number; streams: ReadonlyArray<StreamKind>; schema: Schema.Schema<A, I>; upcast: (data: A) => B }): LegacyVersion => v
+
+/** A catalog entry at `version` (1 unless it has older versions, oldest first, in `history`). */
+const event = <S extends Schema.Schema.AnyNoContext>(streams: ReadonlyArray<StreamKind>, schema: S, history: ReadonlyArray<LegacyVersion> = []) => ({
+  version: history.length + 1,
+  streams,
+  schema,
+  history
+})
+
+const ModelTrainedV1 = Schema.Struct({
+  steps: Count,
+  corpus: Hash,
+  trainLossBefore: Schema.Number,
+  trainLossAfter: Schema.Number,
+  heldOutLossBefore: Schema.Number,
+  heldOutLossAfter: Schema.Number,
+  blocks: Schema.Array(Hash)
+})
+
 export const Catalog = {
-  GenesisCovenantSealed: { version: 1, schema: Covenant },
-  ModelSpecPublished: { version: 1, schema: Schema.Struct({ spec: ModelSpec }) },
-  /** A local training run's outcome: which blocks it produced and the losses it measured. */
-  ModelTrained: {
-    version: 1,
-    schema: Schema.Struct({
-      steps: Count,
-      corpus: Hash,
-      trainLossBefore: Schema.Number,
-      trainLossAfter: Schema.Number,
-      heldOutLossBefore: Schema.Number,
-      heldOutLossAfter: Schema.Number,
-      blocks: Schema.Array(Hash)
-    })
-  },
-  PlanFrozen: { version: 1, schema: Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty }) },
-  BlockAppended: { version: 1, schema: BlockAppendedData },
-  ExpertUpdated: {
-    version: 1,
-    schema: Schema.Struct({ name: NonEmpty, block: Hash, previous: Schema.NullOr(Hash), reason: NonEmpty })
-  },
-  RoundOpened: {
-    version: 1,
-    schema: Schema.Struct({ round: NonEmpty, target: NonEmpty, baseBlock: Hash, margin: Schema.Number, quorum: Count })
-  },
-  ContributionSubmitted: {
-    version: 1,
-    schema: Schema.Struct({ round: NonEmpty, contribution: NonEmpty, contributor: PublicKey, block: Hash })
-  },
-  PoLEvaluated: {
-    version: 1,
-    schema: Schema.Struct({
+  GenesisCovenantSealed: event(["chain-A"], Covenant),
+  ModelSpecPublished: event(["chain-A"], Schema.Struct({ spec: ModelSpec })),
+  /**
+   * A local training run's outcome: the blocks it produced and the losses it measured. Since v2 it
+   * is appended to chain B in the same atomic append as its blocks, and names its held-out text.
+   */
+  ModelTrained: event(["chain-B"], Schema.Struct({ ...ModelTrainedV1.fields, heldOut: Schema.NullOr(Hash) }), [
+    legacy({ version: 1, streams: ["chain-A"], schema: ModelTrainedV1, upcast: (d) => ({ ...d, heldOut: null }) })
+  ]),
+  PlanFrozen: event(["chain-A"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
+  BlockAppended: event(["chain-B"], BlockAppendedData),
+  ExpertUpdated: event(["expert"], Schema.Struct({ name: NonEmpty, block: Hash, previous: Schema.NullOr(Hash), reason: NonEmpty })),
+  RoundOpened: event(["round"], Schema.Struct({ round: NonEmpty, target: NonEmpty, baseBlock: Hash, margin: Schema.Number, quorum: Count })),
+  ContributionSubmitted: event(["round"], Schema.Struct({ round: NonEmpty, contribution: NonEmpty, contributor: PublicKey, block: Hash })),
+  PoLEvaluated: event(
+    ["round"],
+    Schema.Struct({
       round: NonEmpty,
       contribution: NonEmpty,
       validator: PublicKey,
@@ -85,43 +103,28 @@ export const Catalog = {
       dataset: Hash,
       signature: Signature
     })
-  },
-  ContributionAccepted: {
-    version: 1,
-    schema: Schema.Struct({ round: NonEmpty, contribution: NonEmpty, block: Hash, improvement: Schema.Number })
-  },
-  ContributionRejected: {
-    version: 1,
-    schema: Schema.Struct({ round: NonEmpty, contribution: NonEmpty, reason: NonEmpty })
-  },
-  RoundClosed: { version: 1, schema: Schema.Struct({ round: NonEmpty, accepted: Count, rejected: Count }) },
-  NodeRegistered: {
-    version: 1,
-    schema: Schema.Struct({ node: NonEmpty, publicKey: PublicKey, keyHash: Hash, device: NonEmpty, memory: Count, speed: Schema.Number })
-  },
-  NodeExpertsAnnounced: { version: 1, schema: Schema.Struct({ node: NonEmpty, blocks: Schema.Array(Hash) }) },
-  NodeBanned: { version: 1, schema: Schema.Struct({ node: NonEmpty, reason: NonEmpty }) },
-  NodeRetired: { version: 1, schema: Schema.Struct({ node: NonEmpty }) },
-  RewardPaid: {
-    version: 1,
-    schema: Schema.Struct({ to: NonEmpty, amount: Amount, kind: Schema.Literal("inference", "learning"), cause: NonEmpty })
-  },
-  TransferMade: { version: 1, schema: Schema.Struct({ from: NonEmpty, to: NonEmpty, amount: Amount }) },
-  InferenceServed: {
-    version: 1,
-    schema: Schema.Struct({ request: NonEmpty, experts: Schema.Array(ExpertUse), tokens: Count, receipt: Signature })
-  },
-  EpochPlanned: { version: 1, schema: Schema.Struct({ plan: Plan }) },
-  PlanPromoted: { version: 1, schema: Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty }) },
-  RoundStarted: { version: 1, schema: Schema.Struct({ epoch: NonEmpty, round: NonEmpty, planId: NonEmpty }) },
-  StageFailed: {
-    version: 1,
-    schema: Schema.Struct({ epoch: NonEmpty, round: NonEmpty, stage: Count, node: NonEmpty, reason: NonEmpty })
-  },
-  FallbackActivated: { version: 1, schema: Schema.Struct({ epoch: NonEmpty, round: NonEmpty, reason: NonEmpty }) },
-  EpochCompleted: { version: 1, schema: Schema.Struct({ epoch: NonEmpty, rounds: Count }) },
-  ApiKeyIssued: { version: 1, schema: Schema.Struct({ keyHash: Hash, role: Role, label: Schema.optional(Schema.String) }) },
-  ApiKeyRevoked: { version: 1, schema: Schema.Struct({ keyHash: Hash, reason: Schema.optional(Schema.String) }) }
+  ),
+  ContributionAccepted: event(["round"], Schema.Struct({ round: NonEmpty, contribution: NonEmpty, block: Hash, improvement: Schema.Number })),
+  ContributionRejected: event(["round"], Schema.Struct({ round: NonEmpty, contribution: NonEmpty, reason: NonEmpty })),
+  RoundClosed: event(["round"], Schema.Struct({ round: NonEmpty, accepted: Count, rejected: Count })),
+  NodeRegistered: event(
+    ["node"],
+    Schema.Struct({ node: NonEmpty, publicKey: PublicKey, keyHash: Hash, device: NonEmpty, memory: Count, speed: Schema.Number })
+  ),
+  NodeExpertsAnnounced: event(["node"], Schema.Struct({ node: NonEmpty, blocks: Schema.Array(Hash) })),
+  NodeBanned: event(["node"], Schema.Struct({ node: NonEmpty, reason: NonEmpty })),
+  NodeRetired: event(["node"], Schema.Struct({ node: NonEmpty })),
+  RewardPaid: event(["rewards"], Schema.Struct({ to: NonEmpty, amount: Amount, kind: Schema.Literal("inference", "learning"), cause: NonEmpty })),
+  TransferMade: event(["rewards"], Schema.Struct({ from: NonEmpty, to: NonEmpty, amount: Amount })),
+  InferenceServed: event(["inference"], Schema.Struct({ request: NonEmpty, experts: Schema.Array(ExpertUse), tokens: Count, receipt: Signature })),
+  EpochPlanned: event(["epoch"], Schema.Struct({ plan: Plan })),
+  PlanPromoted: event(["epoch"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
+  RoundStarted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, planId: NonEmpty })),
+  StageFailed: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, stage: Count, node: NonEmpty, reason: NonEmpty })),
+  FallbackActivated: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, reason: NonEmpty })),
+  EpochCompleted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, rounds: Count })),
+  ApiKeyIssued: event(["keys"], Schema.Struct({ keyHash: Hash, role: Role, label: Schema.optional(Schema.String) })),
+  ApiKeyRevoked: event(["keys"], Schema.Struct({ keyHash: Hash, reason: Schema.optional(Schema.String) }))
 } as const
 
 export type Catalog = typeof Catalog

@@ -11,6 +11,15 @@ export const Streams = {
   keys: "keys"
 } as const
 
-const STREAM_NAME = /^(chain-A|chain-B|rewards|inference|keys|expert-\d+\.\d+|(round|node|epoch)-[A-Za-z0-9_.:-]{1,128})$/
+/** The kinds of stream: each event type is bound to the kinds it may appear in. */
+export type StreamKind = "chain-A" | "chain-B" | "expert" | "round" | "node" | "rewards" | "inference" | "epoch" | "keys"
 
-export const isValidStreamName = (name: string): boolean => STREAM_NAME.test(name)
+const STREAM_NAME = /^(?:(chain-A|chain-B|rewards|inference|keys)|(expert)-\d{1,6}\.\d{1,6}|(round|node|epoch)-[A-Za-z0-9_.:-]{1,128})$/
+
+/** The kind of a stream name, or undefined when the name is not one the log may hold. */
+export const streamKind = (name: string): StreamKind | undefined => {
+  const m = STREAM_NAME.exec(name)
+  return m ? ((m[1] ?? m[2] ?? m[3]) as StreamKind) : undefined
+}
+
+export const isValidStreamName = (name: string): boolean => streamKind(name) !== undefined

@@ -8,8 +8,8 @@
  * to sum to 1. Ties in the selection go to the lower expert index.
  */
 import { Data, Effect, Either } from "effect"
-import type { ExecutionFailed, TensorValue } from "./executor-port.ts"
-import { Executor } from "./executor-port.ts"
+import type { ExecutionFailed, TensorValue } from "../ports/executor.ts"
+import { Executor } from "../ports/executor.ts"
 import type { CompiledGraph, ModelGraphs, Precision } from "./onnx/graphs.ts"
 import { ATTENTION_WEIGHTS, EMBEDDING_WEIGHTS, EXPERT_WEIGHTS, HEAD_WEIGHTS, ROUTER_WEIGHTS } from "./onnx/graphs.ts"
 import { MASKED } from "./onnx/layers.ts"

@@ -5,7 +5,7 @@
  * restricted to the top `topK` bytes when given, with a seeded PRNG.
  */
 import { Effect } from "effect"
-import type { Executor } from "./executor-port.ts"
+import type { Executor } from "../ports/executor.ts"
 import type { ModelError } from "./forward.ts"
 import { forward, InvalidModelInput, routeOf } from "./forward.ts"
 import type { ModelGraphs } from "./onnx/graphs.ts"

@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import type { AdamWConfig, AdamWState, Gradients } from "./adamw.ts"
 import { adamwUpdate } from "./adamw.ts"
-import type { Executor, TensorValue } from "./executor-port.ts"
+import type { Executor, TensorValue } from "../ports/executor.ts"
 import type { FloatArray, ModelError, Routing, TokenBatch } from "./forward.ts"
 import { allocFloat, floatFeed, floats, forwardTrace, InvalidModelInput, partFeeds, passDims, runGraph } from "./forward.ts"
 import type { ModelGraphs } from "./onnx/graphs.ts"

@@ -1,5 +1,6 @@
 import { Data, Either } from "effect"
 import type { ModelSpec } from "../model/spec.ts"
+import { minOf } from "./extremes.ts"
 import { ADAMW_BYTES_PER_PARAM, dtypeBytes, moeActivationBytesPerToken, moeLayerParams } from "./cost.ts"
 
 /**
@@ -136,7 +137,7 @@ export const decideMemory = (input: MemoryPolicyInput): Either.Either<MemoryDeci
     const tried = settings(dataParallel).map((set) => ({ set, bytes: stageBytes(st, held, set, options) }))
     const fit = tried.find((t) => t.bytes <= st.deviceMemory)
     if (fit) decided.push({ stage: s, inFlight: held, bytes: fit.bytes, ...fit.set })
-    else short.push({ stage: s, needs: Math.min(...tried.map((t) => t.bytes)), has: st.deviceMemory })
+    else short.push({ stage: s, needs: minOf(tried.map((t) => t.bytes)), has: st.deviceMemory })
   })
   if (short.length > 0) return Either.left(new MemoryDoesNotFit({ stages: short }))
   return Either.right({ stages: decided, zero1: decided.some((d) => d.zero1), actCkpt: decided.some((d) => d.actCkpt) })

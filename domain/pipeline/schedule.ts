@@ -1,4 +1,5 @@
 import { Data, Either } from "effect"
+import { maxOf } from "./extremes.ts"
 
 /** One step of a stage: the forward (F) or backward (B) pass of one microbatch. */
 export interface Op {
@@ -37,14 +38,24 @@ export const stageOps = (stage: number, stages: number, microbatches: number): R
   return ops
 }
 
+/**
+ * The most ops (stages × microbatches × 2) a schedule may have. Every op is an object in memory
+ * and a line of `blyan plan schedule --json`, about 55 bytes there: 2M ops print as 110 MB
+ * and take some 600 MB of heap, while 10M ops pass V8's largest string and 10^10 exhaust the heap.
+ */
+export const MAX_SCHEDULE_OPS = 2_000_000
+
 const checkCounts = (stages: number, microbatches: number): Either.Either<void, InvalidSchedule> => {
-  if (!Number.isSafeInteger(stages) || stages < 1) return Either.left(new InvalidSchedule({ reason: `stages must be an integer ≥ 1, got ${stages}` }))
-  if (!Number.isSafeInteger(microbatches) || microbatches < 1)
-    return Either.left(new InvalidSchedule({ reason: `microbatches must be an integer ≥ 1, got ${microbatches}` }))
+  const fail = (reason: string) => Either.left(new InvalidSchedule({ reason }))
+  if (!Number.isSafeInteger(stages) || stages < 1) return fail(`stages must be an integer ≥ 1, got ${stages}`)
+  if (!Number.isSafeInteger(microbatches) || microbatches < 1) return fail(`microbatches must be an integer ≥ 1, got ${microbatches}`)
+  const ops = BigInt(stages) * BigInt(microbatches) * 2n
+  if (ops > BigInt(MAX_SCHEDULE_OPS))
+    return fail(`${stages} stages × ${microbatches} microbatches × 2 = ${ops} ops, more than the ${MAX_SCHEDULE_OPS} a schedule may have`)
   return Either.right(undefined)
 }
 
-/** The whole 1F1B schedule: one op list per stage. */
+/** The whole 1F1B schedule: one op list per stage, refused (not built) past `MAX_SCHEDULE_OPS`. */
 export const oneFOneB = (stages: number, microbatches: number): Either.Either<Schedule, InvalidSchedule> =>
   Either.map(checkCounts(stages, microbatches), () => Array.from({ length: stages }, (_, s) => stageOps(s, stages, microbatches)))
 
@@ -123,5 +134,5 @@ export const simulate = (schedule: Schedule, f: Durations, b: Durations): Either
       return fail(`deadlock: ${stuck.join(", ")} wait for ops that never run`)
     }
   }
-  return Either.right({ makespan: Math.max(0, ...free), timeline })
+  return Either.right({ makespan: Math.max(0, maxOf(free)), timeline })
 }

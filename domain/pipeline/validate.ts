@@ -1,5 +1,5 @@
 import { Data, Either } from "effect"
-import { epochIdProblem, type Plan, type PlanDraft, type PlanStage } from "./plan.ts"
+import { derivedIdMismatch, derivedIdMismatchMessage, epochIdProblem, planIdLabel, planIdProblem, type Plan, type PlanDraft, type PlanStage } from "./plan.ts"
 
 /** What the validator knows of a node: its speed and memory (same units as layer memory). */
 export interface DeviceInfo {
@@ -21,6 +21,7 @@ type F<T extends string, A> = { readonly _tag: T; readonly message: string } & A
 /** Every way a plan can be wrong, each named, each with a message for people. */
 export type PlanFailure =
   | F<"BadName", { readonly field: "planId" | "epoch" | "round" }>
+  | F<"DerivedIdMismatch", { readonly planId: string; readonly derived: string }>
   | F<"NoStages", {}>
   | F<"NonIntegerIndex", { readonly stage: number; readonly start: number; readonly end: number }>
   | F<"NegativeIndex", { readonly stage: number; readonly start: number; readonly end: number }>
@@ -35,6 +36,7 @@ export type PlanFailure =
 
 export type PlanFailureTag = PlanFailure["_tag"]
 
+/** `planId` is the id as it may be printed (`planIdLabel`): a refused id is quoted and escaped. */
 export class PlanInvalid extends Data.TaggedError("PlanInvalid")<{ readonly planId: string; readonly failures: ReadonlyArray<PlanFailure> }> {
   override get message() {
     return `plan ${this.planId} is invalid: ${this.failures.map((f) => f.message).join("; ")}`
@@ -51,7 +53,10 @@ const missing = (after: number, before: number) =>
 /** All failures of a plan against the registry and the model's layers; empty when valid. */
 export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyArray<PlanFailure> => {
   const out: PlanFailure[] = []
-  if (plan.planId.length === 0) out.push({ _tag: "BadName", field: "planId", message: "the plan id is empty" })
+  const idProblem = planIdProblem(plan.planId)
+  if (idProblem !== undefined) out.push({ _tag: "BadName", field: "planId", message: idProblem })
+  const derived = derivedIdMismatch(plan.planId, plan)
+  if (derived !== undefined) out.push({ _tag: "DerivedIdMismatch", planId: plan.planId, derived, message: derivedIdMismatchMessage(plan.planId, derived) })
   const epochProblem = epochIdProblem(plan.epoch)
   if (epochProblem !== undefined) out.push({ _tag: "BadName", field: "epoch", message: epochProblem })
   if (plan.round.length === 0) out.push({ _tag: "BadName", field: "round", message: "the round is empty" })
@@ -96,7 +101,11 @@ export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyA
 
   // Devices: distinct and known.
   const byNode = new Map<string, number[]>()
-  stages.forEach((s, i) => byNode.set(s.node, [...(byNode.get(s.node) ?? []), i]))
+  stages.forEach((s, i) => {
+    const at = byNode.get(s.node)
+    if (at) at.push(i)
+    else byNode.set(s.node, [i])
+  })
   for (const [node, at] of byNode)
     if (at.length > 1) out.push({ _tag: "DuplicateDevice", node, stages: at, message: `node ${node} holds stages ${at.join(", ")}: each device may hold one stage` })
   stages.forEach((s, i) => {
@@ -119,7 +128,7 @@ export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyA
 export const validatePlan = (plan: PlanDraft, ctx: ValidationContext): Either.Either<Plan, PlanInvalid> => {
   const failures = planFailures(plan, ctx)
   // No failure means every field meets Plan's refinements (ids non-empty, indices non-negative integers).
-  return failures.length === 0 ? Either.right(plan as Plan) : Either.left(new PlanInvalid({ planId: plan.planId || "(no id)", failures }))
+  return failures.length === 0 ? Either.right(plan as Plan) : Either.left(new PlanInvalid({ planId: planIdLabel(plan.planId), failures }))
 }
 
 // ---------------------------------------------------------------------------------------------

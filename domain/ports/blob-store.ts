@@ -13,7 +13,12 @@ export class BlobCorrupted extends Data.TaggedError("BlobCorrupted")<{ readonly 
   }
 }
 
-export class BlobStoreFailure extends Data.TaggedError("BlobStoreFailure")<{ readonly reason: string }> {}
+/** The blob store cannot be used (I/O, permissions); the reason names the path or hash where known. */
+export class BlobStoreFailure extends Data.TaggedError("BlobStoreFailure")<{ readonly reason: string }> {
+  override get message() {
+    return `blob store: ${this.reason}`
+  }
+}
 
 /** Content-addressed bytes: the address is the sha256 of the content, verified on every read. */
 export interface BlobStoreApi {

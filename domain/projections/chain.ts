@@ -1,6 +1,6 @@
-import type { BlockAppendedData } from "../ledger/events.ts"
+import { newEvent, type BlockAppendedData, type NewEvent } from "../ledger/events.ts"
 import type { ModelSpec } from "../model/spec.ts"
-import { GENESIS_HASH } from "../ledger/genesis.ts"
+import { GENESIS_COVENANT, GENESIS_HASH } from "../ledger/genesis.ts"
 import type { Projection } from "./projection.ts"
 
 export type ChainAEntry = { readonly seq: number; readonly type: string; readonly hash: string; readonly at: string }
@@ -53,3 +53,6 @@ export const ChainProjection: Projection<ChainState, unknown> = {
     chainB: s.chainB.map((h) => s.blocks.get(h))
   })
 }
+
+/** Seal the genesis covenant into an empty log; a log that has chain A already needs nothing. */
+export const decideGenesis = (s: ChainState): ReadonlyArray<NewEvent> => (s.chainA.length === 0 ? [newEvent("GenesisCovenantSealed", GENESIS_COVENANT)] : [])

@@ -1,38 +1,86 @@
 import type { ModelSpec } from "../model/spec.ts"
+import { parsePartName } from "../model/spec.ts"
+import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
 import type { Projection } from "./projection.ts"
 
-export type PartVersion = { readonly block: string; readonly seq: number; readonly reason: string }
+export type PartVersion = { readonly block: string; readonly seq: number; reason: string }
 
 export type ModelState = {
   spec: { readonly hash: string; readonly spec: ModelSpec } | undefined
   /** The block (and its payload) each part name currently resolves to: chain B holds only accepted weights. */
   readonly current: Map<string, { readonly block: string; readonly payload: string }>
-  /** Every version of each part, oldest first, with why it became current. */
+  /** Every version of each part, oldest first (chain B order), with why it became current. */
   readonly history: Map<string, PartVersion[]>
+  /** The blocks each expert's own stream has recorded with an `ExpertUpdated`. */
+  readonly recorded: Map<string, Set<string>>
+  /** Each block's version entry, by block hash. */
+  readonly versions: Map<string, PartVersion>
 }
+
+export const GENESIS_REASON = "genesis weights from the published spec"
+
+/** Why a training run's blocks became current, as its `ExpertUpdated` records say. */
+export const trainingReason = (t: EventData<"ModelTrained">) =>
+  `local training, ${t.steps} steps: held-out loss ${t.heldOutLossBefore.toFixed(4)} -> ${t.heldOutLossAfter.toFixed(4)}`
 
 /**
  * The model as the ledger defines it. A `BlockAppended` makes its block current for its name
- * (candidates under Proof of Learning are not on chain B until accepted); an `ExpertUpdated`
- * records the reason for the version it names.
+ * (candidates under Proof of Learning are not on chain B until accepted). Why a version became
+ * current: genesis when it depends on the spec, the training run whose `ModelTrained` names it, or
+ * what its `ExpertUpdated` says.
  */
 export const ModelProjection: Projection<ModelState, unknown> = {
   name: "model",
-  initial: () => ({ spec: undefined, current: new Map(), history: new Map() }),
+  initial: () => ({ spec: undefined, current: new Map(), history: new Map(), recorded: new Map(), versions: new Map() }),
   evolve: (s, e) => {
-    if (e.type === "ModelSpecPublished") s.spec = { hash: e.envelope.hash, spec: e.data.spec }
-    if (e.type === "BlockAppended") {
-      s.current.set(e.data.name, { block: e.data.hash, payload: e.data.payload })
-      const h = s.history.get(e.data.name) ?? []
-      h.push({ block: e.data.hash, seq: e.envelope.seq, reason: "appended" })
-      s.history.set(e.data.name, h)
-    }
-    if (e.type === "ExpertUpdated") {
-      const h = s.history.get(e.data.name)
-      const i = h?.findIndex((v) => v.block === e.data.block) ?? -1
-      if (h && i >= 0) h[i] = { ...h[i]!, reason: e.data.reason }
+    switch (e.type) {
+      case "ModelSpecPublished":
+        s.spec = { hash: e.envelope.hash, spec: e.data.spec }
+        break
+      case "BlockAppended": {
+        s.current.set(e.data.name, { block: e.data.hash, payload: e.data.payload })
+        const h = s.history.get(e.data.name) ?? []
+        const genesis = s.spec !== undefined && e.data.dependsOn.includes(s.spec.hash)
+        const version = { block: e.data.hash, seq: e.envelope.seq, reason: genesis ? GENESIS_REASON : "appended" }
+        h.push(version)
+        s.history.set(e.data.name, h)
+        s.versions.set(e.data.hash, version)
+        break
+      }
+      case "ModelTrained": {
+        const reason = trainingReason(e.data)
+        for (const block of e.data.blocks) {
+          const v = s.versions.get(block)
+          if (v) v.reason = reason
+        }
+        break
+      }
+      case "ExpertUpdated": {
+        const v = s.versions.get(e.data.block)
+        if (v) v.reason = e.data.reason
+        const done = s.recorded.get(e.data.name) ?? new Set()
+        done.add(e.data.block)
+        s.recorded.set(e.data.name, done)
+        break
+      }
     }
     return s
   },
   view: (s) => ({ spec: s.spec, current: [...s.current.entries()], history: [...s.history.entries()] })
 }
+
+/**
+ * The `ExpertUpdated` events an expert's stream still lacks, oldest first: one per version of the
+ * expert on chain B. An operation cut off after its chain-B append is finished by appending these.
+ */
+export const pendingExpertUpdates = (s: ModelState, name: string): ReadonlyArray<NewEvent> => {
+  const versions = s.history.get(name) ?? []
+  const done = s.recorded.get(name)
+  return versions.flatMap((v, i) =>
+    done?.has(v.block) ? [] : [newEvent("ExpertUpdated", { name, block: v.block, previous: versions[i - 1]?.block ?? null, reason: v.reason })]
+  )
+}
+
+/** Experts whose stream lacks an `ExpertUpdated` for some version on chain B. */
+export const expertsPendingUpdate = (s: ModelState): ReadonlyArray<string> =>
+  [...s.history.keys()].filter((name) => parsePartName(name)?.kind === "expert" && pendingExpertUpdates(s, name).length > 0)

@@ -1,7 +1,7 @@
 import { Data, Either } from "effect"
 import { canonicalize } from "../ledger/jcs.ts"
 import { newEvent, type NewEvent } from "../ledger/events.ts"
-import type { Plan } from "../pipeline/plan.ts"
+import { planIdRefusal, type Plan } from "../pipeline/plan.ts"
 import type { Projection } from "./projection.ts"
 
 export type PlanStatus = "planned" | "promoted" | "frozen"
@@ -51,7 +51,7 @@ export const PlansProjection: Projection<PlansState, unknown> = {
   view: (s) => [...s.plans.values()].sort((a, b) => a.plannedSeq - b.plannedSeq)
 }
 
-export type PlanRefusalKind = "IdTaken" | "RoundTaken" | "AlreadyPromoted" | "AlreadyFrozen"
+export type PlanRefusalKind = "BadId" | "IdTaken" | "RoundTaken" | "AlreadyPromoted" | "AlreadyFrozen"
 
 export class PlanRefused extends Data.TaggedError("PlanRefused")<{ readonly kind: PlanRefusalKind; readonly reason: string }> {
   override get message() {
@@ -70,9 +70,13 @@ export const planForRound = (s: PlansState, epoch: string, round: string): PlanE
 
 /**
  * Promote a validated plan: record it and its promotion on its epoch's stream. A plan id names
- * one plan forever, and an epoch/round runs under one plan, so both are refused when taken.
+ * one plan forever, and an epoch/round runs under one plan, so both are refused when taken. An
+ * id that is malformed, or of the content-derived form without matching the content, is refused
+ * before anything else: it must never take an id from the plan that id belongs to.
  */
 export const decidePromote = (s: PlansState, plan: Plan): Either.Either<ReadonlyArray<NewEvent>, PlanRefused> => {
+  const badId = planIdRefusal(plan.planId, plan)
+  if (badId !== undefined) return refuse("BadId", badId)
   const known = s.plans.get(plan.planId)
   if (known && canonicalize(known.plan) !== canonicalize(plan))
     return refuse("IdTaken", `plan id ${plan.planId} already names a different plan (seq ${known.plannedSeq})`)

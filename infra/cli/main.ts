@@ -1,11 +1,13 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
 import { auditCommand, eventsCommand, initCommand, keysCommand } from "./ledger-commands.ts"
 import { upCommand } from "./up.ts"
 import { chatCommand, exportCommand, trainCommand } from "./model-commands.ts"
 import { planCommand } from "./plan-commands.ts"
-import { CliFailure } from "./output.ts"
+import { CliFailure, ExitCode, exitCodeOf } from "./output.ts"
+import { ledgerLayer, parseStoreLocation } from "../ledger.ts"
+import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
@@ -14,20 +16,56 @@ const blyan = Command.make("blyan").pipe(
 
 const cli = Command.run(blyan, { name: "blyan", version: "0.1.0" })
 
-/** Refusals print one line and set the exit code; argument errors were already printed by the parser. */
+/** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */
+const report = (argv: ReadonlyArray<string>) => (error: unknown) =>
+  Effect.gen(function* () {
+    const e = typeof error === "object" && error !== null && "_tag" in error ? (error as { readonly _tag: string; readonly message: string }) : { _tag: "Error", message: String(error) }
+    const code = exitCodeOf(e)
+    if (argv.includes("--json")) {
+      const json = e instanceof CliFailure && e.json !== undefined ? e.json : { ok: false, error: e._tag, message: e.message, exitCode: code }
+      yield* Console.log(JSON.stringify(json, null, 2))
+    }
+    yield* Console.error(`blyan: ${e.message}`)
+    process.exitCode = code
+  })
+
+/**
+ * The ledger is chosen once, here, from `--store`/`BLYAN_STORE` or `--data`/`BLYAN_DATA`; every
+ * command that opens a store declares the same flags, so the parser validates and documents them.
+ */
+const ledgerFromArgs = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const store = globalFlag(argv, "store")
+    const data = globalFlag(argv, "data")
+    const envStore = yield* Config.option(Config.string("BLYAN_STORE"))
+    const envData = yield* Config.option(Config.string("BLYAN_DATA"))
+    const location = parseStoreLocation(
+      Option.getOrUndefined(Option.orElse(store, () => envStore)),
+      Option.getOrElse(Option.orElse(data, () => envData), () => "./data")
+    )
+    return Either.match(location, { onLeft: (e) => Layer.fail(e), onRight: ledgerLayer })
+  }).pipe(Effect.orDie)
+
+/** Log lines (warnings such as a torn tail cut or a dead writer's lock) go to stderr, never into stdout's results. */
+const stderrLogger = Logger.make(({ logLevel, message }) => {
+  const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
+  process.stderr.write(`blyan: ${logLevel.label.toLowerCase()}: ${text}\n`)
+})
+
 const program = (argv: ReadonlyArray<string>) =>
-  cli(argv).pipe(
-    Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => void (process.exitCode = 2))),
-    Effect.catchIf(
-      (e): e is CliFailure => e instanceof CliFailure,
-      (e) =>
-        Effect.gen(function* () {
-          if (e.json !== undefined && argv.includes("--json")) yield* Console.log(JSON.stringify(e.json, null, 2))
-          yield* Console.error(`blyan: ${e.message}`)
-          process.exitCode = e.exitCode
-        })
-    ),
-    Effect.provide(NodeContext.layer)
+  Effect.gen(function* () {
+    const ledger = yield* ledgerFromArgs(argv)
+    return yield* cli(argv).pipe(Effect.provide(ledger))
+  }).pipe(
+    Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => void (process.exitCode = ExitCode.usage))),
+    Effect.catchAll(report(argv)),
+    Effect.provide(Layer.merge(NodeContext.layer, Logger.replace(Logger.defaultLogger, stderrLogger)))
   )
 
-program(process.argv).pipe(NodeRuntime.runMain({ disableErrorReporting: false }))
+// A reader that stops early (`blyan events --json | head`) is not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0)
+  throw e
+})
+
+program(process.argv).pipe(NodeRuntime.runMain({ disableErrorReporting: false, disablePrettyLogger: true }))

@@ -1,7 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Layer, Option } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
+import { Effect, Option } from "effect"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { defaultSpec, parsePartName } from "../../domain/model/spec.ts"
@@ -12,10 +10,9 @@ import { modelRunnerLayer } from "../model-layer.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { foldStream } from "../../actors/command.ts"
-import { fileLedger } from "../ledger.ts"
-import { dataOption, jsonOption } from "./options.ts"
-import { readFileBytes } from "./files.ts"
-import { emit, fail, orFail } from "./output.ts"
+import { jsonOption, ledgerOptions } from "./options.ts"
+import { decodeUtf8, readFileBytes, writeOutputDir, writeOutputFile } from "./files.ts"
+import { emit, fail } from "./output.ts"
 
 const expertOption = Options.text("expert").pipe(Options.optional, Options.withDescription("a part name, e.g. layer0.expert1"))
 const outOption = Options.text("out").pipe(Options.optional, Options.withDescription("output .safetensors file"))
@@ -27,11 +24,7 @@ const exportOnnx = (dir: string) =>
     const { state } = yield* foldStream("*", ModelProjection)
     const spec = state.spec?.spec ?? defaultSpec
     const graphs = buildModelGraphs(spec)
-    fs.mkdirSync(dir, { recursive: true })
-    const files = graphFiles(graphs).map(({ file, graph }) => {
-      fs.writeFileSync(path.join(dir, file), graph.bytes)
-      return path.join(dir, file)
-    })
+    const files = yield* writeOutputDir(dir, graphFiles(graphs).map(({ file, graph }) => ({ name: file, bytes: graph.bytes })))
     return { spec: spec.name, files }
   })
 
@@ -43,15 +36,14 @@ const exportPart = (name: string, out: string) =>
     const current = state.current.get(name)
     if (!current) return yield* fail(`the ledger has no block for ${name}`)
     const bytes = yield* (yield* BlobStore).get(current.payload)
-    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true })
-    fs.writeFileSync(out, bytes)
+    yield* writeOutputFile(out, bytes)
     return { part: name, block: current.block, payload: current.payload, bytes: bytes.length, out }
   })
 
 export const exportCommand = Command.make(
   "export",
-  { data: dataOption, json: jsonOption, expert: expertOption, out: outOption, onnx: onnxOption },
-  ({ data, json, expert, out, onnx }) =>
+  { ...ledgerOptions, json: jsonOption, expert: expertOption, out: outOption, onnx: onnxOption },
+  ({ json, expert, out, onnx }) =>
     Effect.gen(function* () {
       if (Option.isSome(expert)) {
         if (Option.isNone(out)) return yield* fail("--expert needs --out FILE.safetensors", 2)
@@ -63,7 +55,7 @@ export const exportCommand = Command.make(
         return yield* emit(json, r, () => `wrote ${r.files.length} ONNX graphs to ${onnx.value}`)
       }
       return yield* fail("say what to export: --expert NAME --out FILE, or --onnx DIR", 2)
-    }).pipe(orFail, Effect.provide(fileLedger(data, { readOnly: true })), orFail)
+    })
 ).pipe(Command.withDescription("export a part's weights as safetensors, or the model's graphs as ONNX"))
 
 const maxTokensOption = Options.integer("max-tokens").pipe(Options.withDefault(64), Options.withDescription("bytes to generate"))
@@ -73,8 +65,8 @@ const promptArg = Args.text({ name: "prompt" })
 
 export const chatCommand = Command.make(
   "chat",
-  { data: dataOption, json: jsonOption, maxTokens: maxTokensOption, temperature: temperatureOption, seed: seedOption, prompt: promptArg },
-  ({ data, json, maxTokens, temperature, seed, prompt }) =>
+  { ...ledgerOptions, json: jsonOption, maxTokens: maxTokensOption, temperature: temperatureOption, seed: seedOption, prompt: promptArg },
+  ({ json, maxTokens, temperature, seed, prompt }) =>
     Effect.gen(function* () {
       if (maxTokens < 1 || maxTokens > 4096) return yield* fail(`--max-tokens must be within 1..4096, got ${maxTokens}`, 2)
       if (!(temperature >= 0) || temperature > 10) return yield* fail(`--temperature must be within 0..10, got ${temperature}`, 2)
@@ -89,7 +81,7 @@ export const chatCommand = Command.make(
         })
         return lines.join("\n")
       })
-    }).pipe(orFail, Effect.provide(Layer.merge(fileLedger(data, { readOnly: true }), modelRunnerLayer)), orFail)
+    }).pipe(Effect.provide(modelRunnerLayer))
 ).pipe(Command.withDescription("generate with the ledger's current model and show which expert blocks produced each byte"))
 
 const corpusOption = Options.text("corpus").pipe(Options.withDescription("training text (UTF-8)"))
@@ -100,23 +92,17 @@ const lrOption = Options.float("lr").pipe(Options.withDefault(3e-3))
 
 export const trainCommand = Command.make(
   "train",
-  { data: dataOption, json: jsonOption, corpus: corpusOption, heldOut: heldOutOption, steps: stepsOption, batch: batchOption, lr: lrOption, seed: seedOption },
-  ({ data, json, corpus, heldOut, steps, batch, lr, seed }) =>
+  { ...ledgerOptions, json: jsonOption, corpus: corpusOption, heldOut: heldOutOption, steps: stepsOption, batch: batchOption, lr: lrOption, seed: seedOption },
+  ({ json, corpus, heldOut, steps, batch, lr, seed }) =>
     Effect.gen(function* () {
       if (steps < 1) return yield* fail(`--steps must be at least 1, got ${steps}`, 2)
       if (batch < 1 || batch > 1024) return yield* fail(`--batch must be within 1..1024, got ${batch}`, 2)
       if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
-      let text = yield* readFileBytes(corpus)
-      let held: Uint8Array
-      if (Option.isSome(heldOut)) held = yield* readFileBytes(heldOut.value)
-      else {
-        const cut = Math.floor(text.length * 0.9)
-        held = text.subarray(cut)
-        text = text.subarray(0, cut)
-      }
+      const text = yield* decodeUtf8(corpus, yield* readFileBytes(corpus))
+      const held = Option.isSome(heldOut) ? yield* decodeUtf8(heldOut.value, yield* readFileBytes(heldOut.value)) : undefined
       const key = yield* localKey(yield* setting(homeConfig), "contributor")
       const bar = progressBar(steps)
-      const report = yield* trainOnLedger(text, held, { steps, batch, lr, seed }, key.seed, bar.step)
+      const report = yield* trainOnLedger({ corpus: text, heldOut: held }, { steps, batch, lr, seed }, key.seed, bar.step)
       bar.done()
       yield* emit(json, report, () =>
         [
@@ -126,7 +112,7 @@ export const trainCommand = Command.make(
             : "held-out loss did not improve: nothing appended"
         ].join("\n")
       )
-    }).pipe(orFail, Effect.provide(Layer.merge(fileLedger(data), modelRunnerLayer)), orFail)
+    }).pipe(Effect.provide(modelRunnerLayer))
 ).pipe(Command.withDescription("train the whole model locally and append the improved parts as new blocks"))
 
 /** A progress bar on stderr when it is a terminal, a line every tenth of the run otherwise. */

@@ -1,5 +1,5 @@
 import { HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Config, Effect } from "effect"
+import { Config, Effect, Option } from "effect"
 
 /** Flag, then BLYAN_DATA, then ./data: every command that opens a store takes it. */
 export const dataOption = Options.text("data").pipe(
@@ -7,6 +7,30 @@ export const dataOption = Options.text("data").pipe(
   Options.withFallbackConfig(Config.string("BLYAN_DATA")),
   Options.withDefault("./data")
 )
+
+/** `--store URL` (env BLYAN_STORE): file:DIR (the default, from --data) or esdb://HOST:PORT. */
+export const storeOption = Options.text("store").pipe(
+  Options.withDescription("the ledger's store: file:DIR (default: --data) or esdb://HOST:PORT (env BLYAN_STORE)"),
+  Options.optional
+)
+
+/** The options of every command that opens the ledger; the entry reads the same flags to choose it. */
+export const ledgerOptions = { data: dataOption, store: storeOption }
+
+/**
+ * The value of `--name V` or `--name=V` in the command line, before any `--`. The ledger is built
+ * once at the entry from these; the parser sees the same flags through `ledgerOptions`.
+ */
+export const globalFlag = (argv: ReadonlyArray<string>, name: string): Option.Option<string> => {
+  const flag = `--${name}`
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === "--") break
+    if (a === flag && i + 1 < argv.length) return Option.some(argv[i + 1]!)
+    if (a.startsWith(`${flag}=`)) return Option.some(a.slice(flag.length + 1))
+  }
+  return Option.none()
+}
 
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("machine-readable JSON output"))
 

@@ -1,7 +1,11 @@
-import { Console, Data, Effect } from "effect"
+import { Console, Effect, Schema } from "effect"
 
-/** A command's refusal: printed as one clear line on stderr, with a non-zero exit code. */
-export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string; readonly exitCode: number; readonly json?: unknown }> {}
+/** A command's own refusal, with its exit code and, for `--json`, what to print on stdout. */
+export class CliFailure extends Schema.TaggedError<CliFailure>()("CliFailure", {
+  message: Schema.String,
+  exitCode: Schema.Int,
+  json: Schema.optional(Schema.Unknown)
+}) {}
 
 export const fail = (message: string, exitCode = 1, json?: unknown) => Effect.fail(new CliFailure({ message, exitCode, json }))
 
@@ -9,6 +13,28 @@ export const fail = (message: string, exitCode = 1, json?: unknown) => Effect.fa
 export const emit = (json: boolean, value: unknown, human: () => string) =>
   json ? Console.log(JSON.stringify(value, null, 2)) : Console.log(human())
 
-/** Any typed error that carries a message becomes a CLI failure with exit code 1. */
-export const orFail = <A, E extends { readonly message: string }, R>(eff: Effect.Effect<A, E, R>) =>
-  Effect.mapError(eff, (e) => (e instanceof CliFailure ? e : new CliFailure({ message: e.message, exitCode: 1 })))
+/**
+ * The documented exit codes: 0 ok, 1 refused or invalid input, 2 usage, 3 ledger integrity
+ * failure, 4 unavailable (store, lock held, execution provider).
+ */
+export const ExitCode = { ok: 0, refused: 1, usage: 2, integrity: 3, unavailable: 4 } as const
+
+const byTag: Record<string, number> = {
+  StoreSettingInvalid: ExitCode.usage,
+  SettingInvalid: ExitCode.usage,
+  MalformedEvent: ExitCode.integrity,
+  ChainBroken: ExitCode.integrity,
+  BlobCorrupted: ExitCode.integrity,
+  BlobNotFound: ExitCode.integrity,
+  BlobStoreFailure: ExitCode.unavailable,
+  ExecutionProviderUnavailable: ExitCode.unavailable,
+  // Still contended after every retry: another writer keeps moving the stream.
+  WrongExpectedRevision: ExitCode.unavailable
+}
+
+/** The exit code for a typed error that reached the CLI; a store failure naming a seq is a bad record. */
+export const exitCodeOf = (e: { readonly _tag: string }): number => {
+  if (e instanceof CliFailure) return e.exitCode
+  if (e._tag === "StoreFailure") return (e as { readonly seq?: number }).seq === undefined ? ExitCode.unavailable : ExitCode.integrity
+  return byTag[e._tag] ?? ExitCode.refused
+}

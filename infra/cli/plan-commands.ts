@@ -1,22 +1,18 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { hashCanonical } from "../../domain/ledger/hash.ts"
 import { ClusterFile } from "../../domain/pipeline/cluster.ts"
 import { stageRuntime } from "../../domain/pipeline/cost.ts"
+import { maxOf } from "../../domain/pipeline/extremes.ts"
 import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
-import { epochIdProblem, PlanDraft } from "../../domain/pipeline/plan.ts"
+import { derivedPlanId, epochIdProblem, planIdLabel, planIdRefusal, PlanDraft } from "../../domain/pipeline/plan.ts"
 import { oneFOneB } from "../../domain/pipeline/schedule.ts"
 import { parseStages, planFailures, validatePlan, type PlanFailure } from "../../domain/pipeline/validate.ts"
 import { PlansProjection, type PlanEntry } from "../../domain/projections/plans.ts"
-import { ensureGenesis } from "../../actors/genesis.ts"
 import { foldStream } from "../../actors/command.ts"
 import { completeCluster, planMemory, promotePlan, resolveCluster, validationContext } from "../../actors/planner.ts"
-import { fileLedger } from "../ledger.ts"
-import { readJsonFile } from "./files.ts"
-import { dataOption, jsonOption } from "./options.ts"
-import { CliFailure, emit, fail, orFail } from "./output.ts"
+import { readJsonFile, writeOutputFile } from "./files.ts"
+import { jsonOption, ledgerOptions } from "./options.ts"
+import { CliFailure, emit, fail } from "./output.ts"
 
 const clusterOption = Options.text("cluster").pipe(
   Options.optional,
@@ -26,11 +22,11 @@ const clusterOption = Options.text("cluster").pipe(
 const readCluster = (file: Option.Option<string>) => (Option.isSome(file) ? readJsonFile(file.value, ClusterFile) : Effect.succeed(undefined))
 
 /** The cluster file, if given, completed from the ledger; the ledger is opened only when needed. */
-const clusterFrom = (file: Option.Option<string>, data: string) =>
+const clusterFrom = (file: Option.Option<string>) =>
   Effect.gen(function* () {
     const parsed = yield* readCluster(file)
     const complete = parsed && completeCluster(parsed)
-    return complete ?? (yield* resolveCluster(parsed).pipe(Effect.provide(fileLedger(data, { readOnly: true }))))
+    return complete ?? (yield* resolveCluster(parsed))
   })
 
 const stageLine = (s: { readonly node?: string; readonly device?: string; readonly start: number; readonly end: number }) =>
@@ -40,10 +36,10 @@ const stageLine = (s: { readonly node?: string; readonly device?: string; readon
 
 const optimize = Command.make(
   "optimize",
-  { data: dataOption, json: jsonOption, input: Options.text("input").pipe(Options.withDescription("{ layers: [{ cost, memory }], devices: [{ id, speed, memory }] }")) },
-  ({ data, json, input }) =>
+  { ...ledgerOptions, json: jsonOption, input: Options.text("input").pipe(Options.withDescription("{ layers: [{ cost, memory }], devices: [{ id, speed, memory }] }")) },
+  ({ json, input }) =>
     Effect.gen(function* () {
-      const cluster = yield* clusterFrom(Option.some(input), data)
+      const cluster = yield* clusterFrom(Option.some(input))
       const best = yield* partition(cluster)
       const greedy = Either.getOrUndefined(greedyPartition(cluster))
       yield* emit(json, { stages: best.stages, bottleneck: best.bottleneck }, () =>
@@ -54,7 +50,7 @@ const optimize = Command.make(
           `as stages: ${best.stages.map(stageLine).join(" ")}`
         ].join("\n")
       )
-    }).pipe(orFail)
+    })
 ).pipe(Command.withDescription("the exact partition of the layers over the devices: contiguous stages, memory respected, smallest bottleneck"))
 
 // schedule ----------------------------------------------------------------------------------------
@@ -94,20 +90,15 @@ const snapshot = Command.make(
       if (epochProblem !== undefined) return yield* fail(`--${epochProblem}`, 2)
       if (round.length === 0) return yield* fail("--round must not be empty", 2)
       const body = { epoch, round, stages: parsed.right, zero1, actCkpt }
-      const id = Option.getOrElse(planId, () => `plan-${hashCanonical(body).slice(0, 12)}`)
-      if (id.length === 0) return yield* fail("--plan-id must not be empty", 2)
+      const id = Option.getOrElse(planId, () => derivedPlanId(body))
+      const idProblem = planIdRefusal(id, body)
+      if (idProblem !== undefined) return yield* fail(`--${idProblem}`, 2)
       const plan = { planId: id, ...body }
       const text = JSON.stringify(plan, null, 2)
       if (Option.isNone(out)) return yield* emit(true, plan, () => text)
-      yield* Effect.try({
-        try: () => {
-          fs.mkdirSync(path.dirname(path.resolve(out.value)), { recursive: true })
-          fs.writeFileSync(out.value, text + "\n")
-        },
-        catch: (e) => ({ message: `cannot write ${out.value}: ${(e as Error).message}` })
-      })
+      yield* writeOutputFile(out.value, text + "\n")
       yield* emit(json, { planId: id, out: out.value }, () => `wrote plan ${id} to ${out.value}`)
-    }).pipe(orFail)
+    })
 ).pipe(Command.withDescription("write a plan from stages given on the command line (not recorded; see validate and promote)"))
 
 // validate / promote ------------------------------------------------------------------------------
@@ -116,19 +107,19 @@ const failureLines = (failures: ReadonlyArray<PlanFailure>) => failures.map((f) 
 
 const fileOption = Options.text("file").pipe(Options.withDescription("a plan JSON file, as `plan snapshot` writes it"))
 
-const validate = Command.make("validate", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
+const validate = Command.make("validate", { ...ledgerOptions, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ json, file, cluster }) =>
   Effect.gen(function* () {
     const draft = yield* readJsonFile(file, PlanDraft)
-    const found = yield* clusterFrom(cluster, data)
+    const found = yield* clusterFrom(cluster)
     const ctx = validationContext(found)
     const failures = planFailures(draft, ctx)
-    if (failures.length > 0)
-      return yield* fail(`plan ${draft.planId || "(no id)"} is invalid:\n${failureLines(failures)}`, 1, { planId: draft.planId, valid: false, failures })
+    const label = planIdLabel(draft.planId)
+    if (failures.length > 0) return yield* fail(`plan ${label} is invalid:\n${failureLines(failures)}`, 1, { planId: label, valid: false, failures })
     // A valid plan's stages are known ranges on known devices: its step time follows from the cost model.
     const stageTimes = draft.stages.map((s) => stageRuntime({ costs: found.layers.slice(s.start, s.end + 1).map((l) => l.cost), speed: ctx.registry.get(s.node)!.speed }))
-    const result = { planId: draft.planId, valid: true, failures, stageTimes, bottleneck: Math.max(...stageTimes) }
+    const result = { planId: draft.planId, valid: true, failures, stageTimes, bottleneck: maxOf(stageTimes) }
     yield* emit(json, result, () => `plan ${draft.planId} is valid: ${draft.stages.map(stageLine).join(" ")} over ${ctx.layerMemory.length} layers, bottleneck ${result.bottleneck}`)
-  }).pipe(orFail)
+  })
 ).pipe(Command.withDescription("check a plan: layers covered once, in order, on distinct known devices that fit"))
 
 const entryView = (e: PlanEntry) => ({
@@ -147,11 +138,10 @@ const entryView = (e: PlanEntry) => ({
 const entryLine = (e: PlanEntry) =>
   `${e.plan.planId}  ${e.plan.epoch}/${e.plan.round}  ${e.status.padEnd(8)} ${e.plan.stages.map(stageLine).join(" ")}${e.plan.zero1 ? " zero1" : ""}${e.plan.actCkpt ? " act-ckpt" : ""}`
 
-const promote = Command.make("promote", { data: dataOption, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ data, json, file, cluster }) =>
+const promote = Command.make("promote", { ...ledgerOptions, json: jsonOption, file: fileOption, cluster: clusterOption }, ({ json, file, cluster }) =>
   Effect.gen(function* () {
     const draft = yield* readJsonFile(file, PlanDraft)
     const parsed = yield* readCluster(cluster)
-    yield* ensureGenesis
     const ctx = validationContext(yield* resolveCluster(parsed))
     const r = yield* promotePlan(draft, ctx).pipe(
       Effect.catchTag("PlanInvalid", (e) =>
@@ -164,13 +154,13 @@ const promote = Command.make("promote", { data: dataOption, json: jsonOption, fi
         ? `promoted plan ${r.entry.plan.planId} for ${r.entry.plan.epoch}/${r.entry.plan.round} (seq ${r.entry.promotedSeq}), frozen on chain A (seq ${r.entry.frozenSeq})`
         : `plan ${r.entry.plan.planId} was already promoted and frozen (seq ${r.entry.frozenSeq}); nothing recorded`
     )
-  }).pipe(orFail, Effect.provide(fileLedger(data)), orFail)
+  })
 ).pipe(Command.withDescription("validate a plan and record it: promoted on its epoch, frozen on chain A"))
 
 const memory = Command.make(
   "memory",
   {
-    data: dataOption,
+    ...ledgerOptions,
     json: jsonOption,
     file: fileOption,
     cluster: clusterOption,
@@ -178,14 +168,12 @@ const memory = Command.make(
     tokens: Options.integer("tokens").pipe(Options.optional, Options.withDescription("tokens per microbatch (default: the model's context)")),
     dataParallel: Options.integer("data-parallel").pipe(Options.withDefault(1), Options.withDescription("replicas of every stage"))
   },
-  ({ data, json, file, cluster, microbatches, tokens, dataParallel }) =>
+  ({ json, file, cluster, microbatches, tokens, dataParallel }) =>
     Effect.gen(function* () {
       const draft = yield* readJsonFile(file, PlanDraft)
-      const found = yield* clusterFrom(cluster, data)
+      const found = yield* clusterFrom(cluster)
       const plan = yield* validatePlan(draft, validationContext(found))
-      const r = yield* planMemory(plan, found.devices, { microbatches, tokens: Option.getOrUndefined(tokens), dataParallel }).pipe(
-        Effect.provide(fileLedger(data, { readOnly: true }))
-      )
+      const r = yield* planMemory(plan, found.devices, { microbatches, tokens: Option.getOrUndefined(tokens), dataParallel })
       const d = r.decision
       yield* emit(json, { planId: plan.planId, tokens: r.tokens, microbatches, dataParallel, zero1: d.zero1, actCkpt: d.actCkpt, stages: d.stages }, () =>
         [
@@ -195,12 +183,12 @@ const memory = Command.make(
           `plan needs: zero1 ${d.zero1}, act-ckpt ${d.actCkpt}${d.zero1 !== plan.zero1 || d.actCkpt !== plan.actCkpt ? ` (the plan says zero1 ${plan.zero1}, act-ckpt ${plan.actCkpt})` : ""}`
         ].join("\n")
       )
-    }).pipe(orFail)
+    })
 ).pipe(Command.withDescription("which stages need ZeRO-1 or activation checkpointing to train the ledger's model under 1F1B"))
 
 // show / list -------------------------------------------------------------------------------------
 
-const show = Command.make("show", { data: dataOption, json: jsonOption, id: Args.text({ name: "plan-id" }) }, ({ data, json, id }) =>
+const show = Command.make("show", { ...ledgerOptions, json: jsonOption, id: Args.text({ name: "plan-id" }) }, ({ json, id }) =>
   Effect.gen(function* () {
     const { state } = yield* foldStream("*", PlansProjection)
     const e = state.plans.get(id)
@@ -213,15 +201,15 @@ const show = Command.make("show", { data: dataOption, json: jsonOption, id: Args
         `  planned seq ${e.plannedSeq}${e.promotedSeq !== undefined ? `, promoted seq ${e.promotedSeq}` : ""}${e.frozenSeq !== undefined ? `, frozen seq ${e.frozenSeq}` : ""}`
       ].join("\n")
     )
-  }).pipe(orFail, Effect.provide(fileLedger(data, { readOnly: true })), orFail)
+  })
 ).pipe(Command.withDescription("one recorded plan"))
 
-const list = Command.make("list", { data: dataOption, json: jsonOption }, ({ data, json }) =>
+const list = Command.make("list", { ...ledgerOptions, json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
     const { state } = yield* foldStream("*", PlansProjection)
     const entries = PlansProjection.view(state) as ReadonlyArray<PlanEntry>
     yield* emit(json, entries.map(entryView), () => entries.map(entryLine).join("\n") || "no plans")
-  }).pipe(orFail, Effect.provide(fileLedger(data, { readOnly: true })), orFail)
+  })
 ).pipe(Command.withDescription("every recorded plan, oldest first"))
 
 export const planCommand = Command.make("plan").pipe(

@@ -1,26 +1,33 @@
 import { Command } from "@effect/cli"
-import { Console, Effect } from "effect"
+import { Console, Effect, Schedule } from "effect"
 import { EventStore } from "../../domain/ports/event-store.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
-import { fileLedger } from "../ledger.ts"
-import { dataOption, jsonOption } from "./options.ts"
-import { emit, orFail } from "./output.ts"
+import { LedgerAccess } from "../ledger.ts"
+import { jsonOption, ledgerOptions } from "./options.ts"
+import { emit } from "./output.ts"
 
-/** A whole local network in one process; for now the ledger, held open until interrupted. */
-export const upCommand = Command.make("up", { data: dataOption, json: jsonOption }, ({ data, json }) =>
+/**
+ * Ends when the process that started us is gone (we were re-parented): `npm start` killed by a
+ * signal sent to npm alone must not leave us holding the ledger's writer lock.
+ */
+const parentGone = Effect.gen(function* () {
+  const parent = process.ppid
+  yield* Effect.repeat(Effect.sync(() => process.ppid === parent), { schedule: Schedule.spaced("1 second"), while: (same) => same })
+  yield* Console.error(`blyan up: parent process ${parent} is gone; stopping`)
+})
+
+/** A whole local network in one process; for now the ledger, held open as its writer until interrupted. */
+export const upCommand = Command.make("up", { ...ledgerOptions, json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
-    const { created } = yield* initLedger(defaultSpec)
+    const access = yield* LedgerAccess
+    yield* access.openForWriting(true)
+    const r = yield* initLedger(defaultSpec)
     const head = yield* (yield* EventStore).head
-    yield* emit(json, { data, genesis: GENESIS_HASH, head, created }, () =>
-      [`blyan up: ledger ${data}${created ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`, "running; Ctrl-C to stop"].join("\n")
+    yield* emit(json, { data: access.location, genesis: GENESIS_HASH, head, created: r.genesis }, () =>
+      [`blyan up: ledger ${access.location}${r.genesis ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`, "running; Ctrl-C to stop"].join("\n")
     )
-    yield* Effect.never
-  }).pipe(
-    orFail,
-    Effect.provide(fileLedger(data)),
-    orFail,
-    Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed"))
-  )
+    yield* parentGone
+  }).pipe(Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed")))
 ).pipe(Command.withDescription("run a local Blyan network in one process"))

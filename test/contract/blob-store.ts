@@ -1,6 +1,6 @@
-import { Effect, Either, type Scope } from "effect"
+import { Effect, Either, Runtime, type Scope } from "effect"
 import fc from "fast-check"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it } from "@effect/vitest"
 import type { BlobStoreApi } from "../../domain/ports/blob-store.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
 
@@ -14,98 +14,116 @@ export type BlobStoreHarness = {
 }
 export type BlobStoreFactory = () => Effect.Effect<BlobStoreHarness, unknown, Scope.Scope>
 
-const run = <A, E>(eff: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Effect.scoped(eff))
+/**
+ * fast-check's async properties take Promises: this runs one property case (its own scope, so its
+ * own store) on the calling test's runtime.
+ */
+const propertyRunner = Effect.map(
+  Effect.runtime<never>(),
+  (runtime) =>
+    <A, E>(eff: Effect.Effect<A, E, Scope.Scope>): Promise<A> =>
+      Runtime.runPromise(runtime)(Effect.scoped(eff))
+)
 const bytesArb = fc.uint8Array({ minLength: 0, maxLength: 4096 })
 
 /** The blob store port's contract: every adapter runs exactly these tests. */
 export const blobStoreContract = (name: string, factory: BlobStoreFactory) =>
   describe(`BlobStore contract: ${name}`, () => {
-    it("put returns the sha256 address, get returns the same bytes, has and list see it (property)", () =>
-      fc.assert(
-        fc.asyncProperty(fc.array(bytesArb, { minLength: 1, maxLength: 5 }), (blobs) =>
-          run(
-            Effect.gen(function* () {
-              const { store } = yield* factory()
-              const hashes = []
-              for (const b of blobs) {
-                const h = yield* store.put(b)
-                expect(h).toBe(sha256Hex(b))
-                hashes.push(h)
-              }
-              for (let i = 0; i < blobs.length; i++) {
-                expect(Buffer.from(yield* store.get(hashes[i]!)).equals(Buffer.from(blobs[i]!))).toBe(true)
-                expect(yield* store.has(hashes[i]!)).toBe(true)
-              }
-              expect(yield* store.list).toEqual([...new Set(hashes)].sort())
-            })
-          )
-        ),
-        { numRuns: 30 }
-      ))
-
-    it("put is idempotent", () =>
-      run(
-        Effect.gen(function* () {
-          const { store } = yield* factory()
-          const b = new TextEncoder().encode("same bytes")
-          const h1 = yield* store.put(b)
-          const h2 = yield* store.put(b)
-          expect(h2).toBe(h1)
-          expect(yield* store.list).toEqual([h1])
-        })
-      ))
-
-    it("a missing blob, or an address that is not a sha256, is BlobNotFound", () =>
-      run(
-        Effect.gen(function* () {
-          const { store } = yield* factory()
-          for (const h of [sha256Hex("never stored"), "../../etc/passwd", "ABC", ""]) {
-            const r = yield* Effect.either(store.get(h))
-            expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "BlobNotFound", hash: h })
-            expect(yield* store.has(h)).toBe(false)
-          }
-          expect(yield* store.list).toEqual([])
-        })
-      ))
-
-    it("any single changed byte of a stored blob is reported as BlobCorrupted on get (property)", () =>
-      fc.assert(
-        fc.asyncProperty(
-          fc.uint8Array({ minLength: 1, maxLength: 2048 }),
-          fc.nat(),
-          fc.integer({ min: 1, max: 255 }),
-          (bytes, at, xor) =>
-            run(
-              Effect.gen(function* () {
-                const { store, tamper } = yield* factory()
-                const h = yield* store.put(bytes)
-                const pos = at % bytes.length
-                yield* tamper(h, (b) => {
-                  const c = Uint8Array.from(b)
-                  c[pos]! ^= xor
-                  return c
+    it.effect("put returns the sha256 address, get returns the same bytes, has and list see it (property)", () =>
+      Effect.gen(function* () {
+        const run = yield* propertyRunner
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(fc.array(bytesArb, { minLength: 1, maxLength: 5 }), (blobs) =>
+              run(
+                Effect.gen(function* () {
+                  const { store } = yield* factory()
+                  const hashes = []
+                  for (const b of blobs) {
+                    const h = yield* store.put(b)
+                    expect(h).toBe(sha256Hex(b))
+                    hashes.push(h)
+                  }
+                  for (let i = 0; i < blobs.length; i++) {
+                    expect(Buffer.from(yield* store.get(hashes[i]!)).equals(Buffer.from(blobs[i]!))).toBe(true)
+                    expect(yield* store.has(hashes[i]!)).toBe(true)
+                  }
+                  expect(yield* store.list).toEqual([...new Set(hashes)].sort())
                 })
-                const r = yield* Effect.either(store.get(h))
-                expect(Either.isLeft(r) && r.left._tag).toBe("BlobCorrupted")
-                if (Either.isLeft(r) && r.left._tag === "BlobCorrupted") expect(r.left.actual).not.toBe(h)
-                // Putting the true bytes again repairs it.
-                expect(yield* store.put(bytes)).toBe(h)
-                expect(Buffer.from(yield* store.get(h)).equals(Buffer.from(bytes))).toBe(true)
-              })
-            )
-        ),
-        { numRuns: 100 }
-      ))
+              )
+            ),
+            { numRuns: 30 }
+          )
+        )
+      })
+    )
 
-    it("a truncated or emptied blob is reported as BlobCorrupted", () =>
-      run(
-        Effect.gen(function* () {
-          const { store, tamper } = yield* factory()
-          const h = yield* store.put(new TextEncoder().encode("weights"))
-          yield* tamper(h, (b) => b.subarray(0, 3))
-          expect((yield* Effect.flip(store.get(h)))._tag).toBe("BlobCorrupted")
-          yield* tamper(h, () => new Uint8Array(0))
-          expect((yield* Effect.flip(store.get(h)))._tag).toBe("BlobCorrupted")
-        })
-      ))
+    it.scoped("put is idempotent", () =>
+      Effect.gen(function* () {
+        const { store } = yield* factory()
+        const b = new TextEncoder().encode("same bytes")
+        const h1 = yield* store.put(b)
+        const h2 = yield* store.put(b)
+        expect(h2).toBe(h1)
+        expect(yield* store.list).toEqual([h1])
+      })
+    )
+
+    it.scoped("a missing blob, or an address that is not a sha256, is BlobNotFound", () =>
+      Effect.gen(function* () {
+        const { store } = yield* factory()
+        for (const h of [sha256Hex("never stored"), "../../etc/passwd", "ABC", ""]) {
+          const r = yield* Effect.either(store.get(h))
+          expect(Either.isLeft(r) && r.left).toMatchObject({ _tag: "BlobNotFound", hash: h })
+          expect(yield* store.has(h)).toBe(false)
+        }
+        expect(yield* store.list).toEqual([])
+      })
+    )
+
+    it.effect("any single changed byte of a stored blob is reported as BlobCorrupted on get (property)", () =>
+      Effect.gen(function* () {
+        const run = yield* propertyRunner
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(
+              fc.uint8Array({ minLength: 1, maxLength: 2048 }),
+              fc.nat(),
+              fc.integer({ min: 1, max: 255 }),
+              (bytes, at, xor) =>
+                run(
+                  Effect.gen(function* () {
+                    const { store, tamper } = yield* factory()
+                    const h = yield* store.put(bytes)
+                    const pos = at % bytes.length
+                    yield* tamper(h, (b) => {
+                      const c = Uint8Array.from(b)
+                      c[pos]! ^= xor
+                      return c
+                    })
+                    const r = yield* Effect.either(store.get(h))
+                    expect(Either.isLeft(r) && r.left._tag).toBe("BlobCorrupted")
+                    if (Either.isLeft(r) && r.left._tag === "BlobCorrupted") expect(r.left.actual).not.toBe(h)
+                    // Putting the true bytes again repairs it.
+                    expect(yield* store.put(bytes)).toBe(h)
+                    expect(Buffer.from(yield* store.get(h)).equals(Buffer.from(bytes))).toBe(true)
+                  })
+                )
+            ),
+            { numRuns: 100 }
+          )
+        )
+      })
+    )
+
+    it.scoped("a truncated or emptied blob is reported as BlobCorrupted", () =>
+      Effect.gen(function* () {
+        const { store, tamper } = yield* factory()
+        const h = yield* store.put(new TextEncoder().encode("weights"))
+        yield* tamper(h, (b) => b.subarray(0, 3))
+        expect((yield* Effect.flip(store.get(h)))._tag).toBe("BlobCorrupted")
+        yield* tamper(h, () => new Uint8Array(0))
+        expect((yield* Effect.flip(store.get(h)))._tag).toBe("BlobCorrupted")
+      })
+    )
   })

@@ -9,7 +9,7 @@ import { newEvent } from "../../domain/ledger/events.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { ensureGenesis } from "../../actors/genesis.ts"
 import { auditLedger } from "../../actors/auditor.ts"
-import { fileLedger } from "../../infra/ledger.ts"
+import { LedgerAccess, ledgerLayer } from "../../infra/ledger.ts"
 import { keyIssued } from "../support/events.ts"
 import { makeBlock } from "../support/ledger.ts"
 import { filesBelow, tempDir } from "../support/tmp.ts"
@@ -17,6 +17,7 @@ import { filesBelow, tempDir } from "../support/tmp.ts"
 /** A ledger on disk with keys, blocks and their payload blobs. */
 const buildLedger = (dir: string) =>
   Effect.gen(function* () {
+    yield* (yield* LedgerAccess).openForWriting(true)
     yield* ensureGenesis
     const store = yield* EventStore
     const blobs = yield* BlobStore
@@ -29,13 +30,12 @@ const buildLedger = (dir: string) =>
       yield* store.append("keys", [keyIssued(i)], "any")
       parent = b.hash
     }
-  }).pipe(Effect.provide(fileLedger(dir)), Effect.scoped)
+  }).pipe(Effect.provide(ledgerLayer({ scheme: "file", dir })))
 
 /** Audit as `blyan audit` does: read-only, store-open failures are findings too. */
 const audit = (dir: string) =>
   auditLedger().pipe(
-    Effect.provide(fileLedger(dir, { readOnly: true })),
-    Effect.scoped,
+    Effect.provide(ledgerLayer({ scheme: "file", dir })),
     Effect.map((r) => r.replay.firstBad ?? r.badBlobs[0]),
     Effect.catchAll((e) => Effect.succeed({ reason: String((e as { message?: string }).message ?? e) })),
     Effect.runPromise

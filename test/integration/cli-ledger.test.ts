@@ -34,7 +34,7 @@ describe("blyan CLI: ledger commands", () => {
     expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, events: events.length, genesis: GENESIS_HASH, head: { seq: events.length - 1 }, keys: 1, blocks: partNames(defaultSpec).length })
   })
 
-  it("audit exits 1 and names the first bad seq when a record is altered", async () => {
+  it("audit exits 3 (integrity) and names the first bad seq when a record is altered", async () => {
     const copy = tempDir()
     fs.cpSync(data, copy, { recursive: true })
     const seg = path.join(copy, "events", "log.seg")
@@ -43,7 +43,7 @@ describe("blyan CLI: ledger commands", () => {
     bytes.write("validatoR", at)
     fs.writeFileSync(seg, bytes)
     const audit = await blyan(["audit", "--data", copy])
-    expect(audit.code).toBe(1)
+    expect(audit.code).toBe(3)
     const keySeq = JSON.parse((await blyan(["events", "--data", data, "--stream", "keys", "--json"])).stdout)[0].seq
     expect(audit.stderr).toMatch(new RegExp(`seq ${keySeq}\\b`))
   })
@@ -56,9 +56,10 @@ describe("blyan CLI: ledger commands", () => {
     const badFrom = await blyan(["events", "--data", data, "--from", "-3"])
     expect(badFrom.code).not.toBe(0)
     expect(badFrom.stderr).toMatch(/--from/)
-    const emptyAudit = await blyan(["audit", "--data", tempDir()])
-    expect(emptyAudit.code).toBe(1)
-    expect(emptyAudit.stderr).toMatch(/empty|init/)
+    const empty = tempDir()
+    const emptyAudit = await blyan(["audit", "--data", empty])
+    expect(emptyAudit.code).toBe(4)
+    expect(emptyAudit.stderr).toContain(`no ledger at ${empty}`)
     expect(fs.readFileSync(path.join(data, "events", "log.seg")).equals(before)).toBe(true)
   })
 })

@@ -9,7 +9,9 @@ import { tempDir } from "../support/tmp.ts"
 
 const corpus = path.resolve(import.meta.dirname, "../../docs/corpus")
 type Block = { seq: number; data: { name: string; hash: string; dependsOn: string[]; payload: string } }
-const blocksOf = async (data: string): Promise<Block[]> => JSON.parse((await blyan(["events", "--data", data, "--stream", "chain-B", "--json"])).stdout)
+/** Chain B's blocks (it also holds each training run's ModelTrained, appended with its blocks). */
+const blocksOf = async (data: string): Promise<Block[]> =>
+  (JSON.parse((await blyan(["events", "--data", data, "--stream", "chain-B", "--json"])).stdout) as Array<Block & { type: string }>).filter((e) => e.type === "BlockAppended")
 
 describe("blyan CLI: the model", () => {
   const data = tempDir()

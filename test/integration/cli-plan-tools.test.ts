@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import { derivedPlanId } from "../../domain/pipeline/plan.ts"
 import { blyan } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
 
@@ -69,5 +70,43 @@ describe("blyan plan optimize, schedule and snapshot (no ledger needed)", () => 
     const badEpoch = await blyan(["plan", "snapshot", "--epoch", "E 1", "--round", "r", "--stages", "n1:0:3"])
     expect(badEpoch.code).toBe(2)
     expect(badEpoch.stderr).toMatch(/--epoch "E 1"/)
+  })
+
+  it("optimize plans 200,000 devices, and refuses more device kinds than it can search, up front", async () => {
+    const many = Array.from({ length: 200_000 }, (_, i) => ({ id: `g${i}`, speed: 2, memory: 10 }))
+    const r = await blyan(["plan", "optimize", "--input", write("many.json", { layers, devices: many }), "--json"])
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    // [3,3] [9] [2,5,1] [8] at speed 2: the largest layer alone sets the bottleneck
+    const best = JSON.parse(r.stdout)
+    expect(best.bottleneck).toBe(4.5)
+    expect(best.stages.map((s: { device: string; end: number }) => `${s.device}:${s.end}`)).toEqual(["g0:1", "g1:2", "g2:5", "g3:6"])
+    const kinds = Array.from({ length: 100 }, (_, i) => ({ id: `k${i}`, speed: 1 + i, memory: 10 }))
+    const wide = await blyan(["plan", "optimize", "--input", write("kinds.json", { layers: Array.from({ length: 100 }, () => ({ cost: 1, memory: 1 })), devices: kinds })])
+    expect(wide.code).toBe(1)
+    expect(wide.stderr).toMatch(/partition input too large: 100 device kinds \(distinct speed and memory\), at most 32/)
+  })
+
+  it("schedule refuses a schedule too large to hold, up front, with exit 2", async () => {
+    const r = await blyan(["plan", "schedule", "--stages", "100000", "--microbatches", "100000"])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/invalid schedule: 100000 stages × 100000 microbatches × 2 = 20000000000 ops, more than the 2000000 a schedule may have/)
+    expect(r.stdout).toBe("")
+  })
+
+  it("snapshot derives the id from the content and refuses an id a terminal would interpret or one that claims other content", async () => {
+    const args = ["plan", "snapshot", "--epoch", "E1", "--round", "round_0", "--stages", "n1:0:11", "n2:12:23"]
+    const derived = JSON.parse((await blyan(args)).stdout)
+    expect(derived.planId).toBe(derivedPlanId(derived))
+    const out = path.join(dir, "escaped.json")
+    const escaped = await blyan([...args, "--plan-id", "p\n\u001b[31m", "--out", out])
+    expect(escaped.code).toBe(2)
+    expect(escaped.stderr).toMatch(/--plan id "p\\n\\u001b\[31m" must start with a letter or digit/)
+    expect(escaped.stderr).not.toMatch(/\u001b/)
+    expect(fs.existsSync(out)).toBe(false)
+    const other = derivedPlanId({ ...derived, zero1: true })
+    const forged = await blyan([...args, "--plan-id", other])
+    expect(forged.code).toBe(2)
+    expect(forged.stderr).toMatch(new RegExp(`plan id ${other} has the content-derived form but this content derives ${derived.planId}`))
   })
 })

@@ -41,7 +41,8 @@ const program = Effect.gen(function* () {
         Effect.gen(function* () {
           const n = Math.floor(Math.random() * 1e9)
           // Some appends carry two events, to check that an append survives whole or not at all.
-          const events = n % 3 === 0 ? [keyIssued(n), newEvent("NodeRetired", { node: `${tag}-${a}-${n}` })] : [keyIssued(n)]
+          const node = `${tag}-${a}-${n}`
+          const events = n % 3 === 0 ? [newEvent("NodeBanned", { node, reason: `append ${n}` }), newEvent("NodeRetired", { node })] : [keyIssued(n)]
           const r = yield* store.append(n % 3 === 0 ? `node-${tag}-${a}` : "keys", events, "any")
           say(r.envelopes.map((e) => `${e.seq} ${e.hash}`).join("\n"))
         })

@@ -4,6 +4,7 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { blobPath, makeFileBlobStore } from "../../../adapters/blobs/file.ts"
+import { sha256Hex } from "../../../domain/ledger/hash.ts"
 import { blobStoreContract } from "../../contract/blob-store.ts"
 import { filesBelow, tempDir } from "../../support/tmp.ts"
 
@@ -42,5 +43,28 @@ describe("file blob store: layout", () => {
     fs.writeFileSync(path.join(dir, "blobs", "cd", other), "misplaced")
     fs.writeFileSync(path.join(dir, "blobs", hash.slice(0, 2), ".tmp-1-abc"), "left by a crash")
     expect(await Effect.runPromise(store.list)).toEqual([hash])
+  })
+})
+
+describe("file blob store: failures name what failed", () => {
+  it("a store whose blobs directory is unusable fails put, get and list with a message naming the path", async () => {
+    const dir = tempDir("blyan-blobs-")
+    // A file where the directory should be: unusable for root too, unlike permission bits.
+    const root = path.join(dir, "blobs")
+    fs.writeFileSync(root, "not a directory")
+    const store = await Effect.runPromise(makeFileBlobStore(dir))
+    const bytes = new TextEncoder().encode("expert weights")
+    const hash = "a".repeat(64)
+    const failures = await Effect.runPromise(
+      Effect.all([Effect.flip(store.put(bytes)), Effect.flip(store.get(hash)), Effect.flip(store.list)])
+    )
+    for (const e of failures) {
+      expect(e._tag).toBe("BlobStoreFailure")
+      expect(e.message).toMatch(/^blob store: cannot \w+/)
+      expect(e.message).toContain(root)
+    }
+    const [put, get] = failures
+    expect(put.message).toContain(blobPath(dir, sha256Hex(bytes)))
+    expect(get.message).toContain(blobPath(dir, hash))
   })
 })

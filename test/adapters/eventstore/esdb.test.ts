@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto"
 import * as net from "node:net"
 import { Effect } from "effect"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { eventIdOf, makeEsdbEventStore, toEsdbRevision } from "../../../adapters/eventstore/esdb.ts"
 import { eventStoreContract } from "../../contract/event-store.ts"
 
@@ -34,21 +34,26 @@ describe("esdb adapter: mappings", () => {
 })
 
 describe("esdb adapter: without a server", () => {
-  it("an unreachable server refuses the open with a StoreFailure, not a hang", async () => {
-    // A port that was just free: nothing listens there.
-    const port = await new Promise<number>((resolve) => {
-      const srv = net.createServer().listen(0, "127.0.0.1", () => {
-        const p = (srv.address() as net.AddressInfo).port
-        srv.close(() => resolve(p))
+  // A real connection attempt, bounded by the client's own deadlines: on the live clock.
+  it.scopedLive("an unreachable server refuses the open with a StoreFailure, not a hang", () =>
+    Effect.gen(function* () {
+      // A port that was just free: nothing listens there.
+      const port = yield* Effect.async<number>((resume) => {
+        const srv = net.createServer().listen(0, "127.0.0.1", () => {
+          const p = (srv.address() as net.AddressInfo).port
+          srv.close(() => resume(Effect.succeed(p)))
+        })
       })
+      const err = yield* Effect.flip(makeEsdbEventStore(`esdb://127.0.0.1:${port}?tls=false`))
+      expect(err._tag).toBe("StoreFailure")
+      expect(err.message).toContain("cannot read $all")
     })
-    const err = await Effect.runPromise(Effect.scoped(Effect.flip(makeEsdbEventStore(`esdb://127.0.0.1:${port}?tls=false`))))
-    expect(err._tag).toBe("StoreFailure")
-    expect(err.message).toContain("cannot read $all")
-  })
+  )
 
-  it("a malformed connection string is a StoreFailure", async () => {
-    const err = await Effect.runPromise(Effect.scoped(Effect.flip(makeEsdbEventStore("http://not-esdb"))))
-    expect(err._tag).toBe("StoreFailure")
-  })
+  it.scoped("a malformed connection string is a StoreFailure", () =>
+    Effect.gen(function* () {
+      const err = yield* Effect.flip(makeEsdbEventStore("http://not-esdb"))
+      expect(err._tag).toBe("StoreFailure")
+    })
+  )
 })

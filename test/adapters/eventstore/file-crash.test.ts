@@ -2,9 +2,9 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Either } from "effect"
+import { Effect, Either, Runtime } from "effect"
 import fc from "fast-check"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { makeFileEventStore } from "../../../adapters/eventstore/file.ts"
 import { type Envelope, verifyChain as verifyChainOf } from "../../../domain/ledger/envelope.ts"
 
@@ -13,7 +13,7 @@ const script = path.join(repo, "test/support/crash-writer.ts")
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-file-crash-"))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
-const reopen = (dir: string) => Effect.runPromise(Effect.scoped(Effect.flatMap(makeFileEventStore(dir), (s) => s.readAll())))
+const reopen = (dir: string) => Effect.scoped(Effect.flatMap(makeFileEventStore(dir), (s) => s.readAll()))
 
 /**
  * Run the writer child until it has acknowledged at least `acks` envelopes, then SIGKILL it.
@@ -49,20 +49,27 @@ const writeThenKill = (dir: string, concurrency: number, acks: number) =>
 const chainOk = (log: ReadonlyArray<Envelope>): boolean => Either.isRight(verifyChainOf(log))
 
 describe("file event store: crash safety", () => {
-  it("every acknowledged append survives kill -9 of its writer, and the store reopens (property)", async () => {
-    const dir = fs.mkdtempSync(path.join(root, "log-"))
-    // Across runs too: each crash recovers the previous one's log and writes on after it.
-    const everAcked = new Map<number, string>()
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 5, max: 60 }), fc.constantFrom(1, 4, 32), async (acks, concurrency) => {
-        const acked = await writeThenKill(dir, concurrency, acks)
-        for (const [seq, hash] of acked) everAcked.set(seq, hash)
-        const log = await reopen(dir)
-        expect(chainOk(log)).toBe(true)
-        for (const [seq, hash] of everAcked) expect({ seq, hash: log[seq]?.hash }).toEqual({ seq, hash })
-      }),
-      { numRuns: 8 }
-    )
-    expect(everAcked.size).toBeGreaterThan(8 * 5)
-  })
+  // Child processes and real kills: on the live clock.
+  it.live("every acknowledged append survives kill -9 of its writer, and the store reopens (property)", () =>
+    Effect.gen(function* () {
+      const dir = fs.mkdtempSync(path.join(root, "log-"))
+      // Across runs too: each crash recovers the previous one's log and writes on after it.
+      const everAcked = new Map<number, string>()
+      // fast-check's async property takes Promises: each case's reopen runs on this test's runtime.
+      const runtime = yield* Effect.runtime<never>()
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.integer({ min: 5, max: 60 }), fc.constantFrom(1, 4, 32), async (acks, concurrency) => {
+            const acked = await writeThenKill(dir, concurrency, acks)
+            for (const [seq, hash] of acked) everAcked.set(seq, hash)
+            const log = await Runtime.runPromise(runtime)(reopen(dir))
+            expect(chainOk(log)).toBe(true)
+            for (const [seq, hash] of everAcked) expect({ seq, hash: log[seq]?.hash }).toEqual({ seq, hash })
+          }),
+          { numRuns: 8 }
+        )
+      )
+      expect(everAcked.size).toBeGreaterThan(8 * 5)
+    })
+  )
 })

@@ -1,9 +1,9 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Either, type Scope } from "effect"
+import { Effect, Either, Runtime, type Scope } from "effect"
 import fc from "fast-check"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { inspectLogFile, makeFileEventStore, segmentPath, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
 import { encodeAppend, frameRecord, HEADER_BYTES } from "../../../adapters/eventstore/file-format.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
@@ -17,11 +17,11 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 let n = 0
 const tmp = () => fs.mkdtempSync(path.join(root, `${n++}-`))
 
-const run = <A, E>(eff: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Effect.scoped(eff))
+/** Opens the store on `dir` for `f` only: closed (and unlocked) when `f` ends. */
 const withStore = <A, E>(dir: string, f: (s: EventStoreApi) => Effect.Effect<A, E, Scope.Scope>, opts: FileEventStoreOptions = {}) =>
-  run(Effect.flatMap(makeFileEventStore(dir, opts), f))
+  Effect.scoped(Effect.flatMap(makeFileEventStore(dir, opts), f))
 const openResult = (dir: string, opts: FileEventStoreOptions = {}) =>
-  run(Effect.either(Effect.flatMap(makeFileEventStore(dir, opts), (s) => s.readAll())))
+  Effect.scoped(Effect.either(Effect.flatMap(makeFileEventStore(dir, opts), (s) => s.readAll())))
 
 const writeSegment = (dir: string, bytes: Uint8Array) => {
   fs.mkdirSync(path.join(dir, "events"), { recursive: true })
@@ -30,9 +30,9 @@ const writeSegment = (dir: string, bytes: Uint8Array) => {
 const frame = (env: unknown, continues = false) => frameRecord(Buffer.from(typeof env === "string" ? env : JSON.stringify(env)), continues)
 
 /** A real log written by the store: genesis, single appends, and a two-event append last. */
-const buildLog = async () => {
+const buildLog = Effect.gen(function* () {
   const dir = tmp()
-  const envelopes = await withStore(dir, (s) =>
+  const envelopes = yield* withStore(dir, (s) =>
     Effect.gen(function* () {
       yield* s.append("chain-A", [genesisEvent()], "no_stream")
       for (let i = 0; i < 4; i++) yield* s.append("keys", [keyIssued(i)], "any")
@@ -42,9 +42,9 @@ const buildLog = async () => {
     })
   )
   const bytes = fs.readFileSync(segmentPath(dir))
-  const records = (await Effect.runPromise(inspectLogFile(dir))).records
+  const records = (yield* inspectLogFile(dir)).records
   return { envelopes, bytes, records }
-}
+})
 
 const sealAfter = (prev: Envelope, fields: { stream: string; type: string; version: number; data: unknown }) =>
   seal({ seq: prev.seq + 1, prev: prev.hash, at: "2025-02-01T00:00:00.000Z", ...fields })
@@ -59,196 +59,231 @@ const failureOf = (r: Either.Either<unknown, { _tag: string; seq?: number; messa
 const verifyChain = (log: ReadonlyArray<Envelope>): boolean => Either.isRight(verifyChainOf(log))
 
 describe("file event store: torn tails", () => {
-  it("the records are framed as documented", async () => {
-    const { bytes, records, envelopes } = await buildLog()
-    expect(records.length).toBe(envelopes.length)
-    const r0 = records[0]!
-    const len = bytes.readUInt32LE(0)
-    expect(len).toBe(r0.bytes - HEADER_BYTES)
-    expect(JSON.parse(bytes.subarray(HEADER_BYTES, HEADER_BYTES + len).toString("utf8"))).toEqual(envelopes[0])
-    // The two events of the last append: the first is flagged as continued, the last is not.
-    expect(records.map((r) => r.continues)).toEqual(envelopes.map((_, i) => i === envelopes.length - 2))
-  })
+  it.effect("the records are framed as documented", () =>
+    Effect.gen(function* () {
+      const { bytes, records, envelopes } = yield* buildLog
+      expect(records.length).toBe(envelopes.length)
+      const r0 = records[0]!
+      const len = bytes.readUInt32LE(0)
+      expect(len).toBe(r0.bytes - HEADER_BYTES)
+      expect(JSON.parse(bytes.subarray(HEADER_BYTES, HEADER_BYTES + len).toString("utf8"))).toEqual(envelopes[0])
+      // The two events of the last append: the first is flagged as continued, the last is not.
+      expect(records.map((r) => r.continues)).toEqual(envelopes.map((_, i) => i === envelopes.length - 2))
+    })
+  )
 
-  it("a cut at every length of the last append: a writer truncates it, a reader ignores it, earlier events stay", async () => {
-    const { bytes, records, envelopes } = await buildLog()
-    const lastAppendStart = records[records.length - 2]!.offset
-    const kept = envelopes.slice(0, -2)
-    for (let cut = lastAppendStart + 1; cut < bytes.length; cut++) {
+  it.effect("a cut at every length of the last append: a writer truncates it, a reader ignores it, earlier events stay", () =>
+    Effect.gen(function* () {
+      const { bytes, records, envelopes } = yield* buildLog
+      const lastAppendStart = records[records.length - 2]!.offset
+      const kept = envelopes.slice(0, -2)
+      for (let cut = lastAppendStart + 1; cut < bytes.length; cut++) {
+        const dir = tmp()
+        writeSegment(dir, bytes.subarray(0, cut))
+        const read = yield* withStore(dir, (s) => s.readAll(), { readOnly: true })
+        expect(read).toEqual(kept)
+        expect(fs.statSync(segmentPath(dir)).size).toBe(cut)
+        const written = yield* withStore(dir, (s) =>
+          Effect.gen(function* () {
+            const all = yield* s.readAll()
+            // The chain continues from the last whole append.
+            const r = yield* s.append("keys", [keyIssued(77)], "any")
+            expect(r.head.seq).toBe(kept.length)
+            return all
+          })
+        )
+        expect(written).toEqual(kept)
+        const reopened = yield* withStore(dir, (s) => s.readAll(), { readOnly: true })
+        expect(reopened.length).toBe(kept.length + 1)
+        expect(verifyChain(reopened)).toBe(true)
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  )
+
+  it.effect("a single-record last append cut at every length is dropped alone", () =>
+    Effect.gen(function* () {
+      const { bytes, records, envelopes } = yield* buildLog
+      // Drop the two-event append so that the last record is a whole single append.
+      const end = records[records.length - 2]!.offset
+      const start = records[records.length - 3]!.offset
+      for (let cut = start; cut < end; cut++) {
+        const dir = tmp()
+        writeSegment(dir, bytes.subarray(0, cut))
+        expect(yield* withStore(dir, (s) => s.readAll())).toEqual(envelopes.slice(0, -3))
+        expect(fs.statSync(segmentPath(dir)).size).toBe(start)
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  )
+
+  it.effect("an append whose records are whole but whose last record is missing is an incomplete tail", () =>
+    Effect.gen(function* () {
+      const { bytes, records, envelopes } = yield* buildLog
       const dir = tmp()
-      writeSegment(dir, bytes.subarray(0, cut))
-      const read = await withStore(dir, (s) => s.readAll(), { readOnly: true })
-      expect(read).toEqual(kept)
-      expect(fs.statSync(segmentPath(dir)).size).toBe(cut)
-      const written = await withStore(dir, (s) =>
-        Effect.gen(function* () {
-          const all = yield* s.readAll()
-          // The chain continues from the last whole append.
-          const r = yield* s.append("keys", [keyIssued(77)], "any")
-          expect(r.head.seq).toBe(kept.length)
-          return all
-        })
-      )
-      expect(written).toEqual(kept)
-      const reopened = await withStore(dir, (s) => s.readAll(), { readOnly: true })
-      expect(reopened.length).toBe(kept.length + 1)
-      expect(verifyChain(reopened)).toBe(true)
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
-  })
+      writeSegment(dir, bytes.subarray(0, records[records.length - 1]!.offset))
+      expect(yield* withStore(dir, (s) => s.readAll())).toEqual(envelopes.slice(0, -2))
+      expect(fs.statSync(segmentPath(dir)).size).toBe(records[records.length - 2]!.offset)
+    })
+  )
 
-  it("a single-record last append cut at every length is dropped alone", async () => {
-    const { bytes, records, envelopes } = await buildLog()
-    // Drop the two-event append so that the last record is a whole single append.
-    const end = records[records.length - 2]!.offset
-    const start = records[records.length - 3]!.offset
-    for (let cut = start; cut < end; cut++) {
+  it.effect("a zero-filled tail (the file grew, the data never landed) is an incomplete tail", () =>
+    Effect.gen(function* () {
+      const { bytes, envelopes } = yield* buildLog
       const dir = tmp()
-      writeSegment(dir, bytes.subarray(0, cut))
-      expect(await withStore(dir, (s) => s.readAll())).toEqual(envelopes.slice(0, -3))
-      expect(fs.statSync(segmentPath(dir)).size).toBe(start)
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
-  })
-
-  it("an append whose records are whole but whose last record is missing is an incomplete tail", async () => {
-    const { bytes, records, envelopes } = await buildLog()
-    const dir = tmp()
-    writeSegment(dir, bytes.subarray(0, records[records.length - 1]!.offset))
-    expect(await withStore(dir, (s) => s.readAll())).toEqual(envelopes.slice(0, -2))
-    expect(fs.statSync(segmentPath(dir)).size).toBe(records[records.length - 2]!.offset)
-  })
-
-  it("a zero-filled tail (the file grew, the data never landed) is an incomplete tail", async () => {
-    const { bytes, envelopes } = await buildLog()
-    const dir = tmp()
-    writeSegment(dir, Buffer.concat([bytes, Buffer.alloc(4096)]))
-    expect(await withStore(dir, (s) => s.readAll())).toEqual(envelopes)
-    expect(fs.statSync(segmentPath(dir)).size).toBe(bytes.length)
-  })
+      writeSegment(dir, Buffer.concat([bytes, Buffer.alloc(4096)]))
+      expect(yield* withStore(dir, (s) => s.readAll())).toEqual(envelopes)
+      expect(fs.statSync(segmentPath(dir)).size).toBe(bytes.length)
+    })
+  )
 })
 
 describe("file event store: corruption is refused, naming the seq", () => {
-  const refused = async (bytes: Uint8Array, seq: number, reason: string | RegExp) => {
-    const dir = tmp()
-    writeSegment(dir, bytes)
-    for (const readOnly of [true, false]) {
-      const e = failureOf(await openResult(dir, { readOnly }))
-      expect(e.seq).toBe(seq)
-      expect(e.message).toMatch(reason)
-    }
-    // A refused open changes nothing.
-    expect(Buffer.compare(fs.readFileSync(segmentPath(dir)), Buffer.from(bytes))).toBe(0)
-  }
+  const refused = (bytes: Uint8Array, seq: number, reason: string | RegExp) =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      writeSegment(dir, bytes)
+      for (const readOnly of [true, false]) {
+        const e = failureOf(yield* openResult(dir, { readOnly }))
+        expect(e.seq).toBe(seq)
+        expect(e.message).toMatch(reason)
+      }
+      // A refused open changes nothing.
+      expect(Buffer.compare(fs.readFileSync(segmentPath(dir)), Buffer.from(bytes))).toBe(0)
+    })
 
-  it("a payload byte changed in the middle", async () => {
-    const { bytes, records } = await buildLog()
-    const bad = Buffer.from(bytes)
-    bad[records[2]!.offset + HEADER_BYTES + 10]! ^= 0x01
-    await refused(bad, 2, /payload checksum mismatch/)
-  })
+  it.effect("a payload byte changed in the middle", () =>
+    Effect.gen(function* () {
+      const { bytes, records } = yield* buildLog
+      const bad = Buffer.from(bytes)
+      bad[records[2]!.offset + HEADER_BYTES + 10]! ^= 0x01
+      yield* refused(bad, 2, /payload checksum mismatch/)
+    })
+  )
 
-  it("a changed length in the last record's header is corruption, not a torn tail", async () => {
-    const { bytes, records } = await buildLog()
-    const last = records[records.length - 1]!
-    const bad = Buffer.from(bytes)
-    bad.writeUInt32LE(bad.readUInt32LE(last.offset) + 100, last.offset)
-    await refused(bad, last.seq, /header checksum mismatch/)
-  })
+  it.effect("a changed length in the last record's header is corruption, not a torn tail", () =>
+    Effect.gen(function* () {
+      const { bytes, records } = yield* buildLog
+      const last = records[records.length - 1]!
+      const bad = Buffer.from(bytes)
+      bad.writeUInt32LE(bad.readUInt32LE(last.offset) + 100, last.offset)
+      yield* refused(bad, last.seq, /header checksum mismatch/)
+    })
+  )
 
-  it("bad JSON with a correct checksum", async () => {
-    const g = genesisEnvelope()
-    await refused(Buffer.concat([frame(g), frame('{"seq": 1, "stream": ')]), 1, /seq 1: .*bad JSON/)
-  })
+  it.effect("bad JSON with a correct checksum", () =>
+    Effect.gen(function* () {
+      const g = genesisEnvelope()
+      yield* refused(Buffer.concat([frame(g), frame('{"seq": 1, "stream": ')]), 1, /seq 1: .*bad JSON/)
+    })
+  )
 
-  it("a payload that is not UTF-8, with a correct checksum", async () => {
-    const g = genesisEnvelope()
-    await refused(Buffer.concat([frame(g), frameRecord(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), false)]), 1, /not UTF-8/)
-  })
+  it.effect("a payload that is not UTF-8, with a correct checksum", () =>
+    Effect.gen(function* () {
+      const g = genesisEnvelope()
+      yield* refused(Buffer.concat([frame(g), frameRecord(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), false)]), 1, /not UTF-8/)
+    })
+  )
 
-  it("JSON that is not an envelope", async () => {
-    const g = genesisEnvelope()
-    const { hash: _hash, ...noHash } = sealAfter(g, { stream: "keys", type: "ApiKeyIssued", version: 1, data: {} })
-    await refused(Buffer.concat([frame(g), frame(noHash)]), 1, /bad envelope/)
-    await refused(Buffer.concat([frame(g), frame({ ...sealAfter(g, { stream: "keys", type: "X", version: 1, data: {} }), extra: 1 })]), 1, /bad envelope/)
-  })
+  it.effect("JSON that is not an envelope", () =>
+    Effect.gen(function* () {
+      const g = genesisEnvelope()
+      const { hash: _hash, ...noHash } = sealAfter(g, { stream: "keys", type: "ApiKeyIssued", version: 1, data: {} })
+      yield* refused(Buffer.concat([frame(g), frame(noHash)]), 1, /bad envelope/)
+      yield* refused(Buffer.concat([frame(g), frame({ ...sealAfter(g, { stream: "keys", type: "X", version: 1, data: {} }), extra: 1 })]), 1, /bad envelope/)
+    })
+  )
 
-  it("a broken chain: wrong prev, altered data with a recomputed checksum, swapped and missing records", async () => {
-    const { envelopes } = await buildLog()
-    const records = (envs: ReadonlyArray<unknown>) => Buffer.concat(envs.map((e) => frame(e)))
-    const e = envelopes.slice(0, 5)
-    await refused(records([e[0], e[1], { ...e[2]!, prev: e[0]!.hash }, e[3]]), 2, /prev does not match/)
-    await refused(records([e[0], e[1], e[2], { ...e[3]!, data: { ...(e[3]!.data as object), role: "admin" } }]), 3, /hash mismatch/)
-    await refused(records([e[0], e[2], e[1]]), 1, /expected seq 1, found 2/)
-    await refused(records([e[0], e[1], e[3]]), 2, /expected seq 2, found 3/)
-  })
+  it.effect("a broken chain: wrong prev, altered data with a recomputed checksum, swapped and missing records", () =>
+    Effect.gen(function* () {
+      const { envelopes } = yield* buildLog
+      const records = (envs: ReadonlyArray<unknown>) => Buffer.concat(envs.map((e) => frame(e)))
+      const e = envelopes.slice(0, 5)
+      yield* refused(records([e[0], e[1], { ...e[2]!, prev: e[0]!.hash }, e[3]]), 2, /prev does not match/)
+      yield* refused(records([e[0], e[1], e[2], { ...e[3]!, data: { ...(e[3]!.data as object), role: "admin" } }]), 3, /hash mismatch/)
+      yield* refused(records([e[0], e[2], e[1]]), 1, /expected seq 1, found 2/)
+      yield* refused(records([e[0], e[1], e[3]]), 2, /expected seq 2, found 3/)
+    })
+  )
 
-  it("a seq 0 that is not the shared genesis, even if self-consistent", async () => {
-    const g = genesisEnvelope()
-    const fake = seal({ ...g, data: { ...(g.data as object), title: "Another covenant" } })
-    await refused(frame(fake), 0, /genesis/)
-  })
+  it.effect("a seq 0 that is not the shared genesis, even if self-consistent", () =>
+    Effect.gen(function* () {
+      const g = genesisEnvelope()
+      const fake = seal({ ...g, data: { ...(g.data as object), title: "Another covenant" } })
+      yield* refused(frame(fake), 0, /genesis/)
+    })
+  )
 })
 
 describe("file event store: events the catalog does not know open, and fail to decode by seq", () => {
-  it("an unknown type and an unsupported version, with correct checksums and chain", async () => {
-    const g = genesisEnvelope()
-    const unknown = sealAfter(g, { stream: "keys", type: "NoSuchEvent", version: 1, data: { x: 1 } })
-    const future = sealAfter(unknown, { stream: "keys", type: "ApiKeyIssued", version: 2, data: { keyHash: "0".repeat(64), role: "node" } })
-    const dir = tmp()
-    writeSegment(dir, Buffer.concat([frame(g), frame(unknown), frame(future)]))
-    const all = await withStore(dir, (s) => s.readAll())
-    expect(all).toEqual([g, unknown, future])
-    const d1 = decodeEvent(all[1]!)
-    const d2 = decodeEvent(all[2]!)
-    expect(Either.isLeft(d1) && d1.left).toMatchObject({ _tag: "MalformedEvent", seq: 1 })
-    expect(Either.isLeft(d2) && d2.left).toMatchObject({ _tag: "MalformedEvent", seq: 2 })
-    expect(Either.isLeft(d2) && d2.left.reason).toMatch(/version 2/)
-  })
+  it.effect("an unknown type and an unsupported version, with correct checksums and chain", () =>
+    Effect.gen(function* () {
+      const g = genesisEnvelope()
+      const unknown = sealAfter(g, { stream: "keys", type: "NoSuchEvent", version: 1, data: { x: 1 } })
+      const future = sealAfter(unknown, { stream: "keys", type: "ApiKeyIssued", version: 2, data: { keyHash: "0".repeat(64), role: "node" } })
+      const dir = tmp()
+      writeSegment(dir, Buffer.concat([frame(g), frame(unknown), frame(future)]))
+      const all = yield* withStore(dir, (s) => s.readAll())
+      expect(all).toEqual([g, unknown, future])
+      const d1 = decodeEvent(all[1]!)
+      const d2 = decodeEvent(all[2]!)
+      expect(Either.isLeft(d1) && d1.left).toMatchObject({ _tag: "MalformedEvent", seq: 1 })
+      expect(Either.isLeft(d2) && d2.left).toMatchObject({ _tag: "MalformedEvent", seq: 2 })
+      expect(Either.isLeft(d2) && d2.left.reason).toMatch(/version 2/)
+    })
+  )
 })
 
 describe("file event store: any single changed byte is detected (property)", () => {
-  it("never opens as a valid but different log", async () => {
-    const { bytes, envelopes } = await buildLog()
-    const dir = tmp()
-    await fc.assert(
-      fc.asyncProperty(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
-        const bad = Buffer.from(bytes)
-        bad[pos]! ^= xor
-        writeSegment(dir, bad)
-        const r = await openResult(dir)
-        if (Either.isLeft(r)) {
-          expect(r.left._tag).toBe("StoreFailure")
-          expect(typeof (r.left as { seq?: number }).seq).toBe("number")
-          // It names the record that holds the changed byte.
-          expect(envelopes[(r.left as { seq: number }).seq]).toBeDefined()
-        } else {
-          expect(r.right).not.toEqual(envelopes)
-          expect(verifyChain(r.right)).toBe(false)
-        }
-        // Refused, so nothing was truncated or rewritten.
-        expect(Buffer.compare(fs.readFileSync(segmentPath(dir)), bad)).toBe(0)
-      }),
-      { numRuns: 200 }
-    )
-  })
+  it.effect("never opens as a valid but different log", () =>
+    Effect.gen(function* () {
+      const { bytes, envelopes } = yield* buildLog
+      const dir = tmp()
+      // fast-check's async property takes Promises: each case's open runs on this test's runtime.
+      const runtime = yield* Effect.runtime<never>()
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
+            const bad = Buffer.from(bytes)
+            bad[pos]! ^= xor
+            writeSegment(dir, bad)
+            const r = await Runtime.runPromise(runtime)(openResult(dir))
+            if (Either.isLeft(r)) {
+              expect(r.left._tag).toBe("StoreFailure")
+              expect(typeof (r.left as { seq?: number }).seq).toBe("number")
+              // It names the record that holds the changed byte.
+              expect(envelopes[(r.left as { seq: number }).seq]).toBeDefined()
+            } else {
+              expect(r.right).not.toEqual(envelopes)
+              expect(verifyChain(r.right)).toBe(false)
+            }
+            // Refused, so nothing was truncated or rewritten.
+            expect(Buffer.compare(fs.readFileSync(segmentPath(dir)), bad)).toBe(0)
+          }),
+          { numRuns: 200 }
+        )
+      )
+    })
+  )
 })
 
 describe("inspectLogFile", () => {
-  it("lists the raw records and says where and why reading stopped", async () => {
-    const { bytes, records, envelopes } = await buildLog()
-    expect(records.map((r) => JSON.parse(r.text))).toEqual(envelopes)
-    const dir = tmp()
-    const bad = Buffer.from(bytes)
-    bad[records[3]!.offset + HEADER_BYTES]! ^= 0xff
-    writeSegment(dir, bad)
-    const seen = await Effect.runPromise(inspectLogFile(dir))
-    expect(seen.records.length).toBe(3)
-    expect(seen.stop).toMatchObject({ kind: "corrupt", seq: 3, offset: records[3]!.offset })
-    writeSegment(dir, bytes.subarray(0, bytes.length - 1))
-    expect((await Effect.runPromise(inspectLogFile(dir))).stop).toMatchObject({ kind: "torn", seq: records.length - 1 })
-    expect(await Effect.runPromise(inspectLogFile(path.join(dir, "none")))).toEqual({ size: 0, records: [], stop: undefined })
-  })
+  it.effect("lists the raw records and says where and why reading stopped", () =>
+    Effect.gen(function* () {
+      const { bytes, records, envelopes } = yield* buildLog
+      expect(records.map((r) => JSON.parse(r.text))).toEqual(envelopes)
+      const dir = tmp()
+      const bad = Buffer.from(bytes)
+      bad[records[3]!.offset + HEADER_BYTES]! ^= 0xff
+      writeSegment(dir, bad)
+      const seen = yield* inspectLogFile(dir)
+      expect(seen.records.length).toBe(3)
+      expect(seen.stop).toMatchObject({ kind: "corrupt", seq: 3, offset: records[3]!.offset })
+      writeSegment(dir, bytes.subarray(0, bytes.length - 1))
+      expect((yield* inspectLogFile(dir)).stop).toMatchObject({ kind: "torn", seq: records.length - 1 })
+      expect(yield* inspectLogFile(path.join(dir, "none"))).toEqual({ size: 0, records: [], stop: undefined })
+    })
+  )
 
   it("encodeAppend flags every record of an append but the last", () => {
     const g = genesisEnvelope()

@@ -1,7 +1,7 @@
 /** Shared helpers of the model tests: an executor, random weights, and a finite-difference gradient check. */
-import { Effect, ManagedRuntime } from "effect"
+import { Effect } from "effect"
 import { OnnxExecutorLive } from "../../../adapters/executor/onnxruntime.ts"
-import type { Executor, TensorValue } from "../../../domain/model/executor-port.ts"
+import type { Executor, ExecutionFailed, TensorValue } from "../../../domain/ports/executor.ts"
 import { vjp } from "../../../domain/model/onnx/autodiff.ts"
 import { compile } from "../../../domain/model/onnx/graphs.ts"
 import type { Graph } from "../../../domain/model/onnx/ir.ts"
@@ -16,13 +16,12 @@ import { runGraph } from "../../../domain/model/forward.ts"
 export const tinySpec: ModelSpec = { ...defaultSpec, name: "blyan-moe-test", context: 8, dModel: 16, heads: 2, layers: 2, experts: 4, topK: 2, dFF: 32, seed: 7 }
 
 /**
- * One executor per test file. f64 graphs need the "basic" optimisation level (onnxruntime's fused
- * kernels are f32 only); f32 graphs run as in production.
+ * The executor layers of the model tests: one per test file or suite, given to `layer(...)` of
+ * @effect/vitest (or provided to a single test for a fresh executor). f64 graphs need the "basic"
+ * optimisation level (onnxruntime's fused kernels are f32 only); f32 graphs run as in production.
  */
-export const makeRuntime = () => ManagedRuntime.make(OnnxExecutorLive({ device: "cpu", intraOpThreads: 1 }))
-export const makeRuntime64 = () => ManagedRuntime.make(OnnxExecutorLive({ device: "cpu", intraOpThreads: 1, optimization: "basic" }))
-
-export type Runtime = ManagedRuntime.ManagedRuntime<Executor, unknown>
+export const TestExecutor = OnnxExecutorLive({ device: "cpu", intraOpThreads: 1 })
+export const TestExecutor64 = OnnxExecutorLive({ device: "cpu", intraOpThreads: 1, optimization: "basic" })
 
 /** Weights with every tensor random (norm gains around 1), so biases and norms are exercised too. */
 export const randomWeights = (spec: ModelSpec, seed: number, scale = 0.3): ModelWeights => {
@@ -60,55 +59,51 @@ export interface GradCheckResult {
  * the largest |analytic − numeric| / (atol + rtol·|numeric|): the check passes when it is ≤ 1.
  */
 export const gradCheck = (
-  rt: Runtime,
   graph: Graph,
   wrt: ReadonlyArray<string>,
   feeds: Record<string, TensorValue>,
   opts: { readonly samples?: number; readonly h?: number; readonly rtol?: number; readonly atol?: number; readonly seed?: number } = {}
-): Promise<GradCheckResult> => {
-  const { samples = 12, h = 1e-6, rtol = 1e-6, atol = 1e-8, seed = 1 } = opts
-  const rng = makePrng(seed, hashString(graph.name))
-  const fwd = compile(graph)
-  const bwd = compile(vjp(graph, wrt))
-  return rt.runPromise(
-    Effect.gen(function* () {
-      const outs = yield* runGraph(fwd, feeds)
-      const R: Record<string, Float64Array> = {}
-      for (const o of graph.outputs) R[o] = Float64Array.from(outs[o]!.data as Float64Array, () => rng.uniform(-1, 1))
-      const objective = (vals: Record<string, TensorValue>) => {
-        let s = 0
-        for (const o of graph.outputs) {
-          const v = vals[o]!.data as Float64Array
-          for (let i = 0; i < v.length; i++) s += v[i]! * R[o]![i]!
-        }
-        return s
+): Effect.Effect<GradCheckResult, ExecutionFailed, Executor> =>
+  Effect.gen(function* () {
+    const { samples = 12, h = 1e-6, rtol = 1e-6, atol = 1e-8, seed = 1 } = opts
+    const rng = makePrng(seed, hashString(graph.name))
+    const fwd = compile(graph)
+    const bwd = compile(vjp(graph, wrt))
+    const outs = yield* runGraph(fwd, feeds)
+    const R: Record<string, Float64Array> = {}
+    for (const o of graph.outputs) R[o] = Float64Array.from(outs[o]!.data as Float64Array, () => rng.uniform(-1, 1))
+    const objective = (vals: Record<string, TensorValue>) => {
+      let s = 0
+      for (const o of graph.outputs) {
+        const v = vals[o]!.data as Float64Array
+        for (let i = 0; i < v.length; i++) s += v[i]! * R[o]![i]!
       }
-      const seeds: Record<string, TensorValue> = {}
-      for (const o of graph.outputs) seeds[`grad.${o}`] = f64(R[o]!, outs[o]!.dims)
-      const grads = yield* runGraph(bwd, { ...feeds, ...seeds })
-      const checked: Array<{ input: string; index: number; analytic: number; numeric: number }> = []
-      let maxError = 0
-      for (const name of wrt) {
-        const base = feeds[name]!
-        const n = base.data.length
-        const g = grads[`grad.${name}`]!
-        if (g.data.length !== n) throw new Error(`grad.${name} has ${g.data.length} values, input ${n}`)
-        const idx = n <= samples ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: samples }, () => rng.int(n))
-        for (const i of idx) {
-          const at = (delta: number) => {
-            const data = Float64Array.from(base.data as Float64Array)
-            data[i] = data[i]! + delta
-            return { ...feeds, [name]: { ...base, data } }
-          }
-          const plus = objective(yield* runGraph(fwd, at(h)))
-          const minus = objective(yield* runGraph(fwd, at(-h)))
-          const numeric = (plus - minus) / (2 * h)
-          const analytic = (g.data as Float64Array)[i]!
-          checked.push({ input: name, index: i, analytic, numeric })
-          maxError = Math.max(maxError, Math.abs(analytic - numeric) / (atol + rtol * Math.abs(numeric)))
+      return s
+    }
+    const seeds: Record<string, TensorValue> = {}
+    for (const o of graph.outputs) seeds[`grad.${o}`] = f64(R[o]!, outs[o]!.dims)
+    const grads = yield* runGraph(bwd, { ...feeds, ...seeds })
+    const checked: Array<{ input: string; index: number; analytic: number; numeric: number }> = []
+    let maxError = 0
+    for (const name of wrt) {
+      const base = feeds[name]!
+      const n = base.data.length
+      const g = grads[`grad.${name}`]!
+      if (g.data.length !== n) throw new Error(`grad.${name} has ${g.data.length} values, input ${n}`)
+      const idx = n <= samples ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: samples }, () => rng.int(n))
+      for (const i of idx) {
+        const at = (delta: number) => {
+          const data = Float64Array.from(base.data as Float64Array)
+          data[i] = data[i]! + delta
+          return { ...feeds, [name]: { ...base, data } }
         }
+        const plus = objective(yield* runGraph(fwd, at(h)))
+        const minus = objective(yield* runGraph(fwd, at(-h)))
+        const numeric = (plus - minus) / (2 * h)
+        const analytic = (g.data as Float64Array)[i]!
+        checked.push({ input: name, index: i, analytic, numeric })
+        maxError = Math.max(maxError, Math.abs(analytic - numeric) / (atol + rtol * Math.abs(numeric)))
       }
-      return { checked, maxError }
-    })
-  )
-}
+    }
+    return { checked, maxError }
+  })

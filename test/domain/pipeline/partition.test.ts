@@ -4,6 +4,7 @@ import { Either } from "effect"
 import {
   greedyPartition,
   partition,
+  PARTITION_LIMITS,
   type Partition,
   type PartitionInput,
   type PartitionStage
@@ -286,5 +287,55 @@ describe("greedy baseline", () => {
       }),
       { numRuns: 300 }
     )
+  })
+})
+
+describe("large clusters (arrays far beyond what spreading into Math.max takes)", () => {
+  const HUGE = 200_000
+
+  it(`plans ${HUGE} identical devices`, () => {
+    const p = Either.getOrThrow(partition({ layers: costs([4, 4, 4]), devices: eq(1, HUGE, 10) }))
+    expect(p.stages).toEqual([0, 1, 2].map((i) => ({ device: `d${i}`, start: i, end: i })))
+    expect(p.bottleneck).toBe(4)
+  })
+
+  it(`gives the greedy baseline over ${HUGE} layers and devices`, () => {
+    const g = Either.getOrThrow(greedyPartition({ layers: costs(Array.from({ length: HUGE }, () => 1)), devices: eq(1, HUGE, 1) }))
+    expect(g.stages.length).toBe(HUGE)
+    expect(g.bottleneck).toBe(1)
+  })
+})
+
+describe("input size", () => {
+  const tag = (r: ReturnType<typeof partition>) => Either.match(r, { onLeft: (e) => `${e._tag}: ${e.message}`, onRight: () => "planned" })
+  /** n devices that each hold one layer, in `kinds` speeds. */
+  const oneEach = (n: number, kinds: number) => Array.from({ length: n }, (_, i) => ({ id: `d${i}`, speed: 1 + (i % kinds), memory: 1 }))
+
+  it("refuses more device kinds than the search can enumerate, up front", () => {
+    const devices = oneEach(PARTITION_LIMITS.kinds + 1, PARTITION_LIMITS.kinds + 1)
+    expect(tag(partition({ layers: costs([1, 1, 1]), devices }))).toBe(
+      `PartitionTooLarge: partition input too large: ${PARTITION_LIMITS.kinds + 1} device kinds (distinct speed and memory), at most ${PARTITION_LIMITS.kinds}; group devices of similar speed and memory into fewer kinds`
+    )
+    // 100 layers on 100 distinct devices searched for minutes before
+    const t0 = Date.now()
+    expect(tag(partition({ layers: costs(Array.from({ length: 100 }, (_, i) => 1 + (i % 7))), devices: oneEach(100, 100) }))).toMatch(/^PartitionTooLarge/)
+    expect(Date.now() - t0).toBeLessThan(1_000)
+  })
+
+  it("refuses more layers × kinds and more devices than the limits", () => {
+    const layers = Array.from({ length: PARTITION_LIMITS.layerKinds / 2 + 1 }, () => ({ cost: 1, memory: 1 }))
+    expect(tag(partition({ layers, devices: oneEach(2, 2) }))).toMatch(/PartitionTooLarge: .*125001 layers × 2 device kinds = 250002, at most 250000/)
+    expect(tag(partition({ layers: costs([1]), devices: eq(1, PARTITION_LIMITS.devices + 1) }))).toMatch(/PartitionTooLarge: .*1000001 devices, at most 1000000/)
+  })
+
+  it("refuses a plan deeper than the pruned search goes, where the call stack overflowed before", () => {
+    // 2 kinds of 3,000 devices: 3,001² states, too many for the dense table, and up to 6,000 stages
+    const deep = { layers: Array.from({ length: 6_000 }, () => ({ cost: 1, memory: 1 })), devices: oneEach(6_000, 2) }
+    expect(tag(partition(deep))).toMatch(/PartitionTooLarge: .*pruned search, which plans at most 1024 stages/)
+    // the dense table has no such limit (2 kinds of 1,000: 1,001² states), and the search does go that deep
+    expect(Either.getOrThrow(partition({ layers: deep.layers.slice(0, 2_000), devices: deep.devices.slice(0, 2_000) })).stages.length).toBe(2_000)
+    const limit = PARTITION_LIMITS.searchStages
+    const atLimit = { layers: deep.layers.slice(0, limit), devices: deep.devices.slice(0, limit) }
+    expect(Either.getOrThrow(partition(atLimit, { denseStates: 0 })).stages.length).toBe(limit)
   })
 })

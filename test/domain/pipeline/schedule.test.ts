@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import { Either } from "effect"
-import { oneFOneB, simulate, stageOps, warmupCount, type Schedule } from "../../../domain/pipeline/schedule.ts"
+import { MAX_SCHEDULE_OPS, oneFOneB, simulate, stageOps, warmupCount, type Schedule } from "../../../domain/pipeline/schedule.ts"
 
 const sizes: Array<[number, number]> = []
 for (let p = 1; p <= 8; p++) for (let m = 1; m <= 32; m++) sizes.push([p, m])
@@ -115,5 +115,31 @@ describe("simulator", () => {
       { op: "F", mb: 1 },
       { op: "B", mb: 1 }
     ])
+  })
+})
+
+describe("simulation of very many stages", () => {
+  it("reports the makespan of 200,000 stages without spreading them into Math.max", () => {
+    const empty: Schedule = Array.from({ length: 200_000 }, () => [])
+    expect(Either.getOrThrow(simulate(empty, 1, 1)).makespan).toBe(0)
+  })
+})
+
+describe("schedule size", () => {
+  const refusal = (p: number, m: number) => Either.match(oneFOneB(p, m), { onLeft: (e) => `${e._tag}: ${e.message}`, onRight: () => "built" })
+
+  it(`refuses more than ${MAX_SCHEDULE_OPS} ops (stages × microbatches × 2) before building any`, () => {
+    expect(refusal(100_000, 100_000)).toBe(
+      `InvalidSchedule: invalid schedule: 100000 stages × 100000 microbatches × 2 = 20000000000 ops, more than the ${MAX_SCHEDULE_OPS} a schedule may have`
+    )
+    expect(refusal(2_000, 501)).toMatch(/2004000 ops, more than/)
+    expect(refusal(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)).toMatch(/ops, more than/)
+  })
+
+  it("builds a schedule of exactly the limit, and still refuses counts below 1 first", () => {
+    const ops = Either.getOrThrow(oneFOneB(1_000, MAX_SCHEDULE_OPS / 2_000))
+    expect(ops.reduce((n, s) => n + s.length, 0)).toBe(MAX_SCHEDULE_OPS)
+    expect(refusal(0, 10 ** 12)).toMatch(/stages must be an integer ≥ 1, got 0/)
+    expect(refusal(10 ** 12, 0)).toMatch(/microbatches must be an integer ≥ 1, got 0/)
   })
 })

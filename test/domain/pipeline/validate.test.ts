@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import { Either } from "effect"
-import type { Plan, PlanStage } from "../../../domain/pipeline/plan.ts"
+import { hashCanonical } from "../../../domain/ledger/hash.ts"
+import { derivedPlanId, type Plan, type PlanStage } from "../../../domain/pipeline/plan.ts"
 import { parseStage, parseStages, planFailures, validatePlan, type DeviceRegistry, type PlanFailure } from "../../../domain/pipeline/validate.ts"
 
 const registry: DeviceRegistry = new Map([
@@ -125,5 +126,61 @@ describe("stage syntax", () => {
     expect(parseStages(["n1:0:11", "n2:12:23"])).toEqual(Either.right([st("n1", 0, 11), st("n2", 12, 23)]))
     const r = parseStages(["n1:x:1", "n2:12:23", "n3"])
     expect(Either.isLeft(r) && r.left.map((e) => e.kind)).toEqual(["NotAnInteger", "MissingParts"])
+  })
+})
+
+describe("plan ids", () => {
+  const good = plan(st("n1", 0, 11), st("n2", 12, 23))
+  const withId = (planId: string, p: Plan = good): Plan => ({ ...p, planId })
+  const idFailures = (p: Plan) => failures(p).filter((f) => f._tag === "BadName" || f._tag === "DerivedIdMismatch")
+
+  it("accept a letter or digit, then up to 127 of A-Z a-z 0-9 . _ : -", () => {
+    for (const id of ["p1", "7", "E1:round_0.v2-b", "plan-custom", "plan-ABCDEF012345", `a${"b".repeat(127)}`])
+      expect(failures(withId(id)), id).toEqual([])
+  })
+
+  it("refuse anything else, terminal escapes included, and never echo them raw", () => {
+    for (const id of ["", "-x", ".x", "a b", "a/b", `a${"b".repeat(128)}`, "é", "x\u202e", "x\u009b31m", "x\u007f", "p1\n", "\n\u001b[31m"]) {
+      const found = idFailures(withId(id))
+      expect(found.map((f) => [f._tag, (f as { field?: string }).field]), JSON.stringify(id)).toEqual([["BadName", "planId"]])
+      expect(found[0]!.message, JSON.stringify(id)).toMatch(/^[\x20-\x7e]*$/)
+    }
+    const r = validatePlan(withId("\n\u001b[31m"), ctx)
+    expect(Either.isLeft(r) && r.left.planId).toBe(`"\\n\\u001b[31m"`)
+    expect(Either.isLeft(r) && r.left.message).toMatch(/^plan "\\n\\u001b\[31m" is invalid: plan id "\\n\\u001b\[31m" must start with a letter or digit/)
+  })
+
+  it("derive from content as `plan-` and 12 hex digits of sha256 over the JCS body, whatever the key order or extra keys", () => {
+    const body = { epoch: good.epoch, round: good.round, stages: good.stages, zero1: good.zero1, actCkpt: good.actCkpt }
+    expect(derivedPlanId(body)).toBe(`plan-${hashCanonical(body).slice(0, 12)}`)
+    const shuffled = { actCkpt: false, zero1: false, stages: [{ end: 11, node: "n1", start: 0, extra: 1 }, { end: 23, start: 12, node: "n2" }], round: "round_0", epoch: "E1" }
+    expect(derivedPlanId(shuffled)).toBe(derivedPlanId(body))
+    expect(derivedPlanId({ ...body, zero1: true })).not.toBe(derivedPlanId(body))
+  })
+
+  it("of the derived form must be the content's hash: a tampered plan cannot keep the genuine plan's id", () => {
+    const genuine = withId(derivedPlanId(good))
+    expect(validatePlan(genuine, ctx)).toEqual(Either.right(genuine))
+    const tampered = { ...genuine, stages: [st("n2", 0, 11), st("n1", 12, 23)] }
+    expect(strip(idFailures(tampered))).toEqual([{ _tag: "DerivedIdMismatch", planId: genuine.planId, derived: derivedPlanId(tampered) }])
+    expect(idFailures(tampered)[0]!.message).toMatch(/has the content-derived form but this content derives plan-[0-9a-f]{12}/)
+    // the same tampered content under a custom id is just another plan
+    expect(failures({ ...tampered, planId: "mine" })).toEqual([])
+  })
+})
+
+describe("plans of very many stages", () => {
+  const n = 200_000
+  const many = { registry: new Map(Array.from({ length: n }, (_, i) => [`n${i}`, { speed: 1, memory: 1 }] as const)), layerMemory: Array.from({ length: n }, () => 1) }
+
+  it(`validates ${n} stages, and names ${n} stages on one node in linear time`, () => {
+    const planOf = (stages: PlanStage[]): Plan => ({ ...plan(), stages })
+    const valid = planOf(Array.from({ length: n }, (_, i) => st(`n${i}`, i, i)))
+    expect(planFailures(valid, many)).toEqual([])
+    const t0 = Date.now()
+    const crowded = planFailures(planOf(Array.from({ length: n }, (_, i) => st("n0", i, i))), many)
+    expect(crowded.map((f) => f._tag)).toEqual(["DuplicateDevice"])
+    expect((crowded[0] as { stages: ReadonlyArray<number> }).stages.length).toBe(n)
+    expect(Date.now() - t0).toBeLessThan(5_000)
   })
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest"
 import { PlansProjection, decideFreeze, decidePromote, planForRound } from "../../../domain/projections/plans.ts"
 import { newEvent, type NewEvent } from "../../../domain/ledger/events.ts"
 import { genesisEnvelope } from "../../../domain/ledger/genesis.ts"
-import type { Plan } from "../../../domain/pipeline/plan.ts"
+import { derivedPlanId, type Plan } from "../../../domain/pipeline/plan.ts"
 import { DeciderSpec } from "../../support/decider-spec.ts"
 
 const envelopeOf = (e: NewEvent, seq: number) => ({ ...genesisEnvelope(), seq, type: e.type, data: e.data })
@@ -55,5 +55,19 @@ describe("plans (given recorded plans, when promoting, then events)", () => {
     expect(s.plans.get("p1")?.status).toBe("frozen")
     expect(planForRound(s, "E1", "round_0")?.plan).toEqual(p1)
     expect(planForRound(s, "E1", "round_1")).toBeUndefined()
+  })
+})
+
+describe("plan ids (given recorded plans, when promoting a plan whose id it may not carry, then refused)", () => {
+  const genuine = plan(derivedPlanId(plan("unused")))
+  const tampered: Plan = { ...genuine, stages: [{ node: "evil", start: 0, end: 3 }] }
+
+  it("refuses an id a terminal would interpret, before anything is recorded", () => {
+    spec.given([]).when((s) => decidePromote(s, plan("p1\n\u001b[31m"))).thenFails("PlanRefused", /^plan id "p1\\n\\u001b\[31m" must start/)
+  })
+
+  it("refuses a tampered plan under the genuine plan's content-derived id; the genuine plan then still promotes", () => {
+    spec.given([]).when((s) => decidePromote(s, tampered)).thenFails("PlanRefused", /has the content-derived form but this content derives plan-[0-9a-f]{12}/)
+    spec.given([]).when((s) => decidePromote(s, genuine)).then([planned(genuine), promoted(genuine)])
   })
 })

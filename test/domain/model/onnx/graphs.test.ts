@@ -1,15 +1,13 @@
-import { afterAll, describe, expect, it } from "vitest"
+import { Effect } from "effect"
+import { describe, expect, it, layer } from "@effect/vitest"
 import onnxPkg from "onnx-proto"
 import { buildModelGraphs, forwardGraphs, graphFiles } from "../../../../domain/model/onnx/graphs.ts"
 import { gelu, layerNorm, MASKED } from "../../../../domain/model/onnx/layers.ts"
 import { hashString, makePrng } from "../../../../domain/model/prng.ts"
 import { attentionPart, EMBEDDING, expertPart, HEAD, routerPart } from "../../../../domain/model/spec.ts"
-import type { TensorValue } from "../../../../domain/model/executor-port.ts"
-import { f64, gradCheck, i64, makeRuntime64, randomWeights, tinySpec } from "../support.ts"
+import type { TensorValue } from "../../../../domain/ports/executor.ts"
+import { f64, gradCheck, i64, randomWeights, TestExecutor64, tinySpec } from "../support.ts"
 import { GraphBuilder } from "../../../../domain/model/onnx/ir.ts"
-
-const rt = makeRuntime64()
-afterAll(() => rt.dispose())
 
 const spec = tinySpec
 const d = spec.dModel
@@ -24,66 +22,76 @@ const partFeeds = (part: string): Record<string, TensorValue> =>
   Object.fromEntries(Object.entries(weights.parts.get(part)!.tensors).map(([n, t]) => [n, f64(t.data, t.shape)]))
 const causal = (t: number) => Float64Array.from({ length: t * t }, (_, k) => (k % t > Math.floor(k / t) ? MASKED : 0))
 
-describe("whole-part gradients match central differences (f64)", () => {
-  it("an expert FFN (x, W1, b1, W2, b2)", async () => {
-    const r = await gradCheck(rt, g.expert, ["x", "w1", "b1", "w2", "b2"], { x: f64(rand("x", 5 * d), [5, d]), ...partFeeds(expertPart(0, 1)) })
-    expect(r.checked.length).toBe(5 * 12)
-    expect(r.maxError).toBeLessThanOrEqual(1)
-  })
-
-  it("a causal attention block with pre-LN and residual (x, LN, Wq, Wk, Wv, Wo)", async () => {
-    const B = 2
-    const T = 5
-    const r = await gradCheck(
-      rt,
-      g.attention,
-      ["x", "ln.weight", "ln.bias", "wq", "wk", "wv", "wo"],
-      { x: f64(rand("ax", B * T * d), [B, T, d]), mask: f64(causal(T), [T, T]), ...partFeeds(attentionPart(1)) },
-      { samples: 10 }
-    )
-    expect(r.maxError).toBeLessThanOrEqual(1)
-  })
-
-  it("the router with gates renormalised over the selected experts (h, LN, W)", async () => {
-    const N = 4
-    const mask = Float64Array.from({ length: N * spec.experts }, (_, k) => ((k % spec.experts) + Math.floor(k / spec.experts)) % 2)
-    const r = await gradCheck(rt, g.routerGates, ["h", "ln.weight", "ln.bias", "w"], {
-      h: f64(rand("h", N * d), [N, d]),
-      mask: f64(mask, [N, spec.experts]),
-      ...partFeeds(routerPart(0))
+layer(TestExecutor64)("whole-part gradients match central differences (f64)", (it) => {
+  it.effect("an expert FFN (x, W1, b1, W2, b2)", () =>
+    Effect.gen(function* () {
+      const r = yield* gradCheck(g.expert, ["x", "w1", "b1", "w2", "b2"], { x: f64(rand("x", 5 * d), [5, d]), ...partFeeds(expertPart(0, 1)) })
+      expect(r.checked.length).toBe(5 * 12)
+      expect(r.maxError).toBeLessThanOrEqual(1)
     })
-    expect(r.maxError).toBeLessThanOrEqual(1)
-  })
+  )
 
-  it("the embedding (token and position tables)", async () => {
-    const r = await gradCheck(rt, g.embedding, ["tok", "pos"], { tokens: i64([3, 3, 200, 7, 0, 3], [2, 3]), positions: i64([0, 1, 2], [3]), ...partFeeds(EMBEDDING) }, { samples: 40 })
-    expect(r.maxError).toBeLessThanOrEqual(1)
-  })
+  it.effect("a causal attention block with pre-LN and residual (x, LN, Wq, Wk, Wv, Wo)", () =>
+    Effect.gen(function* () {
+      const B = 2
+      const T = 5
+      const r = yield* gradCheck(
+        g.attention,
+        ["x", "ln.weight", "ln.bias", "wq", "wk", "wv", "wo"],
+        { x: f64(rand("ax", B * T * d), [B, T, d]), mask: f64(causal(T), [T, T]), ...partFeeds(attentionPart(1)) },
+        { samples: 10 }
+      )
+      expect(r.maxError).toBeLessThanOrEqual(1)
+    })
+  )
 
-  it("the head with cross-entropy loss (h, LN, W)", async () => {
-    const B = 2
-    const T = 3
-    const onehot = new Float64Array(B * T * 256)
-    ;[65, 66, 10, 255, 0, 66].forEach((t, i) => (onehot[i * 256 + t] = 1))
-    const r = await gradCheck(
-      rt,
-      g.headLoss,
-      ["h", "ln.weight", "ln.bias", "w"],
-      { h: f64(rand("hh", B * T * d), [B, T, d]), onehot: f64(onehot, [B, T, 256]), weights: f64(new Float64Array(B * T).fill(1 / (B * T)), [B, T]), ...partFeeds(HEAD) },
-      { samples: 16 }
-    )
-    expect(r.maxError).toBeLessThanOrEqual(1)
-  })
+  it.effect("the router with gates renormalised over the selected experts (h, LN, W)", () =>
+    Effect.gen(function* () {
+      const N = 4
+      const mask = Float64Array.from({ length: N * spec.experts }, (_, k) => ((k % spec.experts) + Math.floor(k / spec.experts)) % 2)
+      const r = yield* gradCheck(g.routerGates, ["h", "ln.weight", "ln.bias", "w"], {
+        h: f64(rand("h", N * d), [N, d]),
+        mask: f64(mask, [N, spec.experts]),
+        ...partFeeds(routerPart(0))
+      })
+      expect(r.maxError).toBeLessThanOrEqual(1)
+    })
+  )
 
-  it("GELU and LayerNorm as decomposed in the graphs", async () => {
-    const b = new GraphBuilder("ln-gelu", "double")
-    const x = b.input("x", [3, 6])
-    const gamma = b.input("gamma", [6])
-    const beta = b.input("beta", [6])
-    const graph = b.build([b.identity(gelu(b, layerNorm(b, x, gamma, beta)), "y")])
-    const r = await gradCheck(rt, graph, ["x", "gamma", "beta"], { x: f64(rand("lx", 18, 2), [3, 6]), gamma: f64(rand("lg", 6), [6]), beta: f64(rand("lb", 6), [6]) })
-    expect(r.maxError).toBeLessThanOrEqual(1)
-  })
+  it.effect("the embedding (token and position tables)", () =>
+    Effect.gen(function* () {
+      const r = yield* gradCheck(g.embedding, ["tok", "pos"], { tokens: i64([3, 3, 200, 7, 0, 3], [2, 3]), positions: i64([0, 1, 2], [3]), ...partFeeds(EMBEDDING) }, { samples: 40 })
+      expect(r.maxError).toBeLessThanOrEqual(1)
+    })
+  )
+
+  it.effect("the head with cross-entropy loss (h, LN, W)", () =>
+    Effect.gen(function* () {
+      const B = 2
+      const T = 3
+      const onehot = new Float64Array(B * T * 256)
+      ;[65, 66, 10, 255, 0, 66].forEach((t, i) => (onehot[i * 256 + t] = 1))
+      const r = yield* gradCheck(
+        g.headLoss,
+        ["h", "ln.weight", "ln.bias", "w"],
+        { h: f64(rand("hh", B * T * d), [B, T, d]), onehot: f64(onehot, [B, T, 256]), weights: f64(new Float64Array(B * T).fill(1 / (B * T)), [B, T]), ...partFeeds(HEAD) },
+        { samples: 16 }
+      )
+      expect(r.maxError).toBeLessThanOrEqual(1)
+    })
+  )
+
+  it.effect("GELU and LayerNorm as decomposed in the graphs", () =>
+    Effect.gen(function* () {
+      const b = new GraphBuilder("ln-gelu", "double")
+      const x = b.input("x", [3, 6])
+      const gamma = b.input("gamma", [6])
+      const beta = b.input("beta", [6])
+      const graph = b.build([b.identity(gelu(b, layerNorm(b, x, gamma, beta)), "y")])
+      const r = yield* gradCheck(graph, ["x", "gamma", "beta"], { x: f64(rand("lx", 18, 2), [3, 6]), gamma: f64(rand("lg", 6), [6]), beta: f64(rand("lb", 6), [6]) })
+      expect(r.maxError).toBeLessThanOrEqual(1)
+    })
+  )
 })
 
 describe("graph bytes", () => {

@@ -1,0 +1,95 @@
+import { Either } from "effect"
+import { deviceKinds } from "./problem.ts"
+import { InvalidPartitionInput, PartitionTooLarge, type PartitionInput } from "./types.ts"
+
+const isNonNegativeFinite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0
+
+type Refusal = Either.Either<void, InvalidPartitionInput>
+
+const refuse = (reason: string): Refusal => Either.left(new InvalidPartitionInput({ reason }))
+
+const checkLayers = (layers: PartitionInput["layers"]): Refusal => {
+  let total = 0
+  for (let i = 0; i < layers.length; i++) {
+    const l = layers[i]!
+    if (!isNonNegativeFinite(l.cost)) return refuse(`layer ${i} cost must be a finite number ≥ 0, got ${String(l.cost)}`)
+    if (!isNonNegativeFinite(l.memory)) return refuse(`layer ${i} memory must be a finite number ≥ 0, got ${String(l.memory)}`)
+    total += l.cost
+  }
+  if (!Number.isFinite(total)) return refuse("the total layer cost overflows")
+  return Either.right(undefined)
+}
+
+const checkDevices = (devices: PartitionInput["devices"]): Refusal => {
+  const seen = new Set<string>()
+  for (let d = 0; d < devices.length; d++) {
+    const dev = devices[d]!
+    if (typeof dev.id !== "string" || dev.id.length === 0) return refuse(`device ${d} has no id`)
+    if (seen.has(dev.id)) return refuse(`device id ${JSON.stringify(dev.id)} appears more than once`)
+    seen.add(dev.id)
+    if (!(typeof dev.speed === "number" && Number.isFinite(dev.speed) && dev.speed > 0))
+      return refuse(`device ${dev.id} speed must be a finite number > 0, got ${String(dev.speed)}`)
+    if (!isNonNegativeFinite(dev.memory)) return refuse(`device ${dev.id} memory must be a finite number ≥ 0, got ${String(dev.memory)}`)
+  }
+  return Either.right(undefined)
+}
+
+/** Every reason the input cannot be planned at all, before any search. */
+export const checkPartitionInput = (input: PartitionInput): Refusal => {
+  if (!Array.isArray(input.layers) || input.layers.length === 0) return refuse("there are no layers")
+  if (!Array.isArray(input.devices) || input.devices.length === 0) return refuse("there are no devices")
+  return Either.flatMap(checkLayers(input.layers), () => checkDevices(input.devices))
+}
+
+/**
+ * The largest inputs `partition` takes; beyond them it refuses up front rather than run for
+ * minutes or exhaust memory. A kind is a distinct (speed, memory) pair: the search enumerates
+ * kinds and only counts the devices of one kind. Each threshold probed builds tables of about
+ * 24 bytes per layer per kind, and a search step costs up to kinds² comparisons; within these
+ * bounds a call (search budget included) ends within about half a minute and under 1 GiB on one
+ * core, where 64 kinds × 15,625 layers took 100 s and 1.7 GiB and 100 × 100 did not end.
+ */
+export const PARTITION_LIMITS = {
+  /** Devices in the input. */
+  devices: 1_000_000,
+  /** Distinct device kinds; the exact search is exponential in them. */
+  kinds: 32,
+  /** Layers × kinds: the size of each threshold's tables. */
+  layerKinds: 250_000,
+  /**
+   * The pruned search (used where the dense table would be too large) recurses once per stage,
+   * and a plan has at most min(layers, devices) stages: past this the call stack could overflow.
+   */
+  searchStages: 1024
+} as const
+
+/** Refuses, with `PartitionTooLarge`, an input over `PARTITION_LIMITS`; the input must already be well formed. */
+export const checkPartitionSize = (input: PartitionInput): Either.Either<void, PartitionTooLarge> => {
+  const layers = input.layers.length
+  const devices = input.devices.length
+  const kinds = deviceKinds(input.devices).length
+  const tooLarge = (reason: string) => Either.left(new PartitionTooLarge({ layers, devices, kinds, reason }))
+  if (devices > PARTITION_LIMITS.devices) return tooLarge(`${devices} devices, at most ${PARTITION_LIMITS.devices}`)
+  if (kinds > PARTITION_LIMITS.kinds)
+    return tooLarge(`${kinds} device kinds (distinct speed and memory), at most ${PARTITION_LIMITS.kinds}; group devices of similar speed and memory into fewer kinds`)
+  if (layers * kinds > PARTITION_LIMITS.layerKinds)
+    return tooLarge(`${layers} layers × ${kinds} device kinds = ${layers * kinds}, at most ${PARTITION_LIMITS.layerKinds}`)
+  return Either.right(undefined)
+}
+
+/** Refuses an input whose plans could be deeper than the pruned search goes (see `PARTITION_LIMITS.searchStages`). */
+export const checkSearchDepth = (input: PartitionInput, kinds: number): Either.Either<void, PartitionTooLarge> => {
+  const layers = input.layers.length
+  const devices = input.devices.length
+  const stages = Math.min(layers, devices)
+  return stages <= PARTITION_LIMITS.searchStages
+    ? Either.right(undefined)
+    : Either.left(
+        new PartitionTooLarge({
+          layers,
+          devices,
+          kinds,
+          reason: `${layers} layers on ${devices} devices of ${kinds} kinds need the pruned search, which plans at most ${PARTITION_LIMITS.searchStages} stages; use fewer kinds or devices`
+        })
+      )
+}

@@ -5,6 +5,7 @@ import { replay, type Replay } from "../domain/ledger/audit.ts"
 import type { PayloadFact } from "../domain/ledger/blocks.ts"
 import { viewLedgerState } from "../domain/projections/ledger-state.ts"
 import { expertsPendingUpdate } from "../domain/projections/model.ts"
+import { referencedPayloads } from "../domain/projections/chain.ts"
 
 export type BlobFinding = { readonly blob: string; readonly reason: string }
 
@@ -14,6 +15,8 @@ export type AuditReport = {
   readonly badBlobs: ReadonlyArray<BlobFinding>
   /** Experts whose stream lacks an `ExpertUpdated` for a version on chain B: an operation cut off by a crash. */
   readonly incomplete: ReadonlyArray<string>
+  /** Stored blobs no event refers to: payloads an interrupted writer stored but never recorded. */
+  readonly orphans: number
 }
 
 /**
@@ -45,7 +48,10 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
       }
     })()
     const result = replay(tracked, (h) => facts.get(h) ?? "missing")
-    return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model) } satisfies AuditReport
+    const referenced = referencedPayloads(result.state.chain)
+    return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model),
+      orphans: hashes.filter((h) => !referenced.has(h)).length
+    } satisfies AuditReport
   })
 
 /** The rebuilt read models, in the canonical form used to compare a replay with live state. */

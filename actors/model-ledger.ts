@@ -16,8 +16,6 @@ import { foldStream, handleCommand } from "./command.ts"
 /** The ledger holds no usable model yet. */
 export class ModelUnavailable extends Schema.TaggedError<ModelUnavailable>()("ModelUnavailable", { message: Schema.String }) {}
 
-const either = <A, E>(e: Either.Either<A, E>) => Either.match(e, { onLeft: Effect.fail, onRight: Effect.succeed })
-
 /** Store each part's payload and sign a block for it, depending on `depsOf(name)`. Nothing is recorded. */
 export const signParts = (parts: ReadonlyArray<Part>, depsOf: (name: string) => ReadonlyArray<string>, seed: string) =>
   Effect.gen(function* () {
@@ -27,7 +25,7 @@ export const signParts = (parts: ReadonlyArray<Part>, depsOf: (name: string) => 
     for (const part of parts) {
       const bytes = encodePart(part)
       yield* blobs.put(bytes)
-      blocks.push(signBlock(yield* either(partHeader(part, bytes, depsOf(part.name), contributor)), seed))
+      blocks.push(signBlock(yield* partHeader(part, bytes, depsOf(part.name), contributor), seed))
     }
     return blocks
   })
@@ -60,7 +58,7 @@ export const completeExpertUpdates = Effect.gen(function* () {
  */
 export const publishGenesisModel = (spec: ModelSpec) =>
   Effect.gen(function* () {
-    yield* either(validateSpec(spec))
+    yield* validateSpec(spec)
     const specAppend = yield* handleCommand({ stream: Streams.chainA, projection: ModelProjection, decide: (s) => decidePublishSpec(s, spec) })
     const { state } = yield* foldStream("*", ModelProjection)
     const specHash = state.spec!.hash
@@ -93,8 +91,8 @@ export const loadModel = Effect.gen(function* () {
   for (const name of partNames(spec)) {
     const current = state.current.get(name)
     if (!current) return yield* new ModelUnavailable({ message: `no block for part ${name}: run \`blyan init\`` })
-    parts.push(yield* either(decodePart(yield* blobs.get(current.payload))))
+    parts.push(yield* decodePart(yield* blobs.get(current.payload)))
   }
-  const weights = yield* either(assembleWeights(spec, parts))
+  const weights = yield* assembleWeights(spec, parts)
   return { specHash: state.spec.hash, weights, blocks: new Map([...state.current].map(([n, c]) => [n, c.block])) } satisfies LoadedModel
 })

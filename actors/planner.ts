@@ -1,4 +1,4 @@
-import { Data, Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import type { ClusterFile } from "../domain/pipeline/cluster.ts"
 import { blyanMoeLayerCosts, type LayerLoad } from "../domain/pipeline/cost.ts"
 import type { Device } from "../domain/pipeline/partition.ts"
@@ -11,16 +11,12 @@ import { NodesProjection, activeDevices } from "../domain/projections/nodes.ts"
 import { PlansProjection, decideFreeze, decidePromote, type PlanEntry } from "../domain/projections/plans.ts"
 import { foldStream, handleCommand } from "./command.ts"
 
-export class NoPlanningInput extends Data.TaggedError("NoPlanningInput")<{ readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
+export class NoPlanningInput extends Schema.TaggedError<NoPlanningInput>()("NoPlanningInput", { message: Schema.String }) {}
 
 /** The ledger's model spec; `why` completes the refusal when there is none. */
 const ledgerSpec = (why: string) =>
   Effect.flatMap(foldStream("*", ModelProjection), ({ state }) =>
-    state.spec === undefined ? Effect.fail(new NoPlanningInput({ reason: `the ledger has no model spec (run \`blyan init\`)${why}` })) : Effect.succeed(state.spec.spec)
+    state.spec === undefined ? Effect.fail(new NoPlanningInput({ message: `the ledger has no model spec (run \`blyan init\`)${why}` })) : Effect.succeed(state.spec.spec)
   )
 
 /** What plans are made for and checked against: the model's layers and the devices. */
@@ -46,7 +42,7 @@ export const resolveCluster = (file: ClusterFile | undefined) =>
       layers = blyanMoeLayerCosts(spec, { counting: { gradients: true, optimizer: true } })
     }
     const devices = file?.devices ?? activeDevices((yield* foldStream("*", NodesProjection)).state)
-    if (devices.length === 0) return yield* new NoPlanningInput({ reason: "no devices: the ledger has no active nodes and no cluster file was given (--cluster F.json)" })
+    if (devices.length === 0) return yield* new NoPlanningInput({ message: "no devices: the ledger has no active nodes and no cluster file was given (--cluster F.json)" })
     const cluster: Cluster = { layers, devices }
     return cluster
   })

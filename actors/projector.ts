@@ -1,4 +1,4 @@
-import { Effect, Either, Stream, SubscriptionRef } from "effect"
+import { Effect, Stream, SubscriptionRef } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { decodeEvent, type Envelope } from "../domain/ledger/envelope.ts"
 import { evolveLedgerState, initialLedgerState, type LedgerState } from "../domain/projections/ledger-state.ts"
@@ -14,7 +14,7 @@ export const startProjector = Effect.gen(function* () {
   const position = yield* SubscriptionRef.make(-1)
   const apply = (env: Envelope) =>
     Effect.gen(function* () {
-      evolveLedgerState(state, yield* Either.match(decodeEvent(env), { onLeft: Effect.fail, onRight: Effect.succeed }))
+      evolveLedgerState(state, yield* decodeEvent(env))
       yield* SubscriptionRef.set(position, env.seq)
     })
   const fiber = yield* store.subscribe(0).pipe(Stream.runForEach(apply), Effect.forkScoped)

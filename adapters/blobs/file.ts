@@ -4,6 +4,8 @@ import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { sha256Hex, isHash } from "../../domain/ledger/hash.ts"
 import { BlobCorrupted, BlobNotFound, BlobStore, BlobStoreFailure, type BlobStoreApi } from "../../domain/ports/blob-store.ts"
+import { causeText } from "../failure.ts"
+import { isAlive } from "../process.ts"
 
 /**
  * Content-addressed blobs under `<dir>/blobs/<first 2 hex>/<sha256>`. A put writes a temporary
@@ -13,7 +15,7 @@ import { BlobCorrupted, BlobNotFound, BlobStore, BlobStoreFailure, type BlobStor
  */
 export const blobPath = (dir: string, hash: string) => path.join(dir, "blobs", hash.slice(0, 2), hash)
 
-const failure = (what: string) => (e: unknown) => new BlobStoreFailure({ reason: `${what}: ${(e as Error).message || String(e)}` })
+const failure = (what: string) => (e: unknown) => new BlobStoreFailure({ message: `blob store: ${what}: ${causeText(e)}` })
 
 const readIfExists = (file: string): Buffer | undefined => {
   try {
@@ -62,16 +64,6 @@ export const DEAD_WRITER_GRACE_MS = 60_000
 /** How long any temporary file is left alone, whoever wrote it: no put takes this long. */
 export const ANY_WRITER_GRACE_MS = 24 * 3600_000
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /**
  * Remove the temporary files of puts that will never finish: those whose writer (the pid in the
  * name) is not running on this host and that have not been written for a minute, and any not
@@ -115,6 +107,17 @@ const removeLeftovers = (root: string, now: number): { removed: string[]; failed
   return { removed, failed }
 }
 
+/** Every blob's hash under `root`, sorted; anything that is not a blob is ignored. */
+const listBlobs = (root: string): string[] => {
+  if (!fs.existsSync(root)) return []
+  const out: string[] = []
+  for (const shard of fs.readdirSync(root).sort()) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue
+    for (const name of fs.readdirSync(path.join(root, shard)).sort()) if (isHash(name) && name.startsWith(shard)) out.push(name)
+  }
+  return out
+}
+
 export const makeFileBlobStore = (dir: string): Effect.Effect<BlobStoreApi> =>
   Effect.gen(function* () {
     const root = path.join(dir, "blobs")
@@ -139,31 +142,34 @@ export const makeFileBlobStore = (dir: string): Effect.Effect<BlobStoreApi> =>
       get: (hash) =>
         Effect.gen(function* () {
           // Anything but a sha256 cannot name a blob (and must never reach the path).
-          if (!isHash(hash)) return yield* new BlobNotFound({ hash })
+          if (!isHash(hash)) return yield* BlobNotFound.of({ hash })
           const file = blobPath(dir, hash)
           const bytes = yield* Effect.try({ try: () => readIfExists(file), catch: failure(`cannot read blob ${hash} at ${file}`) })
-          if (bytes === undefined) return yield* new BlobNotFound({ hash })
+          if (bytes === undefined) return yield* BlobNotFound.of({ hash })
           const actual = sha256Hex(bytes)
-          if (actual !== hash) return yield* new BlobCorrupted({ hash, actual })
+          if (actual !== hash) return yield* BlobCorrupted.of({ hash, actual })
           return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
         }),
       has: (hash) =>
         isHash(hash)
           ? Effect.try({ try: () => fs.existsSync(blobPath(dir, hash)), catch: failure(`cannot look up blob ${hash} at ${blobPath(dir, hash)}`) })
           : Effect.succeed(false),
-      list: Effect.try({
-        try: () => {
-          if (!fs.existsSync(root)) return []
-          const out: string[] = []
-          for (const shard of fs.readdirSync(root).sort()) {
-            if (!/^[0-9a-f]{2}$/.test(shard)) continue
-            for (const name of fs.readdirSync(path.join(root, shard)).sort())
-              if (isHash(name) && name.startsWith(shard)) out.push(name)
-          }
-          return out
-        },
-        catch: failure(`cannot list blobs in ${root}`)
-      })
+      list: Effect.try({ try: () => listBlobs(root), catch: failure(`cannot list blobs in ${root}`) }),
+      prune: (keep, graceMs) =>
+        Effect.try({
+          try: () => {
+            const now = Date.now()
+            const removed: string[] = []
+            for (const hash of listBlobs(root)) {
+              const file = blobPath(dir, hash)
+              if (keep.has(hash) || now - fs.statSync(file).mtimeMs < graceMs) continue
+              fs.rmSync(file, { force: true })
+              removed.push(hash)
+            }
+            return removed
+          },
+          catch: failure(`cannot prune blobs in ${root}`)
+        })
     }
     return api
   })

@@ -20,7 +20,8 @@ import { parseEnvelope, verifyLink, type Envelope, type Head } from "../../domai
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { StoreFailure, WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import { describeExpected, EventStore, type EventStoreApi, type ExpectedRevision } from "../../domain/ports/event-store.ts"
-import { makeLogIndex, nowIso } from "./log-index.ts"
+import { causeText, storeFailure as failure } from "../failure.ts"
+import { makeLogIndex, nowIso, type LogIndex } from "./log-index.ts"
 
 /**
  * EventStoreDB adapter. Our log is one global hash chain, so its order must be one order: every
@@ -43,8 +44,6 @@ export type EsdbEventStoreOptions = {
   readonly prefix?: string
   readonly readOnly?: boolean
 }
-
-const failure = (what: string) => (e: unknown) => new StoreFailure({ reason: `${what}: ${(e as Error)?.message ?? String(e)}` })
 
 export const toEsdbRevision = (e: ExpectedRevision): AppendExpectedRevision =>
   e === "any" ? ANY : e === "no_stream" ? NO_STREAM : e === "stream_exists" ? STREAM_EXISTS : BigInt(e)
@@ -83,109 +82,142 @@ export const makeEsdbEventStore = (
 ): Effect.Effect<EventStoreApi, StoreFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const prefix = options.prefix ?? ""
-    const ours = (r: AllStreamRecordedEvent) => !r.streamId.startsWith("$") && !r.type.startsWith("$") && r.streamId.startsWith(prefix)
     const client = yield* Effect.acquireRelease(
       Effect.try({ try: () => EventStoreDBClient.connectionString(connectionString), catch: failure("bad EventStoreDB connection string") }),
       (c) => Effect.tryPromise(() => c.dispose()).pipe(Effect.ignore)
     )
-
-    const recovered = yield* Effect.tryPromise({
-      try: async (): Promise<Either.Either<{ envelopes: Envelope[]; position: Position | undefined }, StoreFailure>> => {
-        const envelopes: Envelope[] = []
-        let head: Head | undefined
-        let position: Position | undefined
-        for await (const resolved of client.readAll({ fromPosition: START, direction: FORWARDS, resolveLinkTos: false })) {
-          const recorded = resolved.event
-          if (!recorded || !ours(recorded)) continue
-          const env = decodeRecorded(recorded, prefix, envelopes.length, head)
-          if (Either.isLeft(env)) return Either.left(env.left)
-          envelopes.push(env.right)
-          head = { seq: env.right.seq, hash: env.right.hash }
-          position = recorded.position
-        }
-        return Either.right({ envelopes, position })
-      },
-      catch: failure(`cannot read $all from ${connectionString}`)
-    }).pipe(Effect.flatMap((r) => r))
-
-    const index = yield* makeLogIndex(recovered.envelopes)
-    const lock = yield* Effect.makeSemaphore(1)
-    let stopped: StoreFailure | undefined
-
-    const live = (fromSeq: number): Stream.Stream<Envelope, StoreFailure> =>
-      Stream.unwrapScoped(
-        Effect.gen(function* () {
-          let head = index.head()
-          const subscription = yield* Effect.acquireRelease(
-            Effect.sync(() =>
-              client.subscribeToAll({
-                fromPosition: recovered.position ?? START,
-                resolveLinkTos: false,
-                filter: prefix === "" ? excludeSystemEvents() : streamNameFilter({ prefixes: [prefix] })
-              })
-            ),
-            (s) => Effect.tryPromise(() => s.unsubscribe()).pipe(Effect.ignore)
-          )
-          return Stream.fromAsyncIterable(subscription, failure("EventStoreDB subscription failed")).pipe(
-            Stream.mapEffect((resolved) => {
-              const recorded = resolved.event
-              if (!recorded || !ours(recorded)) return Effect.succeed(Option.none<Envelope>())
-              const next = head ? head.seq + 1 : 0
-              const seq = (recorded.data as { seq?: unknown } | undefined)?.seq
-              // Already known (the start position is the last one read): not a new link.
-              if (typeof seq === "number" && seq < next) return Effect.succeed(Option.none<Envelope>())
-              return Effect.map(decodeRecorded(recorded, prefix, next, head), (env) => {
-                head = { seq: env.seq, hash: env.hash }
-                return env.seq >= fromSeq ? Option.some(env) : Option.none()
-              })
-            }),
-            Stream.filterMap((o) => o)
-          )
-        })
-      )
-
-    const api: EventStoreApi = {
-      append: (stream, events, expected) =>
-        options.readOnly
-          ? Effect.fail(new StoreFailure({ reason: "the EventStoreDB store is opened read-only" }))
-          : lock.withPermits(1)(
-              Effect.gen(function* () {
-                if (stopped) return yield* stopped
-                const at = yield* nowIso
-                const staged = yield* index.stage(stream, events, expected, at)
-                const written = yield* Effect.either(
-                  Effect.tryPromise({
-                    try: () =>
-                      client.appendToStream(prefix + stream, staged.envelopes.map(toEventData), {
-                        expectedRevision: toEsdbRevision(expected)
-                      }),
-                    catch: (e) => e
-                  })
-                )
-                if (Either.isLeft(written)) {
-                  index.dropStaged()
-                  const e = written.left
-                  if (e instanceof WrongExpectedVersionError) {
-                    stopped = new StoreFailure({ reason: `another writer changed ${prefix + stream} in EventStoreDB; reopen the store` })
-                    const actual = e.actualVersion === NO_STREAM ? -1 : Number(e.actualVersion)
-                    return yield* new WrongExpectedRevision({ stream, expected: describeExpected(expected), actual })
-                  }
-                  stopped = new StoreFailure({ reason: `append to EventStoreDB failed (${failure("")(e).reason}); reopen the store` })
-                  return yield* stopped
-                }
-                yield* index.publishStaged
-                const last = staged.envelopes[staged.envelopes.length - 1]!
-                return { revision: staged.revision, head: { seq: last.seq, hash: last.hash }, envelopes: staged.envelopes }
-              })
-            ),
-      read: (stream) => Effect.sync(() => index.read(stream)),
-      readAll: (fromSeq = 0) => Effect.sync(() => index.readAll(fromSeq)),
-      subscribe: (fromSeq = 0) =>
-        options.readOnly ? Stream.concat(Stream.fromIterable(index.readAll(fromSeq)), live(fromSeq)) : index.subscribe(fromSeq),
-      head: Effect.sync(() => index.head())
+    const recovered = yield* recoverChain(client, prefix, connectionString)
+    const store: Esdb = { client, prefix, index: yield* makeLogIndex(recovered.envelopes), stopped: undefined }
+    const reads = {
+      read: (stream: string) => Effect.sync(() => store.index.read(stream)),
+      readAll: (fromSeq = 0) => Effect.sync(() => store.index.readAll(fromSeq)),
+      head: Effect.sync(() => store.index.head())
     }
+    if (options.readOnly) {
+      const readOnly = new StoreFailure({ reason: "the EventStoreDB store is opened read-only" })
+      const api: EventStoreApi = {
+        ...reads,
+        append: () => Effect.fail(readOnly),
+        subscribe: (fromSeq = 0) =>
+          Stream.concat(Stream.fromIterable(store.index.readAll(fromSeq)), followAll(store, recovered.position, fromSeq))
+      }
+      return api
+    }
+    const append = appendSerially(store, yield* Effect.makeSemaphore(1))
+    const api: EventStoreApi = { ...reads, append, subscribe: (fromSeq = 0) => store.index.subscribe(fromSeq) }
     return api
   })
+
+/** One open store: its client, prefix and index; `stopped` is set once appends are refused (fail-stop). */
+type Esdb = {
+  readonly client: EventStoreDBClient
+  readonly prefix: string
+  readonly index: LogIndex
+  stopped: StoreFailure | undefined
+}
+
+/** Whether a recorded event belongs to our log: not a system stream or event, and under our prefix. */
+const isOurs = (r: AllStreamRecordedEvent, prefix: string) =>
+  !r.streamId.startsWith("$") && !r.type.startsWith("$") && r.streamId.startsWith(prefix)
+
+type Recovered = { readonly envelopes: Envelope[]; readonly position: Position | undefined }
+
+/** Rebuild the chain by reading `$all` forwards, verifying it link by link; also the position of its last event. */
+const recoverChain = (client: EventStoreDBClient, prefix: string, connectionString: string): Effect.Effect<Recovered, StoreFailure> =>
+  Effect.tryPromise({
+    try: async (): Promise<Either.Either<Recovered, StoreFailure>> => {
+      const envelopes: Envelope[] = []
+      let head: Head | undefined
+      let position: Position | undefined
+      for await (const resolved of client.readAll({ fromPosition: START, direction: FORWARDS, resolveLinkTos: false })) {
+        const recorded = resolved.event
+        if (!recorded || !isOurs(recorded, prefix)) continue
+        const env = decodeRecorded(recorded, prefix, envelopes.length, head)
+        if (Either.isLeft(env)) return Either.left(env.left)
+        envelopes.push(env.right)
+        head = { seq: env.right.seq, hash: env.right.hash }
+        position = recorded.position
+      }
+      return Either.right({ envelopes, position })
+    },
+    catch: failure(`cannot read $all from ${connectionString}`)
+  }).pipe(Effect.flatMap((r) => r))
+
+/**
+ * Follow other writers live from `$all`, from `position` (where the snapshot ended), through a
+ * server-side filtered subscription, verifying each new event against the chain.
+ */
+const followAll = (store: Esdb, position: Position | undefined, fromSeq: number): Stream.Stream<Envelope, StoreFailure> =>
+  Stream.unwrapScoped(
+    Effect.gen(function* () {
+      const { client, prefix, index } = store
+      let head = index.head()
+      const subscription = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          client.subscribeToAll({
+            fromPosition: position ?? START,
+            resolveLinkTos: false,
+            filter: prefix === "" ? excludeSystemEvents() : streamNameFilter({ prefixes: [prefix] })
+          })
+        ),
+        (s) => Effect.tryPromise(() => s.unsubscribe()).pipe(Effect.ignore)
+      )
+      return Stream.fromAsyncIterable(subscription, failure("EventStoreDB subscription failed")).pipe(
+        Stream.mapEffect((resolved) => {
+          const recorded = resolved.event
+          if (!recorded || !isOurs(recorded, prefix)) return Effect.succeed(Option.none<Envelope>())
+          const next = head ? head.seq + 1 : 0
+          const seq = (recorded.data as { seq?: unknown } | undefined)?.seq
+          // Already known (the start position is the last one read): not a new link.
+          if (typeof seq === "number" && seq < next) return Effect.succeed(Option.none<Envelope>())
+          return Effect.map(decodeRecorded(recorded, prefix, next, head), (env) => {
+            head = { seq: env.seq, hash: env.hash }
+            return env.seq >= fromSeq ? Option.some(env) : Option.none()
+          })
+        }),
+        Stream.filterMap((o) => o)
+      )
+    })
+  )
+
+/**
+ * Appends, one at a time under `lock`: stage in the index, append to ESDB with our expected
+ * revision, and publish only once ESDB has accepted. Any failure stops the store (fail-stop).
+ */
+const appendSerially =
+  (store: Esdb, lock: Effect.Semaphore): EventStoreApi["append"] =>
+  (stream, events, expected) =>
+    lock.withPermits(1)(
+      Effect.gen(function* () {
+        const { client, prefix, index } = store
+        if (store.stopped) return yield* store.stopped
+        const at = yield* nowIso
+        const staged = yield* index.stage(stream, events, expected, at)
+        const written = yield* Effect.either(
+          Effect.tryPromise({
+            try: () =>
+              client.appendToStream(prefix + stream, staged.envelopes.map(toEventData), {
+                expectedRevision: toEsdbRevision(expected)
+              }),
+            catch: (e) => e
+          })
+        )
+        if (Either.isLeft(written)) {
+          index.dropStaged()
+          const e = written.left
+          if (e instanceof WrongExpectedVersionError) {
+            store.stopped = new StoreFailure({ reason: `another writer changed ${prefix + stream} in EventStoreDB; reopen the store` })
+            const actual = e.actualVersion === NO_STREAM ? -1 : Number(e.actualVersion)
+            return yield* WrongExpectedRevision.of({ stream, expected: describeExpected(expected), actual })
+          }
+          store.stopped = new StoreFailure({ reason: `append to EventStoreDB failed (${causeText(e)}); reopen the store` })
+          return yield* store.stopped
+        }
+        yield* index.publishStaged
+        const last = staged.envelopes[staged.envelopes.length - 1]!
+        return { revision: staged.revision, head: { seq: last.seq, hash: last.hash }, envelopes: staged.envelopes }
+      })
+    )
 
 export const EsdbEventStoreLive = (connectionString: string, options: EsdbEventStoreOptions = {}) =>
   Layer.scoped(EventStore, makeEsdbEventStore(connectionString, options))

@@ -3,6 +3,8 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 import { Effect, type Scope } from "effect"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
+import { storeFailure } from "../failure.ts"
+import { isAlive } from "../process.ts"
 
 /**
  * The single-writer lock: an exclusive, non-blocking `flock(2)` on `LOCK` in `lockDir`.
@@ -29,7 +31,7 @@ import { StoreFailure } from "../../domain/ledger/errors.ts"
  */
 export const acquireWriterLock = (dataDir: string, lockDir: string): Effect.Effect<void, StoreFailure, Scope.Scope> => {
   const file = path.join(lockDir, "LOCK")
-  const io = (what: string) => (e: unknown) => new StoreFailure({ reason: `cannot ${what} ${file}: ${(e as Error).message}` })
+  const io = (what: string) => storeFailure(`cannot ${what} ${file}`)
   const lockedBy = (holder: number | undefined) =>
     new StoreFailure({
       reason: `data directory ${dataDir} is locked by ${holder === undefined ? "another process" : `process ${holder}`} (another blyan is writing to it)`
@@ -122,14 +124,4 @@ const release = (file: string, fd: number) => {
     // Left in place, the file is harmless: whoever opens next finds it unlocked.
   }
   fs.closeSync(fd)
-}
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
 }

@@ -5,7 +5,8 @@ import type { Envelope } from "../../domain/ledger/envelope.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
 import { StoreFailure, type InvalidEvent, type WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import { EventStore, type AppendResult, type EventStoreApi, type ExpectedRevision } from "../../domain/ports/event-store.ts"
-import { makeLogIndex, nowIso } from "./log-index.ts"
+import { storeFailure as failure } from "../failure.ts"
+import { makeLogIndex, nowIso, type LogIndex } from "./log-index.ts"
 import { acquireWriterLock } from "./file-lock.ts"
 import {
   encodeAppend,
@@ -64,8 +65,6 @@ export const segmentPath = (dir: string) => path.join(eventsDir(dir), "log.seg")
 
 const POLL = "200 millis"
 const MAX_BATCH = 4096
-
-const failure = (what: string) => (e: unknown) => new StoreFailure({ reason: `${what}: ${(e as Error).message ?? String(e)}` })
 
 /** Scan the segment from `from`, if it exists; a missing file is an empty log. */
 const scanFile = (file: string, from: ScanPoint): Either.Either<ScanResult & { size: number }, StoreFailure> => {
@@ -138,7 +137,44 @@ const openReader = (dir: string): Effect.Effect<EventStoreApi, StoreFailure, Sco
     return api
   })
 
+/**
+ * The writer's state, shared by the batch writer and the api. `size` is the length of the segment
+ * that holds committed appends; `stopped` is set once: after a failed write (fail-stop) or when the
+ * scope closes.
+ */
+type Writer = {
+  readonly file: string
+  readonly fh: fs.promises.FileHandle
+  readonly io: SegmentIo
+  readonly index: LogIndex
+  readonly queue: Queue.Queue<Request>
+  size: number
+  stopped: StoreFailure | undefined
+}
+
+type Accepted = { readonly req: Request; readonly envelopes: Envelope[]; readonly revision: number }
+
 const openWriter = (dir: string, io: SegmentIo): Effect.Effect<EventStoreApi, StoreFailure, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { file, fh, scan } = yield* openSegment(dir, io)
+    const writer: Writer = {
+      file,
+      fh,
+      io,
+      index: yield* makeLogIndex(scan.envelopes),
+      queue: yield* Queue.unbounded<Request>(),
+      size: scan.end.offset,
+      stopped: undefined
+    }
+    yield* runBatchWriter(writer, dir)
+    return writerApi(writer)
+  })
+
+/**
+ * Take the writer lock, open (or create) the segment, scan and verify it, and cut off an
+ * incomplete last append, so that the file ends where the scan ended.
+ */
+const openSegment = (dir: string, io: SegmentIo) =>
   Effect.gen(function* () {
     const evDir = eventsDir(dir)
     const file = segmentPath(dir)
@@ -154,97 +190,111 @@ const openWriter = (dir: string, io: SegmentIo): Effect.Effect<EventStoreApi, St
     if (created) yield* Effect.try({ try: () => fsyncDir(evDir), catch: failure(`cannot sync ${evDir}`) })
 
     const scan = yield* Effect.suspend(() => scanFile(file, scanStart))
-    let size = scan.end.offset
     if (scan.tail) {
       yield* Effect.logWarning(
         `event log ${file}: cutting an incomplete last append (${scan.tail.bytes} bytes at byte ${scan.tail.offset}: ${scan.tail.reason})`
       )
       yield* Effect.tryPromise({
-        try: async () => {
-          await io.truncate(fh, size)
-          await io.sync(fh)
-        },
+        try: () => truncateAndSync(io, fh, scan.end.offset),
         catch: failure(`cannot truncate the torn tail of ${file}`)
       })
     }
+    return { file, fh, scan }
+  })
 
-    const index = yield* makeLogIndex(scan.envelopes)
-    const queue = yield* Queue.unbounded<Request>()
-    // Set once: after a failed write (fail-stop) or when the scope closes.
-    let stopped: StoreFailure | undefined
+const truncateAndSync = async (io: SegmentIo, fh: fs.promises.FileHandle, size: number) => {
+  await io.truncate(fh, size)
+  await io.sync(fh)
+}
 
-    const commit = (batch: Iterable<Request>) =>
+/**
+ * Fork the group-commit writer for the scope: it takes every waiting append, up to MAX_BATCH, and
+ * commits them together. Closing the scope stops it and fails whatever is still queued.
+ */
+const runBatchWriter = (w: Writer, dir: string): Effect.Effect<void, never, Scope.Scope> => {
+  const loop = Queue.takeBetween(w.queue, 1, MAX_BATCH).pipe(Effect.flatMap((batch) => commitBatch(w, batch)), Effect.forever)
+  // Forked inside acquire (uninterruptible), so interruptibility is restored explicitly.
+  return Effect.asVoid(
+    Effect.acquireRelease(Effect.forkDaemon(Effect.interruptible(loop)), (fiber) =>
       Effect.gen(function* () {
-        const at = yield* nowIso
-        const accepted: Array<{ req: Request; envelopes: Envelope[]; revision: number }> = []
-        for (const req of batch) {
-          if (stopped) {
-            yield* Deferred.fail(req.done, stopped)
-            continue
-          }
-          const staged = index.stage(req.stream, req.events, req.expected, at)
-          if (Either.isLeft(staged)) yield* Deferred.fail(req.done, staged.left)
-          else accepted.push({ req, ...staged.right })
-        }
-        if (accepted.length === 0) return
-        const bytes = Buffer.concat(accepted.flatMap((a) => encodeAppend(a.envelopes)))
-        const written = yield* Effect.exit(
-          Effect.tryPromise({
-            try: async () => {
-              await io.write(fh, bytes, size)
-              await io.sync(fh)
-            },
-            catch: failure(`cannot write ${file}`)
-          })
-        )
-        if (Exit.isFailure(written)) {
-          index.dropStaged()
-          const cause = Cause.squash(written.cause) as StoreFailure
-          // Cut back what may have reached the file, so a reopen does not resurrect a batch whose
-          // callers were told it failed. If even that fails, the reopen decides by what is there.
-          yield* Effect.tryPromise(async () => {
-            await io.truncate(fh, size)
-            await io.sync(fh)
-          }).pipe(Effect.ignore)
-          stopped = new StoreFailure({ reason: `${cause.reason}; the store refuses further appends until it is reopened` })
-          for (const a of accepted) yield* Deferred.fail(a.req.done, stopped)
-          return
-        }
-        size += bytes.length
-        yield* index.publishStaged
-        for (const a of accepted) {
-          const last = a.envelopes[a.envelopes.length - 1]!
-          yield* Deferred.succeed(a.req.done, { revision: a.revision, head: { seq: last.seq, hash: last.hash }, envelopes: a.envelopes })
-        }
-      }).pipe(Effect.uninterruptible) // a batch runs to the end: no half-acknowledged writes
-
-    const writer = Queue.takeBetween(queue, 1, MAX_BATCH).pipe(Effect.flatMap(commit), Effect.forever)
-    // Forked inside acquire (uninterruptible), so interruptibility is restored explicitly.
-    yield* Effect.acquireRelease(Effect.forkDaemon(Effect.interruptible(writer)), (fiber) =>
-      Effect.gen(function* () {
-        stopped ??= new StoreFailure({ reason: `the event store on ${dir} is closed` })
+        const stopped = (w.stopped ??= new StoreFailure({ reason: `the event store on ${dir} is closed` }))
         yield* Fiber.interrupt(fiber)
-        const left = yield* Queue.takeAll(queue)
+        const left = yield* Queue.takeAll(w.queue)
         for (const req of left) yield* Deferred.fail(req.done, stopped)
-        yield* Queue.shutdown(queue)
+        yield* Queue.shutdown(w.queue)
       })
     )
+  )
+}
 
-    const api: EventStoreApi = {
-      append: (stream, events, expected) =>
-        Effect.suspend(() => {
-          if (stopped) return Effect.fail(stopped)
-          return Effect.flatMap(Deferred.make<AppendResult, AppendError>(), (done) =>
-            Effect.zipRight(Queue.offer(queue, { stream, events, expected, done }), Deferred.await(done))
-          )
-        }),
-      read: (stream) => Effect.sync(() => index.read(stream)),
-      readAll: (fromSeq = 0) => Effect.sync(() => index.readAll(fromSeq)),
-      subscribe: (fromSeq = 0) => index.subscribe(fromSeq),
-      head: Effect.sync(() => index.head())
+/**
+ * Stage a batch in the index, write and sync it with one write, and only then make it visible and
+ * acknowledge it. A batch runs to the end: no half-acknowledged writes.
+ */
+const commitBatch = (w: Writer, batch: Iterable<Request>): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const accepted = yield* stageBatch(w, batch)
+    if (accepted.length === 0) return
+    const bytes = Buffer.concat(accepted.flatMap((a) => encodeAppend(a.envelopes)))
+    const written = yield* Effect.exit(
+      Effect.tryPromise({
+        try: async () => {
+          await w.io.write(w.fh, bytes, w.size)
+          await w.io.sync(w.fh)
+        },
+        catch: failure(`cannot write ${w.file}`)
+      })
+    )
+    if (Exit.isFailure(written)) return yield* failStop(w, accepted, Cause.squash(written.cause) as StoreFailure)
+    w.size += bytes.length
+    yield* w.index.publishStaged
+    for (const a of accepted) {
+      const last = a.envelopes[a.envelopes.length - 1]!
+      yield* Deferred.succeed(a.req.done, { revision: a.revision, head: { seq: last.seq, hash: last.hash }, envelopes: a.envelopes })
     }
-    return api
+  }).pipe(Effect.uninterruptible)
+
+/** Stage each request of a batch in the index; those refused (or arriving after a stop) are failed here. */
+const stageBatch = (w: Writer, batch: Iterable<Request>): Effect.Effect<Array<Accepted>> =>
+  Effect.gen(function* () {
+    const at = yield* nowIso
+    const accepted: Array<Accepted> = []
+    for (const req of batch) {
+      if (w.stopped) {
+        yield* Deferred.fail(req.done, w.stopped)
+        continue
+      }
+      const staged = w.index.stage(req.stream, req.events, req.expected, at)
+      if (Either.isLeft(staged)) yield* Deferred.fail(req.done, staged.left)
+      else accepted.push({ req, ...staged.right })
+    }
+    return accepted
   })
+
+/** A batch's write or sync failed: drop it, cut the file back, and refuse every later append. */
+const failStop = (w: Writer, accepted: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    w.index.dropStaged()
+    // Cut back what may have reached the file, so a reopen does not resurrect a batch whose
+    // callers were told it failed. If even that fails, the reopen decides by what is there.
+    yield* Effect.tryPromise(() => truncateAndSync(w.io, w.fh, w.size)).pipe(Effect.ignore)
+    const stopped = (w.stopped = new StoreFailure({ reason: `${cause.reason}; the store refuses further appends until it is reopened` }))
+    for (const a of accepted) yield* Deferred.fail(a.req.done, stopped)
+  })
+
+const writerApi = (w: Writer): EventStoreApi => ({
+  append: (stream, events, expected) =>
+    Effect.suspend(() => {
+      if (w.stopped) return Effect.fail(w.stopped)
+      return Effect.flatMap(Deferred.make<AppendResult, AppendError>(), (done) =>
+        Effect.zipRight(Queue.offer(w.queue, { stream, events, expected, done }), Deferred.await(done))
+      )
+    }),
+  read: (stream) => Effect.sync(() => w.index.read(stream)),
+  readAll: (fromSeq = 0) => Effect.sync(() => w.index.readAll(fromSeq)),
+  subscribe: (fromSeq = 0) => w.index.subscribe(fromSeq),
+  head: Effect.sync(() => w.index.head())
+})
 
 export const FileEventStoreLive = (dir: string, options: FileEventStoreOptions = {}) =>
   Layer.scoped(EventStore, makeFileEventStore(dir, options))

@@ -53,8 +53,8 @@ export const makeLogIndex = (initial: ReadonlyArray<Envelope>): Effect.Effect<Lo
       stage: (stream, events, expected, at) => {
         const actual = revisionOf(stream)
         if (!revisionMatches(expected, actual))
-          return Either.left(new WrongExpectedRevision({ stream, expected: describeExpected(expected), actual }))
-        if (events.length === 0) return Either.left(new InvalidEvent({ stream, type: "-", reason: "an append needs at least one event" }))
+          return Either.left(WrongExpectedRevision.of({ stream, expected: describeExpected(expected), actual }))
+        if (events.length === 0) return Either.left(InvalidEvent.of({ stream, type: "-", reason: "an append needs at least one event" }))
         const prepared: NewEvent[] = []
         for (const ev of events) {
           const p = prepareEvent(stream, ev)

@@ -59,7 +59,7 @@ export const makeOnnxExecutor = (settings: OnnxExecutorSettings): Effect.Effect<
     if (settings.device === "cuda") {
       yield* Effect.tryPromise({
         try: async () => (await ort.InferenceSession.create(probeModel(), options)).release(),
-        catch: (e) => new ExecutionProviderUnavailable({ device: "cuda", reason: errorText(e) })
+        catch: (e) => ExecutionProviderUnavailable.of({ device: "cuda", reason: errorText(e) })
       })
     }
 
@@ -101,7 +101,7 @@ export const makeOnnxExecutor = (settings: OnnxExecutorSettings): Effect.Effect<
           }
           return out
         },
-        catch: (e) => new ExecutionFailed({ graph: model.name, reason: errorText(e) })
+        catch: (e) => ExecutionFailed.of({ graph: model.name, reason: errorText(e) })
       })
 
     return { device: settings.device, run, stats: Effect.sync(() => ({ sessions: sessions.size, loads })) }

@@ -1,12 +1,12 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import { hashCanonical } from "./hash.ts"
 import { signHex, verifyHex } from "./signing.ts"
 import type { BlockAppendedData, BlockHeader } from "./events.ts"
 
 /** Why a block may not join the DAG. */
-export class BlockInvalid extends Data.TaggedError("BlockInvalid")<{ readonly block: string; readonly reason: string }> {
-  override get message() {
-    return `block ${this.block}: ${this.reason}`
+export class BlockInvalid extends Schema.TaggedError<BlockInvalid>()("BlockInvalid", { block: Schema.String, message: Schema.String }) {
+  static of({ block, reason }: { readonly block: string; readonly reason: string }): BlockInvalid {
+    return new BlockInvalid({ block, message: `block ${block}: ${reason}` })
   }
 }
 
@@ -42,7 +42,7 @@ export const checkBlock = (
   block: BlockAppendedData,
   payload: PayloadFact | undefined
 ): Either.Either<void, BlockInvalid> => {
-  const fail = (reason: string) => Either.left(new BlockInvalid({ block: block.name, reason }))
+  const fail = (reason: string) => Either.left(BlockInvalid.of({ block: block.name, reason }))
   if (blockHash(headerOf(block)) !== block.hash) return fail("hash does not match its header")
   if (known(block.hash)) return fail("already on the ledger")
   if (!verifyHex(block.contributor, block.hash, block.signature)) return fail("contributor signature does not verify")

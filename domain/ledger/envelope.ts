@@ -47,7 +47,7 @@ const asSchema = (s: unknown) => s as Schema.Schema<unknown, unknown>
  * the streams their type is bound to. Refuses instead of guessing.
  */
 export const prepareEvent = (stream: string, event: NewEvent): Either.Either<NewEvent, InvalidEvent> => {
-  const fail = (reason: string) => Either.left(new InvalidEvent({ stream, type: String(event.type), reason }))
+  const fail = (reason: string) => Either.left(InvalidEvent.of({ stream, type: String(event.type), reason }))
   if (streamKind(stream) === undefined) return fail(`invalid stream name ${JSON.stringify(stream)}`)
   if (!isEventType(event.type)) return fail("unknown event type")
   const entry = Catalog[event.type]
@@ -83,9 +83,9 @@ export const sealBatch = (
     const isGenesisType = ev.type === "GenesisCovenantSealed"
     if (link.seq === 0 || isGenesisType) {
       const genesis = genesisEnvelope()
-      if (link.seq !== 0) return Either.left(new InvalidEvent({ stream, type: ev.type, reason: "the genesis covenant can only be seq 0" }))
+      if (link.seq !== 0) return Either.left(InvalidEvent.of({ stream, type: ev.type, reason: "the genesis covenant can only be seq 0" }))
       if (!isGenesisType || stream !== genesis.stream || canonicalize(ev.data) !== canonicalize(genesis.data))
-        return Either.left(new InvalidEvent({ stream, type: ev.type, reason: "seq 0 must be the genesis covenant" }))
+        return Either.left(InvalidEvent.of({ stream, type: ev.type, reason: "seq 0 must be the genesis covenant" }))
       out.push(genesis)
       link = { seq: 1, prev: genesis.hash }
       continue
@@ -117,7 +117,7 @@ const readerFor = (type: EventType, version: number) => {
  * hash was computed over the stored bytes, which are never rewritten.
  */
 export const decodeEvent = (env: Envelope): Either.Either<DecodedEvent, MalformedEvent> => {
-  const bad = (reason: string) => Either.left(new MalformedEvent({ seq: env.seq, reason }))
+  const bad = (reason: string) => Either.left(MalformedEvent.of({ seq: env.seq, reason }))
   if (!isEventType(env.type)) return bad(`unknown event type ${JSON.stringify(env.type)}`)
   const reader = readerFor(env.type, env.version)
   if (reader === undefined) return bad(`${env.type} version ${env.version} is not known (current ${Catalog[env.type].version})`)
@@ -135,20 +135,20 @@ export const parseEnvelope = (seq: number, text: string): Either.Either<Envelope
   try {
     raw = JSON.parse(text)
   } catch (e) {
-    return Either.left(new MalformedEvent({ seq, reason: `bad JSON: ${(e as Error).message}` }))
+    return Either.left(MalformedEvent.of({ seq, reason: `bad JSON: ${(e as Error).message}` }))
   }
   const env = Schema.decodeUnknownEither(Envelope, { onExcessProperty: "error" })(raw)
-  if (Either.isLeft(env)) return Either.left(new MalformedEvent({ seq, reason: `bad envelope: ${ParseResult.TreeFormatter.formatErrorSync(env.left)}` }))
+  if (Either.isLeft(env)) return Either.left(MalformedEvent.of({ seq, reason: `bad envelope: ${ParseResult.TreeFormatter.formatErrorSync(env.left)}` }))
   return Either.right(env.right)
 }
 
 /** Verify one link of the chain: position, back-pointer and own hash. */
 export const verifyLink = (prev: Head | undefined, env: Envelope): Either.Either<void, ChainBroken> => {
   const want = nextLink(prev)
-  if (env.seq !== want.seq) return Either.left(new ChainBroken({ seq: want.seq, reason: `expected seq ${want.seq}, found ${env.seq}` }))
-  if (env.prev !== want.prev) return Either.left(new ChainBroken({ seq: env.seq, reason: "prev does not match the hash of the previous event" }))
+  if (env.seq !== want.seq) return Either.left(ChainBroken.of({ seq: want.seq, reason: `expected seq ${want.seq}, found ${env.seq}` }))
+  if (env.prev !== want.prev) return Either.left(ChainBroken.of({ seq: env.seq, reason: "prev does not match the hash of the previous event" }))
   const h = envelopeHash(env)
-  if (h !== env.hash) return Either.left(new ChainBroken({ seq: env.seq, reason: `hash mismatch: stored ${env.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…` }))
+  if (h !== env.hash) return Either.left(ChainBroken.of({ seq: env.seq, reason: `hash mismatch: stored ${env.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…` }))
   return Either.right(undefined)
 }
 

@@ -1,39 +1,61 @@
-import { Data } from "effect"
+import { Schema } from "effect"
+
+const atSeq = (seq: number | undefined, reason: string) => (seq === undefined ? reason : `seq ${seq}: ${reason}`)
 
 /** Anything wrong with one record of the log, always naming its seq. */
-export class MalformedEvent extends Data.TaggedError("MalformedEvent")<{ readonly seq: number; readonly reason: string }> {
-  override get message() {
-    return `seq ${this.seq}: ${this.reason}`
+export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("MalformedEvent", {
+  seq: Schema.Number,
+  reason: Schema.String,
+  message: Schema.String
+}) {
+  static of(props: { readonly seq: number; readonly reason: string }): MalformedEvent {
+    return new MalformedEvent({ ...props, message: atSeq(props.seq, props.reason) })
   }
 }
 
 /** The hash chain is broken at `seq`: a record was altered, inserted, removed or reordered. */
-export class ChainBroken extends Data.TaggedError("ChainBroken")<{ readonly seq: number; readonly reason: string }> {
-  override get message() {
-    return `seq ${this.seq}: ${this.reason}`
+export class ChainBroken extends Schema.TaggedError<ChainBroken>()("ChainBroken", {
+  seq: Schema.Number,
+  reason: Schema.String,
+  message: Schema.String
+}) {
+  static of(props: { readonly seq: number; readonly reason: string }): ChainBroken {
+    return new ChainBroken({ ...props, message: atSeq(props.seq, props.reason) })
   }
 }
 
 /** An event offered for append that the catalog refuses; nothing is written. */
-export class InvalidEvent extends Data.TaggedError("InvalidEvent")<{ readonly stream: string; readonly type: string; readonly reason: string }> {
-  override get message() {
-    return `invalid ${this.type} for ${this.stream}: ${this.reason}`
+export class InvalidEvent extends Schema.TaggedError<InvalidEvent>()("InvalidEvent", {
+  stream: Schema.String,
+  type: Schema.String,
+  message: Schema.String
+}) {
+  static of({ stream, type, reason }: { readonly stream: string; readonly type: string; readonly reason: string }): InvalidEvent {
+    return new InvalidEvent({ stream, type, message: `invalid ${type} for ${stream}: ${reason}` })
   }
 }
 
-export class WrongExpectedRevision extends Data.TaggedError("WrongExpectedRevision")<{
-  readonly stream: string
-  readonly expected: string
-  readonly actual: number
-}> {
-  override get message() {
-    return `stream ${this.stream}: expected revision ${this.expected}, actual ${this.actual < 0 ? "no stream" : this.actual}`
+export class WrongExpectedRevision extends Schema.TaggedError<WrongExpectedRevision>()("WrongExpectedRevision", {
+  stream: Schema.String,
+  expected: Schema.String,
+  actual: Schema.Number,
+  message: Schema.String
+}) {
+  static of(props: { readonly stream: string; readonly expected: string; readonly actual: number }): WrongExpectedRevision {
+    const { stream, expected, actual } = props
+    return new WrongExpectedRevision({ ...props, message: `stream ${stream}: expected revision ${expected}, actual ${actual < 0 ? "no stream" : actual}` })
   }
 }
 
-/** The store cannot be used (I/O, lock held, corrupted file); names the seq where one is known. */
-export class StoreFailure extends Data.TaggedError("StoreFailure")<{ readonly reason: string; readonly seq?: number }> {
+/**
+ * The store cannot be used (I/O, lock held, corrupted file); names the seq where one is known.
+ * Built in many places from `{ reason, seq? }`, so its message stays derived from those two.
+ */
+export class StoreFailure extends Schema.TaggedError<StoreFailure>()("StoreFailure", {
+  reason: Schema.String,
+  seq: Schema.optional(Schema.Number)
+}) {
   override get message() {
-    return this.seq === undefined ? this.reason : `seq ${this.seq}: ${this.reason}`
+    return atSeq(this.seq, this.reason)
   }
 }

@@ -18,7 +18,7 @@ export const partHeader = (
   contributor: string
 ): Either.Either<BlockHeader, WeightsMismatch> => {
   const ref = parsePartName(part.name)
-  if (ref === undefined) return Either.left(new WeightsMismatch({ part: part.name, reason: "not a part name of blyan-moe" }))
+  if (ref === undefined) return Either.left(WeightsMismatch.of({ part: part.name, reason: "not a part name of blyan-moe" }))
   const tensors = Object.entries(part.tensors).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   return Either.right({
     name: part.name,

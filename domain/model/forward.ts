@@ -7,7 +7,7 @@
  * their outputs are summed, weighted by the gates: the selected router probabilities renormalised
  * to sum to 1. Ties in the selection go to the lower expert index.
  */
-import { Data, Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import type { ExecutionFailed, TensorValue } from "../ports/executor.ts"
 import { Executor } from "../ports/executor.ts"
 import type { CompiledGraph, ModelGraphs, Precision } from "./onnx/graphs.ts"
@@ -20,11 +20,7 @@ import { validatePart } from "./tensor.ts"
 export type FloatArray = Float32Array | Float64Array
 
 /** Input the model cannot take (token out of range, sequence longer than the context, ...). */
-export class InvalidModelInput extends Data.TaggedError("InvalidModelInput")<{ readonly reason: string }> {
-  override get message() {
-    return `invalid model input: ${this.reason}`
-  }
-}
+export class InvalidModelInput extends Schema.TaggedError<InvalidModelInput>()("InvalidModelInput", { message: Schema.String }) {}
 
 /** Token ids, row-major [batch, seq]. */
 export interface TokenBatch {
@@ -141,7 +137,7 @@ export const causalMask = (p: Precision, t: number): FloatArray => {
 }
 
 export const validateBatch = (weights: ModelWeights, batch: TokenBatch): Effect.Effect<void, InvalidModelInput> => {
-  const fail = (reason: string) => Effect.fail(new InvalidModelInput({ reason }))
+  const fail = (reason: string) => Effect.fail(new InvalidModelInput({ message: `invalid model input: ${reason}` }))
   const { spec } = weights
   if (!Number.isInteger(batch.batch) || batch.batch < 1) return fail(`batch ${batch.batch} must be a positive integer`)
   if (!Number.isInteger(batch.seq) || batch.seq < 1) return fail(`seq ${batch.seq} must be a positive integer`)

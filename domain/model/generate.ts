@@ -63,7 +63,7 @@ export const generate = (
   options: GenerateOptions
 ): Effect.Effect<GenerateResult, ModelError, Executor> =>
   Effect.gen(function* () {
-    if (prompt.length === 0) return yield* Effect.fail(new InvalidModelInput({ reason: "the prompt is empty" }))
+    if (prompt.length === 0) return yield* Effect.fail(new InvalidModelInput({ message: "invalid model input: the prompt is empty" }))
     const rng = makePrng(options.seed)
     const ctx = [...prompt]
     const steps: GeneratedToken[] = []

@@ -9,7 +9,7 @@
  * Writing is deterministic: tensors sorted by name, laid out in that order, header padded with
  * spaces so the buffer starts 8-byte aligned. Reading refuses anything malformed with a typed error.
  */
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from "./half.ts"
 import type { DType, Part, Tensor } from "./tensor.ts"
 import { numel } from "./tensor.ts"
@@ -23,27 +23,30 @@ const fromSt: Record<StDType, DType> = { F32: "f32", F16: "f16", BF16: "bf16" }
 /** Headers larger than this are refused before parsing (the reference implementation uses 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000
 
-export type MalformedKind =
-  | "TooShort"
-  | "HeaderTooLarge"
-  | "HeaderOutOfBounds"
-  | "BadJson"
-  | "BadHeader"
-  | "BadMetadata"
-  | "UnknownDtype"
-  | "SizeMismatch"
-  | "OffsetOutOfRange"
-  | "OverlappingOffsets"
-  | "OffsetGap"
-  | "TrailingBytes"
+export const MalformedKind = Schema.Literal(
+  "TooShort",
+  "HeaderTooLarge",
+  "HeaderOutOfBounds",
+  "BadJson",
+  "BadHeader",
+  "BadMetadata",
+  "UnknownDtype",
+  "SizeMismatch",
+  "OffsetOutOfRange",
+  "OverlappingOffsets",
+  "OffsetGap",
+  "TrailingBytes"
+)
+export type MalformedKind = typeof MalformedKind.Type
 
-export class MalformedSafetensors extends Data.TaggedError("MalformedSafetensors")<{
-  readonly kind: MalformedKind
-  readonly reason: string
-  readonly tensor?: string
-}> {
-  override get message() {
-    return `malformed safetensors (${this.kind})${this.tensor === undefined ? "" : ` at tensor ${JSON.stringify(this.tensor)}`}: ${this.reason}`
+export class MalformedSafetensors extends Schema.TaggedError<MalformedSafetensors>()("MalformedSafetensors", {
+  kind: MalformedKind,
+  tensor: Schema.optional(Schema.String),
+  message: Schema.String
+}) {
+  static of({ kind, reason, tensor }: { readonly kind: MalformedKind; readonly reason: string; readonly tensor?: string | undefined }): MalformedSafetensors {
+    const message = `malformed safetensors (${kind})${tensor === undefined ? "" : ` at tensor ${JSON.stringify(tensor)}`}: ${reason}`
+    return new MalformedSafetensors(tensor === undefined ? { kind, message } : { kind, tensor, message })
   }
 }
 
@@ -139,7 +142,7 @@ const isCount = (v: unknown): v is number => typeof v === "number" && Number.isS
 /** Parses and validates the header and layout without converting any tensor. */
 export const parseSafetensors = (bytes: Uint8Array): Either.Either<StFile, MalformedSafetensors> => {
   const fail = (kind: MalformedKind, reason: string, tensor?: string) =>
-    Either.left(new MalformedSafetensors(tensor === undefined ? { kind, reason } : { kind, reason, tensor }))
+    Either.left(MalformedSafetensors.of({ kind, reason, tensor }))
   if (bytes.length < 8) return fail("TooShort", `${bytes.length} bytes, fewer than the 8-byte header length`)
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)
   if (n > BigInt(bytes.length - 8)) return fail("HeaderOutOfBounds", `header length ${n} exceeds the ${bytes.length - 8} bytes after it`)
@@ -246,7 +249,7 @@ export const decodePart = (bytes: Uint8Array): Either.Either<Part, MalformedSafe
   Either.flatMap(decodeSafetensors(bytes), (st) => {
     const name = st.metadata[PART_METADATA_KEY]
     if (name === undefined) {
-      return Either.left(new MalformedSafetensors({ kind: "BadMetadata", reason: `no ${PART_METADATA_KEY} entry naming the part` }))
+      return Either.left(MalformedSafetensors.of({ kind: "BadMetadata", reason: `no ${PART_METADATA_KEY} entry naming the part` }))
     }
     const tensors: Record<string, Tensor> = Object.create(null)
     for (const [n, t] of Object.entries(st.tensors)) tensors[n] = { dtype: fromSt[t.dtype], shape: t.shape, data: t.data }

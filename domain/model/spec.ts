@@ -1,4 +1,4 @@
-import { Data, Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 
 /** The `blyan-moe` model family: a byte-level MoE decoder; sizes are part of the ledger. */
 export const ModelSpec = Schema.Struct({
@@ -37,11 +37,7 @@ export const defaultSpec: ModelSpec = {
 }
 
 /** A spec whose fields are each well-typed but do not fit together (or are too large to run). */
-export class InvalidModelSpec extends Data.TaggedError("InvalidModelSpec")<{ readonly reason: string }> {
-  override get message() {
-    return `invalid model spec: ${this.reason}`
-  }
-}
+export class InvalidModelSpec extends Schema.TaggedError<InvalidModelSpec>()("InvalidModelSpec", { message: Schema.String }) {}
 
 /** Bounds that keep one part's tensors addressable as a single typed array (< 2^31 elements). */
 const MAX_DIM = 65_536
@@ -49,7 +45,7 @@ const MAX_ELEMENTS = 2 ** 31 - 1
 
 /** Checks the cross-field rules that the Schema alone cannot express. */
 export const validateSpec = (spec: ModelSpec): Either.Either<ModelSpec, InvalidModelSpec> => {
-  const fail = (reason: string) => Either.left(new InvalidModelSpec({ reason }))
+  const fail = (reason: string) => Either.left(new InvalidModelSpec({ message: `invalid model spec: ${reason}` }))
   if (spec.dModel % spec.heads !== 0) return fail(`dModel ${spec.dModel} is not divisible by heads ${spec.heads}`)
   if (spec.topK > spec.experts) return fail(`topK ${spec.topK} exceeds experts ${spec.experts}`)
   for (const k of ["context", "dModel", "heads", "layers", "experts", "dFF"] as const) {
@@ -65,7 +61,7 @@ export const validateSpec = (spec: ModelSpec): Either.Either<ModelSpec, InvalidM
 /** Decodes an untrusted value (e.g. a `ModelSpecPublished` payload) and validates it. */
 export const decodeSpec = (input: unknown): Either.Either<ModelSpec, InvalidModelSpec> =>
   Schema.decodeUnknownEither(ModelSpec)(input).pipe(
-    Either.mapLeft((e) => new InvalidModelSpec({ reason: ParseResult.TreeFormatter.formatErrorSync(e) })),
+    Either.mapLeft((e) => new InvalidModelSpec({ message: `invalid model spec: ${ParseResult.TreeFormatter.formatErrorSync(e)}` })),
     Either.flatMap(validateSpec)
   )
 

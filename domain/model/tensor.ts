@@ -1,4 +1,4 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import type { ModelSpec } from "./spec.ts"
 import { parsePartName, partNames } from "./spec.ts"
 
@@ -48,9 +48,9 @@ export const partLayout = (spec: ModelSpec, name: string): ReadonlyArray<readonl
 }
 
 /** Weights that do not fit the spec: a missing or unknown part or tensor, or a wrong shape. */
-export class WeightsMismatch extends Data.TaggedError("WeightsMismatch")<{ readonly part: string; readonly reason: string }> {
-  override get message() {
-    return `part ${this.part}: ${this.reason}`
+export class WeightsMismatch extends Schema.TaggedError<WeightsMismatch>()("WeightsMismatch", { part: Schema.String, message: Schema.String }) {
+  static of({ part, reason }: { readonly part: string; readonly reason: string }): WeightsMismatch {
+    return new WeightsMismatch({ part, message: `part ${part}: ${reason}` })
   }
 }
 
@@ -58,7 +58,7 @@ const sameShape = (a: ReadonlyArray<number>, b: ReadonlyArray<number>) => a.leng
 
 /** Checks that a part has exactly the tensors its layout names, with those shapes and sizes. */
 export const validatePart = (spec: ModelSpec, part: Part): Either.Either<Part, WeightsMismatch> => {
-  const fail = (reason: string) => Either.left(new WeightsMismatch({ part: part.name, reason }))
+  const fail = (reason: string) => Either.left(WeightsMismatch.of({ part: part.name, reason }))
   const layout = partLayout(spec, part.name)
   if (layout === undefined) return fail(`not a part of ${spec.name}`)
   const expected = new Set(layout.map(([n]) => n))
@@ -78,10 +78,10 @@ export const assembleWeights = (spec: ModelSpec, parts: Iterable<Part>): Either.
   for (const p of parts) {
     const v = validatePart(spec, p)
     if (Either.isLeft(v)) return Either.left(v.left)
-    if (map.has(p.name)) return Either.left(new WeightsMismatch({ part: p.name, reason: "given twice" }))
+    if (map.has(p.name)) return Either.left(WeightsMismatch.of({ part: p.name, reason: "given twice" }))
     map.set(p.name, p)
   }
-  for (const n of partNames(spec)) if (!map.has(n)) return Either.left(new WeightsMismatch({ part: n, reason: "missing" }))
+  for (const n of partNames(spec)) if (!map.has(n)) return Either.left(WeightsMismatch.of({ part: n, reason: "missing" }))
   return Either.right({ spec, parts: map })
 }
 

@@ -24,12 +24,12 @@ export interface TrainBatch extends TokenBatch {
 
 const checkTargets = (graphs: ModelGraphs, b: TrainBatch): Effect.Effect<void, InvalidModelInput> => {
   const n = b.batch * b.seq
-  if (b.targets.length !== n) return Effect.fail(new InvalidModelInput({ reason: `${b.targets.length} targets for ${n} tokens` }))
+  if (b.targets.length !== n) return Effect.fail(new InvalidModelInput({ message: `invalid model input: ${b.targets.length} targets for ${n} tokens` }))
   for (let i = 0; i < n; i++) {
     const t = b.targets[i]!
-    if (!Number.isInteger(t) || t < 0 || t >= graphs.spec.vocab) return Effect.fail(new InvalidModelInput({ reason: `target ${t} at ${i} out of range` }))
+    if (!Number.isInteger(t) || t < 0 || t >= graphs.spec.vocab) return Effect.fail(new InvalidModelInput({ message: `invalid model input: target ${t} at ${i} out of range` }))
   }
-  if (b.weights !== undefined && b.weights.length !== n) return Effect.fail(new InvalidModelInput({ reason: `${b.weights.length} loss weights for ${n} tokens` }))
+  if (b.weights !== undefined && b.weights.length !== n) return Effect.fail(new InvalidModelInput({ message: `invalid model input: ${b.weights.length} loss weights for ${n} tokens` }))
   return Effect.void
 }
 

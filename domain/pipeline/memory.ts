@@ -1,4 +1,4 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import type { ModelSpec } from "../model/spec.ts"
 import { minOf } from "./extremes.ts"
 import { ADAMW_BYTES_PER_PARAM, dtypeBytes, moeActivationBytesPerToken, moeLayerParams } from "./cost.ts"
@@ -59,24 +59,29 @@ export interface MemoryDecision {
   readonly actCkpt: boolean
 }
 
-export class InvalidMemoryInput extends Data.TaggedError("InvalidMemoryInput")<{ readonly reason: string }> {
-  override get message() {
-    return `invalid memory input: ${this.reason}`
+export class InvalidMemoryInput extends Schema.TaggedError<InvalidMemoryInput>()("InvalidMemoryInput", { message: Schema.String }) {
+  static of(reason: string): InvalidMemoryInput {
+    return new InvalidMemoryInput({ message: `invalid memory input: ${reason}` })
   }
 }
 
-export interface StageShortfall {
-  readonly stage: number
+export const StageShortfall = Schema.Struct({
+  stage: Schema.Number,
   /** The fewest bytes any setting needs. */
-  readonly needs: number
-  readonly has: number
-}
+  needs: Schema.Number,
+  has: Schema.Number
+})
+export interface StageShortfall extends Schema.Schema.Type<typeof StageShortfall> {}
 
-export class MemoryDoesNotFit extends Data.TaggedError("MemoryDoesNotFit")<{ readonly stages: ReadonlyArray<StageShortfall> }> {
-  override get message() {
-    return this.stages
-      .map((s) => `stage ${s.stage} needs at least ${s.needs} bytes even with ZeRO-1 and checkpointing, its device has ${s.has}`)
-      .join("; ")
+export class MemoryDoesNotFit extends Schema.TaggedError<MemoryDoesNotFit>()("MemoryDoesNotFit", {
+  stages: Schema.Array(StageShortfall),
+  message: Schema.String
+}) {
+  static of({ stages }: { readonly stages: ReadonlyArray<StageShortfall> }): MemoryDoesNotFit {
+    return new MemoryDoesNotFit({
+      stages,
+      message: stages.map((s) => `stage ${s.stage} needs at least ${s.needs} bytes even with ZeRO-1 and checkpointing, its device has ${s.has}`).join("; ")
+    })
   }
 }
 
@@ -115,7 +120,7 @@ const nonNegative = (x: number) => Number.isFinite(x) && x >= 0
 
 /** Decide ZeRO-1 and checkpointing per stage; an error lists every stage that cannot fit at all. */
 export const decideMemory = (input: MemoryPolicyInput): Either.Either<MemoryDecision, InvalidMemoryInput | MemoryDoesNotFit> => {
-  const bad = (reason: string) => Either.left(new InvalidMemoryInput({ reason }))
+  const bad = (reason: string) => Either.left(InvalidMemoryInput.of(reason))
   const { stages, microbatches } = input
   const dataParallel = input.dataParallel ?? 1
   if (stages.length === 0) return bad("there are no stages")
@@ -139,7 +144,7 @@ export const decideMemory = (input: MemoryPolicyInput): Either.Either<MemoryDeci
     if (fit) decided.push({ stage: s, inFlight: held, bytes: fit.bytes, ...fit.set })
     else short.push({ stage: s, needs: minOf(tried.map((t) => t.bytes)), has: st.deviceMemory })
   })
-  if (short.length > 0) return Either.left(new MemoryDoesNotFit({ stages: short }))
+  if (short.length > 0) return Either.left(MemoryDoesNotFit.of({ stages: short }))
   return Either.right({ stages: decided, zero1: decided.some((d) => d.zero1), actCkpt: decided.some((d) => d.actCkpt) })
 }
 

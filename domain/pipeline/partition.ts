@@ -2,7 +2,7 @@ import { Either } from "effect"
 import { maxOf } from "./extremes.ts"
 import { earliestBoundaries, pivotBetween, walk } from "./partition/bottleneck.ts"
 import { denseLex, denseSolve } from "./partition/dense.ts"
-import { checkPartitionInput, checkPartitionSize, checkSearchDepth } from "./partition/input.ts"
+import { checkPartitionInput, checkPartitionSize } from "./partition/input.ts"
 import { Budget, OutOfSteps, radices, setUp, stageTime, type Problem } from "./partition/problem.ts"
 import { Search, searchLex } from "./partition/search.ts"
 import { Tables } from "./partition/tables.ts"
@@ -75,24 +75,21 @@ const feasible = (t: Tables, budget: number, dense: boolean, steps: Budget): Rea
  * that length; boundaries are then moved as early as the remaining devices permit.
  */
 export const partition = (input: PartitionInput, options: PartitionOptions = {}): Either.Either<Partition, PartitionError> => {
-  const checked = Either.flatMap(checkPartitionInput(input), () => checkPartitionSize(input))
+  const denseStates = options.denseStates ?? DENSE_STATES
+  const checked = Either.flatMap(checkPartitionInput(input), () => checkPartitionSize(input, denseStates))
   if (Either.isLeft(checked)) return Either.left(checked.left)
   const pb = setUp(input)
-  const dense = radices(pb).states <= (options.denseStates ?? DENSE_STATES)
-  if (!dense) {
-    const deep = checkSearchDepth(input, pb.classes.length)
-    if (Either.isLeft(deep)) return Either.left(deep.left)
-  }
+  const dense = radices(pb).states <= denseStates
   const steps = new Budget(options.searchSteps ?? SEARCH_STEPS)
   try {
     return optimal(input, pb, dense, steps)
   } catch (e) {
-    if (e instanceof OutOfSteps) return Either.left(new PartitionTooHard({ kinds: pb.classes.length, steps: steps.steps }))
+    if (e instanceof OutOfSteps) return Either.left(PartitionTooHard.of({ kinds: pb.classes.length, steps: steps.steps }))
     throw e
   }
 }
 
-const infeasible = (reason: string) => Either.left(new PartitionInfeasible({ reason }))
+const infeasible = (reason: string) => Either.left(PartitionInfeasible.of(reason))
 
 /** Why no threshold at all admits a plan: a layer too big for every device, or memory overall. */
 const whyInfeasible = (input: PartitionInput, pb: Problem, anyPlan: () => ReadonlyArray<number> | undefined) => {

@@ -1,4 +1,4 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import { maxOf } from "./extremes.ts"
 
 /** One step of a stage: the forward (F) or backward (B) pass of one microbatch. */
@@ -10,9 +10,9 @@ export interface Op {
 /** Per stage, the ops it runs, in order. */
 export type Schedule = ReadonlyArray<ReadonlyArray<Op>>
 
-export class InvalidSchedule extends Data.TaggedError("InvalidSchedule")<{ readonly reason: string }> {
-  override get message() {
-    return `invalid schedule: ${this.reason}`
+export class InvalidSchedule extends Schema.TaggedError<InvalidSchedule>()("InvalidSchedule", { message: Schema.String }) {
+  static of(reason: string): InvalidSchedule {
+    return new InvalidSchedule({ message: `invalid schedule: ${reason}` })
   }
 }
 
@@ -46,7 +46,7 @@ export const stageOps = (stage: number, stages: number, microbatches: number): R
 export const MAX_SCHEDULE_OPS = 2_000_000
 
 const checkCounts = (stages: number, microbatches: number): Either.Either<void, InvalidSchedule> => {
-  const fail = (reason: string) => Either.left(new InvalidSchedule({ reason }))
+  const fail = (reason: string) => Either.left(InvalidSchedule.of(reason))
   if (!Number.isSafeInteger(stages) || stages < 1) return fail(`stages must be an integer ≥ 1, got ${stages}`)
   if (!Number.isSafeInteger(microbatches) || microbatches < 1) return fail(`microbatches must be an integer ≥ 1, got ${microbatches}`)
   const ops = BigInt(stages) * BigInt(microbatches) * 2n
@@ -87,7 +87,7 @@ const durationAt = (d: Durations, s: number): number => (typeof d === "number" ?
  */
 export const simulate = (schedule: Schedule, f: Durations, b: Durations): Either.Either<Simulation, InvalidSchedule> => {
   const p = schedule.length
-  const fail = (reason: string) => Either.left(new InvalidSchedule({ reason }))
+  const fail = (reason: string) => Either.left(InvalidSchedule.of(reason))
   if (p === 0) return fail("no stages")
   for (const [name, d] of [["f", f], ["b", b]] as const) {
     if (typeof d !== "number" && d.length !== p) return fail(`${name} has ${d.length} durations for ${p} stages`)

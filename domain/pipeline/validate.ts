@@ -1,4 +1,4 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import { derivedIdMismatch, derivedIdMismatchMessage, epochIdProblem, planIdLabel, planIdProblem, type Plan, type PlanDraft, type PlanStage } from "./plan.ts"
 
 /** What the validator knows of a node: its speed and memory (same units as layer memory). */
@@ -16,30 +16,42 @@ export interface ValidationContext {
   readonly layerMemory: ReadonlyArray<number>
 }
 
-type F<T extends string, A> = { readonly _tag: T; readonly message: string } & A
+const failure = Schema.TaggedStruct
+const message = Schema.String
+const range = { stage: Schema.Number, start: Schema.Number, end: Schema.Number }
 
-/** Every way a plan can be wrong, each named, each with a message for people. */
-export type PlanFailure =
-  | F<"BadName", { readonly field: "planId" | "epoch" | "round" }>
-  | F<"DerivedIdMismatch", { readonly planId: string; readonly derived: string }>
-  | F<"NoStages", {}>
-  | F<"NonIntegerIndex", { readonly stage: number; readonly start: number; readonly end: number }>
-  | F<"NegativeIndex", { readonly stage: number; readonly start: number; readonly end: number }>
-  | F<"ReversedRange", { readonly stage: number; readonly start: number; readonly end: number }>
-  | F<"OutOfOrder", { readonly stage: number; readonly start: number; readonly previousStart: number }>
-  | F<"Overlap", { readonly stage: number; readonly from: number; readonly to: number }>
-  | F<"Gap", { readonly after: number; readonly before: number }>
-  | F<"LayerCountMismatch", { readonly layers: number; readonly covered: number }>
-  | F<"DuplicateDevice", { readonly node: string; readonly stages: ReadonlyArray<number> }>
-  | F<"UnknownDevice", { readonly node: string; readonly stage: number }>
-  | F<"OutOfMemory", { readonly stage: number; readonly node: string; readonly needs: number; readonly has: number }>
+/**
+ * Every way a plan can be wrong, each named, each with a message for people. Plain tagged
+ * records (the CLI prints them as JSON with their `_tag` and `message`); the schema lets
+ * `PlanInvalid` carry them as one of its fields.
+ */
+export const PlanFailure = Schema.Union(
+  failure("BadName", { field: Schema.Literal("planId", "epoch", "round"), message }),
+  failure("DerivedIdMismatch", { planId: Schema.String, derived: Schema.String, message }),
+  failure("NoStages", { message }),
+  failure("NonIntegerIndex", { ...range, message }),
+  failure("NegativeIndex", { ...range, message }),
+  failure("ReversedRange", { ...range, message }),
+  failure("OutOfOrder", { stage: Schema.Number, start: Schema.Number, previousStart: Schema.Number, message }),
+  failure("Overlap", { stage: Schema.Number, from: Schema.Number, to: Schema.Number, message }),
+  failure("Gap", { after: Schema.Number, before: Schema.Number, message }),
+  failure("LayerCountMismatch", { layers: Schema.Number, covered: Schema.Number, message }),
+  failure("DuplicateDevice", { node: Schema.String, stages: Schema.Array(Schema.Number), message }),
+  failure("UnknownDevice", { node: Schema.String, stage: Schema.Number, message }),
+  failure("OutOfMemory", { stage: Schema.Number, node: Schema.String, needs: Schema.Number, has: Schema.Number, message })
+)
+export type PlanFailure = typeof PlanFailure.Type
 
 export type PlanFailureTag = PlanFailure["_tag"]
 
 /** `planId` is the id as it may be printed (`planIdLabel`): a refused id is quoted and escaped. */
-export class PlanInvalid extends Data.TaggedError("PlanInvalid")<{ readonly planId: string; readonly failures: ReadonlyArray<PlanFailure> }> {
-  override get message() {
-    return `plan ${this.planId} is invalid: ${this.failures.map((f) => f.message).join("; ")}`
+export class PlanInvalid extends Schema.TaggedError<PlanInvalid>()("PlanInvalid", {
+  planId: Schema.String,
+  failures: Schema.Array(PlanFailure),
+  message: Schema.String
+}) {
+  static of({ planId, failures }: { readonly planId: string; readonly failures: ReadonlyArray<PlanFailure> }): PlanInvalid {
+    return new PlanInvalid({ planId, failures, message: `plan ${planId} is invalid: ${failures.map((f) => f.message).join("; ")}` })
   }
 }
 
@@ -50,8 +62,8 @@ const wellFormed = (s: DraftStage) => Number.isSafeInteger(s.start) && Number.is
 const missing = (after: number, before: number) =>
   before - after === 2 ? `layer ${after + 1} is in no stage` : `layers ${after + 1}..${before - 1} are in no stage`
 
-/** All failures of a plan against the registry and the model's layers; empty when valid. */
-export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyArray<PlanFailure> => {
+/** What is wrong with the plan's names: its id (its characters, and its content when of the derived form), epoch and round. */
+const nameFailures = (plan: PlanDraft): PlanFailure[] => {
   const out: PlanFailure[] = []
   const idProblem = planIdProblem(plan.planId)
   if (idProblem !== undefined) out.push({ _tag: "BadName", field: "planId", message: idProblem })
@@ -60,6 +72,12 @@ export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyA
   const epochProblem = epochIdProblem(plan.epoch)
   if (epochProblem !== undefined) out.push({ _tag: "BadName", field: "epoch", message: epochProblem })
   if (plan.round.length === 0) out.push({ _tag: "BadName", field: "round", message: "the round is empty" })
+  return out
+}
+
+/** All failures of a plan against the registry and the model's layers; empty when valid. */
+export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyArray<PlanFailure> => {
+  const out = nameFailures(plan)
   const L = ctx.layerMemory.length
   const stages = plan.stages
   if (stages.length === 0) return [...out, { _tag: "NoStages", message: "the plan has no stages" }]
@@ -128,21 +146,22 @@ export const planFailures = (plan: PlanDraft, ctx: ValidationContext): ReadonlyA
 export const validatePlan = (plan: PlanDraft, ctx: ValidationContext): Either.Either<Plan, PlanInvalid> => {
   const failures = planFailures(plan, ctx)
   // No failure means every field meets Plan's refinements (ids non-empty, indices non-negative integers).
-  return failures.length === 0 ? Either.right(plan as Plan) : Either.left(new PlanInvalid({ planId: planIdLabel(plan.planId), failures }))
+  return failures.length === 0 ? Either.right(plan as Plan) : Either.left(PlanInvalid.of({ planId: planIdLabel(plan.planId), failures }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // CLI stage syntax: `node:start:end`, inclusive layer range.
 
-export type StageSyntaxKind = "MissingParts" | "TooManyParts" | "EmptyNode" | "NotAnInteger" | "Negative"
+export const StageSyntaxKind = Schema.Literal("MissingParts", "TooManyParts", "EmptyNode", "NotAnInteger", "Negative")
+export type StageSyntaxKind = typeof StageSyntaxKind.Type
 
-export class StageSyntaxError extends Data.TaggedError("StageSyntaxError")<{
-  readonly input: string
-  readonly kind: StageSyntaxKind
-  readonly reason: string
-}> {
-  override get message() {
-    return `bad stage ${JSON.stringify(this.input)}: ${this.reason} (expected node:start:end, e.g. n1:0:11)`
+export class StageSyntaxError extends Schema.TaggedError<StageSyntaxError>()("StageSyntaxError", {
+  input: Schema.String,
+  kind: StageSyntaxKind,
+  message: Schema.String
+}) {
+  static of({ input, kind, reason }: { readonly input: string; readonly kind: StageSyntaxKind; readonly reason: string }): StageSyntaxError {
+    return new StageSyntaxError({ input, kind, message: `bad stage ${JSON.stringify(input)}: ${reason} (expected node:start:end, e.g. n1:0:11)` })
   }
 }
 
@@ -150,7 +169,7 @@ const INTEGER = /^-?[0-9]+$/
 
 /** Parse `n1:0:11` into a stage; refuses anything else with the reason. */
 export const parseStage = (input: string): Either.Either<PlanStage, StageSyntaxError> => {
-  const fail = (kind: StageSyntaxKind, reason: string) => Either.left(new StageSyntaxError({ input, kind, reason }))
+  const fail = (kind: StageSyntaxKind, reason: string) => Either.left(StageSyntaxError.of({ input, kind, reason }))
   const parts = input.split(":")
   if (parts.length < 3) return fail("MissingParts", `has ${parts.length} part${parts.length === 1 ? "" : "s"}, needs 3`)
   if (parts.length > 3) return fail("TooManyParts", `has ${parts.length} parts, needs 3`)

@@ -1,24 +1,24 @@
-import { Context, Data, type Effect } from "effect"
+import { Context, Schema, type Effect } from "effect"
 
-export class BlobNotFound extends Data.TaggedError("BlobNotFound")<{ readonly hash: string }> {
-  override get message() {
-    return `blob ${this.hash} not found`
+export class BlobNotFound extends Schema.TaggedError<BlobNotFound>()("BlobNotFound", { hash: Schema.String, message: Schema.String }) {
+  static of({ hash }: { readonly hash: string }): BlobNotFound {
+    return new BlobNotFound({ hash, message: `blob ${hash} not found` })
   }
 }
 
 /** The stored bytes no longer hash to their address: the blob was altered. */
-export class BlobCorrupted extends Data.TaggedError("BlobCorrupted")<{ readonly hash: string; readonly actual: string }> {
-  override get message() {
-    return `blob ${this.hash} is corrupted (its bytes hash to ${this.actual})`
+export class BlobCorrupted extends Schema.TaggedError<BlobCorrupted>()("BlobCorrupted", {
+  hash: Schema.String,
+  actual: Schema.String,
+  message: Schema.String
+}) {
+  static of({ hash, actual }: { readonly hash: string; readonly actual: string }): BlobCorrupted {
+    return new BlobCorrupted({ hash, actual, message: `blob ${hash} is corrupted (its bytes hash to ${actual})` })
   }
 }
 
-/** The blob store cannot be used (I/O, permissions); the reason names the path or hash where known. */
-export class BlobStoreFailure extends Data.TaggedError("BlobStoreFailure")<{ readonly reason: string }> {
-  override get message() {
-    return `blob store: ${this.reason}`
-  }
-}
+/** The blob store cannot be used (I/O, permissions); the message names the path or hash where known. */
+export class BlobStoreFailure extends Schema.TaggedError<BlobStoreFailure>()("BlobStoreFailure", { message: Schema.String }) {}
 
 /** Content-addressed bytes: the address is the sha256 of the content, verified on every read. */
 export interface BlobStoreApi {
@@ -26,6 +26,11 @@ export interface BlobStoreApi {
   readonly get: (hash: string) => Effect.Effect<Uint8Array, BlobNotFound | BlobCorrupted | BlobStoreFailure>
   readonly has: (hash: string) => Effect.Effect<boolean, BlobStoreFailure>
   readonly list: Effect.Effect<ReadonlyArray<string>, BlobStoreFailure>
+  /**
+   * Remove the blobs not in `keep` that nobody has written for `graceMs` (a writer between its put
+   * and its append keeps what it just stored); the hashes removed.
+   */
+  readonly prune: (keep: ReadonlySet<string>, graceMs: number) => Effect.Effect<ReadonlyArray<string>, BlobStoreFailure>
 }
 
 export class BlobStore extends Context.Tag("blyan/BlobStore")<BlobStore, BlobStoreApi>() {}

@@ -2,9 +2,10 @@
  * The port through which the model runs ONNX graphs. The onnxruntime adapter implements it
  * (adapters/executor/onnxruntime.ts); the device is a setting of the adapter, not of the caller.
  */
-import { Context, Data, type Effect } from "effect"
+import { Context, Schema, type Effect } from "effect"
 
-export type Device = "cpu" | "cuda"
+export const Device = Schema.Literal("cpu", "cuda")
+export type Device = typeof Device.Type
 
 export type TensorType = "float32" | "float64" | "int64"
 
@@ -23,22 +24,19 @@ export interface OnnxModel {
 }
 
 /** The requested execution provider cannot be used on this machine. */
-export class ExecutionProviderUnavailable extends Data.TaggedError("ExecutionProviderUnavailable")<{
-  readonly device: Device
-  readonly reason: string
-}> {
-  override get message() {
-    return `execution provider ${this.device} is unavailable: ${this.reason}`
+export class ExecutionProviderUnavailable extends Schema.TaggedError<ExecutionProviderUnavailable>()("ExecutionProviderUnavailable", {
+  device: Device,
+  message: Schema.String
+}) {
+  static of({ device, reason }: { readonly device: Device; readonly reason: string }): ExecutionProviderUnavailable {
+    return new ExecutionProviderUnavailable({ device, message: `execution provider ${device} is unavailable: ${reason}` })
   }
 }
 
 /** A graph could not be loaded or run (invalid model, bad feeds, kernel failure). */
-export class ExecutionFailed extends Data.TaggedError("ExecutionFailed")<{
-  readonly graph: string
-  readonly reason: string
-}> {
-  override get message() {
-    return `running ${this.graph} failed: ${this.reason}`
+export class ExecutionFailed extends Schema.TaggedError<ExecutionFailed>()("ExecutionFailed", { graph: Schema.String, message: Schema.String }) {
+  static of({ graph, reason }: { readonly graph: string; readonly reason: string }): ExecutionFailed {
+    return new ExecutionFailed({ graph, message: `running ${graph} failed: ${reason}` })
   }
 }
 

@@ -56,3 +56,6 @@ export const ChainProjection: Projection<ChainState, unknown> = {
 
 /** Seal the genesis covenant into an empty log; a log that has chain A already needs nothing. */
 export const decideGenesis = (s: ChainState): ReadonlyArray<NewEvent> => (s.chainA.length === 0 ? [newEvent("GenesisCovenantSealed", GENESIS_COVENANT)] : [])
+
+/** The payloads the log refers to: every block's. A blob outside this set is an orphan. */
+export const referencedPayloads = (s: ChainState): ReadonlySet<string> => new Set([...s.blocks.values()].map((b) => b.payload))

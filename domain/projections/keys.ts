@@ -1,4 +1,4 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import { newEvent, type NewEvent, type Role } from "../ledger/events.ts"
 import type { Projection } from "./projection.ts"
 
@@ -20,22 +20,18 @@ export const KeysProjection: Projection<KeysState, unknown> = {
   view: (s) => [...s.values()].sort((a, b) => a.issuedSeq - b.issuedSeq)
 }
 
-export class KeyRefused extends Data.TaggedError("KeyRefused")<{ readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
+export class KeyRefused extends Schema.TaggedError<KeyRefused>()("KeyRefused", { message: Schema.String }) {}
 
 /** Issue: the key's hash must be new. Only the hash is ever recorded. */
 export const decideIssueKey = (s: KeysState, keyHash: string, role: Role, label?: string): Either.Either<NewEvent[], KeyRefused> =>
   s.has(keyHash)
-    ? Either.left(new KeyRefused({ reason: "a key with this hash is already issued" }))
+    ? Either.left(new KeyRefused({ message: "a key with this hash is already issued" }))
     : Either.right([newEvent("ApiKeyIssued", { keyHash, role, ...(label ? { label } : {}) })])
 
 export const decideRevokeKey = (s: KeysState, keyHash: string, reason?: string): Either.Either<NewEvent[], KeyRefused> => {
   const k = s.get(keyHash)
-  if (!k) return Either.left(new KeyRefused({ reason: `no key with hash ${keyHash}` }))
-  if (k.revoked) return Either.left(new KeyRefused({ reason: `key ${keyHash} is already revoked` }))
+  if (!k) return Either.left(new KeyRefused({ message: `no key with hash ${keyHash}` }))
+  if (k.revoked) return Either.left(new KeyRefused({ message: `key ${keyHash} is already revoked` }))
   return Either.right([newEvent("ApiKeyRevoked", { keyHash, ...(reason ? { reason } : {}) })])
 }
 

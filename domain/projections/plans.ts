@@ -1,4 +1,4 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import { canonicalize } from "../ledger/jcs.ts"
 import { newEvent, type NewEvent } from "../ledger/events.ts"
 import { planIdRefusal, type Plan } from "../pipeline/plan.ts"
@@ -51,15 +51,12 @@ export const PlansProjection: Projection<PlansState, unknown> = {
   view: (s) => [...s.plans.values()].sort((a, b) => a.plannedSeq - b.plannedSeq)
 }
 
-export type PlanRefusalKind = "BadId" | "IdTaken" | "RoundTaken" | "AlreadyPromoted" | "AlreadyFrozen"
+export const PlanRefusalKind = Schema.Literal("BadId", "IdTaken", "RoundTaken", "AlreadyPromoted", "AlreadyFrozen")
+export type PlanRefusalKind = typeof PlanRefusalKind.Type
 
-export class PlanRefused extends Data.TaggedError("PlanRefused")<{ readonly kind: PlanRefusalKind; readonly reason: string }> {
-  override get message() {
-    return this.reason
-  }
-}
+export class PlanRefused extends Schema.TaggedError<PlanRefused>()("PlanRefused", { kind: PlanRefusalKind, message: Schema.String }) {}
 
-const refuse = (kind: PlanRefusalKind, reason: string) => Either.left(new PlanRefused({ kind, reason }))
+const refuse = (kind: PlanRefusalKind, message: string) => Either.left(new PlanRefused({ kind, message }))
 
 /** The plan promoted (or frozen) for an epoch/round, if any. */
 export const planForRound = (s: PlansState, epoch: string, round: string): PlanEntry | undefined => {

@@ -10,6 +10,7 @@ import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/pr
 import { initLedger } from "../../actors/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { auditLedger, auditView } from "../../actors/auditor.ts"
+import { ORPHAN_GRACE_MS } from "../../actors/blob-gc.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { LedgerAccess } from "../ledger.ts"
 import { choiceOption, jsonOption, ledgerOptions } from "./options.ts"
@@ -25,8 +26,8 @@ export const initCommand = Command.make("init", { ...ledgerOptions, json: jsonOp
     const r = yield* initLedger(defaultSpec)
     const head = yield* (yield* EventStore).head
     const what = r.genesis ? `initialised ledger in ${access.location}` : r.recorded ? `completed the ledger in ${access.location}` : `ledger in ${access.location} already initialised`
-    yield* emit(json, { created: r.genesis, recorded: r.recorded, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, head }, () =>
-      [what, `genesis ${GENESIS_HASH}`, `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`, `head    seq ${head?.seq} ${head?.hash}`].join(
+    yield* emit(json, { created: r.genesis, recorded: r.recorded, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, orphansRemoved: r.pruned, head }, () =>
+      [what, ...(r.pruned > 0 ? [`removed ${r.pruned} orphan blobs`] : []), `genesis ${GENESIS_HASH}`, `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`, `head    seq ${head?.seq} ${head?.hash}`].join(
         "\n"
       )
     )
@@ -60,6 +61,7 @@ export const auditCommand = Command.make("audit", { ...ledgerOptions, json: json
       firstBad,
       badBlobs: report.badBlobs,
       incomplete: report.incomplete,
+      orphans: report.orphans,
       projections: json ? auditView(report) : undefined
     }
     if (!summary.ok) {
@@ -74,7 +76,8 @@ export const auditCommand = Command.make("audit", { ...ledgerOptions, json: json
         `blocks  ${chain.chainB.length} (blobs ${report.blobs} verified), keys ${r.state.keys.size}`,
         ...(report.incomplete.length > 0
           ? [`note    an interrupted operation left ${report.incomplete.length} expert streams without their ExpertUpdated; the next init, up or train records them`]
-          : [])
+          : []),
+        ...(report.orphans > 0 ? [`note    ${report.orphans} stored blobs are referenced by no event (left by an interrupted writer); init and up remove them once ${ORPHAN_GRACE_MS / 60_000} minutes old`] : [])
       ].join("\n")
     )
   })

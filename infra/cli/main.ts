@@ -1,6 +1,6 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
+import { Cause, Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
 import { auditCommand, eventsCommand, initCommand, keysCommand } from "./ledger-commands.ts"
 import { upCommand } from "./up.ts"
 import { chatCommand, exportCommand, trainCommand } from "./model-commands.ts"
@@ -47,8 +47,8 @@ const ledgerFromArgs = (argv: ReadonlyArray<string>) =>
   }).pipe(Effect.orDie)
 
 /** Log lines (warnings such as a torn tail cut or a dead writer's lock) go to stderr, never into stdout's results. */
-const stderrLogger = Logger.make(({ logLevel, message }) => {
-  const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
+const stderrLogger = Logger.make(({ logLevel, message, cause }) => {
+  const text = [...(Array.isArray(message) ? message : [message]).map(String), ...(Cause.isEmpty(cause) ? [] : [Cause.pretty(cause)])].join(" ")
   process.stderr.write(`blyan: ${logLevel.label.toLowerCase()}: ${text}\n`)
 })
 

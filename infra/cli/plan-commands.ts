@@ -147,7 +147,7 @@ const promote = Command.make("promote", { ...ledgerOptions, json: jsonOption, fi
       Effect.catchTag("PlanInvalid", (e) =>
         fail(`plan ${e.planId} is invalid, nothing recorded:\n${failureLines(e.failures)}`, 1, { planId: e.planId, failures: e.failures })
       ),
-      Effect.catchTag("PlanRefused", (e) => fail(`${e.reason}; nothing recorded`, 1))
+      Effect.catchTag("PlanRefused", (e) => fail(`${e.message}; nothing recorded`, 1))
     )
     yield* emit(json, { ...entryView(r.entry), recorded: r.recorded }, () =>
       r.recorded

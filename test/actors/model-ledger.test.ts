@@ -9,6 +9,7 @@ import { defaultSpec, partNames } from "../../domain/model/spec.ts"
 import { ModelProjection, expertsPendingUpdate } from "../../domain/projections/model.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { completeExpertUpdates, signParts } from "../../actors/model-ledger.ts"
+import { orphanBlobs, pruneOrphanBlobs } from "../../actors/blob-gc.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { decideRecordTraining } from "../../domain/projections/model-deciders.ts"
 import { initWeights } from "../../domain/model/init.ts"
@@ -109,6 +110,25 @@ describe("recording training results", () => {
       const done = yield* checkComplete(events, blobs)
       expect(done.log.filter((e) => e.type === "ModelTrained")).toHaveLength(1)
       expect(done.log.filter((e) => e.stream === Streams.expert(1, 3))).toHaveLength(2)
+    })
+  )
+})
+
+describe("orphan blobs", () => {
+  it.scoped("payloads stored by a writer killed before its append are found, and pruned past the grace period only", () =>
+    Effect.gen(function* () {
+      const { events, blobs } = yield* freshLedger()
+      const run = on(events, blobs)
+      yield* run(initLedger(defaultSpec))
+      const weights = initWeights({ ...defaultSpec, seed: defaultSpec.seed + 7 })
+      // A run that stored its payloads and was killed before recording them.
+      yield* run(signParts([weights.parts.get("layer0.expert0")!], () => ["0".repeat(64)], contributorSeed(1)))
+      const orphans = yield* run(orphanBlobs)
+      expect(orphans).toHaveLength(1)
+      expect(yield* run(pruneOrphanBlobs())).toEqual([])
+      expect(yield* run(pruneOrphanBlobs(0))).toEqual(orphans)
+      expect(yield* run(orphanBlobs)).toEqual([])
+      yield* checkComplete(events, blobs)
     })
   )
 })

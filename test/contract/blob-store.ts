@@ -126,4 +126,16 @@ export const blobStoreContract = (name: string, factory: BlobStoreFactory) =>
         expect((yield* Effect.flip(store.get(h)))._tag).toBe("BlobCorrupted")
       })
     )
+
+    it.scoped("prune removes only blobs outside the kept set and past the grace period", () =>
+      Effect.gen(function* () {
+        const { store } = yield* factory()
+        const [kept, orphan] = yield* Effect.all([store.put(new Uint8Array([1])), store.put(new Uint8Array([2]))])
+        // Just written: within a day's grace nothing goes, not even the orphan.
+        expect(yield* store.prune(new Set([kept]), 86_400_000)).toEqual([])
+        expect(yield* store.prune(new Set([kept]), 0)).toEqual([orphan])
+        expect(yield* store.list).toEqual([kept])
+        expect(yield* store.has(orphan)).toBe(false)
+      })
+    )
   })

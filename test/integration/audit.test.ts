@@ -1,8 +1,8 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { expect, layer } from "@effect/vitest"
 import fc from "fast-check"
-import { Effect } from "effect"
+import { Effect, Layer, Runtime } from "effect"
 import { EventStore } from "../../domain/ports/event-store.ts"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
@@ -37,40 +37,45 @@ const audit = (dir: string) =>
   auditLedger().pipe(
     Effect.provide(ledgerLayer({ scheme: "file", dir })),
     Effect.map((r) => r.replay.firstBad ?? r.badBlobs[0]),
-    Effect.catchAll((e) => Effect.succeed({ reason: String((e as { message?: string }).message ?? e) })),
-    Effect.runPromise
+    Effect.catchAll((e) => Effect.succeed({ reason: String((e as { message?: string }).message ?? e) }))
   )
 
-describe("audit of a data directory", () => {
-  const pristine = tempDir()
-  const ready = Effect.runPromise(buildLedger(pristine))
+const pristine = tempDir()
 
-  it("passes on an untouched ledger", async () => {
-    await ready
-    expect(await audit(pristine)).toBeUndefined()
-  })
+// The ledger is built once, before the tests, by the layer; the layer covers the whole file.
+layer(Layer.effectDiscard(buildLedger(pristine)))("audit of a data directory", (it) => {
+  it.effect("passes on an untouched ledger", () =>
+    Effect.gen(function* () {
+      expect(yield* audit(pristine)).toBeUndefined()
+    })
+  )
 
-  it("detects any single-byte change anywhere in the data directory (property)", async () => {
-    await ready
-    const files = filesBelow(pristine)
-    expect(files.some((f) => f.includes("blobs"))).toBe(true)
-    const sizes = files.map((f) => fs.statSync(path.join(pristine, f)).size)
-    const total = sizes.reduce((a, b) => a + b, 0)
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: total - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
-        const dir = tempDir()
-        fs.cpSync(pristine, dir, { recursive: true })
-        let i = 0
-        while (pos >= sizes[i]!) pos -= sizes[i++]!
-        const file = path.join(dir, files[i]!)
-        const bytes = fs.readFileSync(file)
-        bytes[pos] = bytes[pos]! ^ xor
-        fs.writeFileSync(file, bytes)
-        const finding = await audit(dir)
-        expect(finding, `flipping byte ${pos} of ${files[i]} went unnoticed`).toBeDefined()
-        fs.rmSync(dir, { recursive: true, force: true })
-      }),
-      { numRuns: 120 }
-    )
-  })
+  it.effect("detects any single-byte change anywhere in the data directory (property)", () =>
+    Effect.gen(function* () {
+      const files = filesBelow(pristine)
+      expect(files.some((f) => f.includes("blobs"))).toBe(true)
+      const sizes = files.map((f) => fs.statSync(path.join(pristine, f)).size)
+      const total = sizes.reduce((a, b) => a + b, 0)
+      // fast-check's async property takes a Promise: each case's audit runs on this test's runtime.
+      const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: total - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
+            const dir = tempDir()
+            fs.cpSync(pristine, dir, { recursive: true })
+            let i = 0
+            while (pos >= sizes[i]!) pos -= sizes[i++]!
+            const file = path.join(dir, files[i]!)
+            const bytes = fs.readFileSync(file)
+            bytes[pos] = bytes[pos]! ^ xor
+            fs.writeFileSync(file, bytes)
+            const finding = await runPromise(audit(dir))
+            expect(finding, `flipping byte ${pos} of ${files[i]} went unnoticed`).toBeDefined()
+            fs.rmSync(dir, { recursive: true, force: true })
+          }),
+          { numRuns: 120 }
+        )
+      )
+    })
+  )
 })

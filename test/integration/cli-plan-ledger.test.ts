@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import { derivedPlanId } from "../../domain/pipeline/plan.ts"
 import { blyan } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
 
@@ -99,5 +100,44 @@ describe("blyan plan validate, promote, show and list (on the file ledger)", () 
     const out = JSON.parse(r.stdout)
     expect(out).toMatchObject({ tokens: 64, zero1: false, actCkpt: true })
     expect(out.stages.map((s: { inFlight: number; actCkpt: boolean }) => [s.inFlight, s.actCkpt])).toEqual([[2, true], [1, false]])
+  })
+
+  it("refuses an id a terminal would interpret, and a tampered plan under the genuine plan's derived id, recording nothing; the genuine plan then promotes", async () => {
+    const before = log()
+    const escaped = write("escaped.json", { planId: "p1\n\u001b[31m", epoch: "E2", round: "round_0", stages: [{ node: "n1", start: 0, end: 3 }] })
+    for (const command of ["validate", "promote"]) {
+      const r = await blyan(["plan", command, "--file", escaped, "--cluster", cluster, "--data", data])
+      expect(r.code, command).toBe(1)
+      expect(r.stderr, command).toMatch(/plan "p1\\n\\u001b\[31m" is invalid/)
+      expect(r.stderr, command).toMatch(/BadName: plan id "p1\\n\\u001b\[31m" must start with a letter or digit/)
+      expect(r.stderr, command).not.toMatch(/\u001b/)
+    }
+    const body = { epoch: "E2", round: "round_0", stages: [{ node: "n1", start: 0, end: 1 }, { node: "n2", start: 2, end: 3 }], zero1: false, actCkpt: false }
+    const genuine = { planId: derivedPlanId(body), ...body }
+    const tampered = write("tampered.json", { ...genuine, stages: [{ node: "n2", start: 0, end: 3 }] })
+    for (const command of ["validate", "promote"]) {
+      const r = await blyan(["plan", command, "--file", tampered, "--cluster", cluster, "--data", data])
+      expect(r.code, command).toBe(1)
+      expect(r.stderr, command).toMatch(new RegExp(`DerivedIdMismatch: plan id ${genuine.planId} has the content-derived form but this content derives plan-[0-9a-f]{12}`))
+    }
+    expect(log().equals(before)).toBe(true)
+    const p = await blyan(["plan", "promote", "--file", write("genuine.json", genuine), "--cluster", cluster, "--data", data, "--json"])
+    expect(p.code).toBe(0)
+    expect(JSON.parse(p.stdout)).toMatchObject({ planId: genuine.planId, status: "frozen", recorded: true })
+  })
+
+  it("validates a plan of 200,000 stages and reports its bottleneck", async () => {
+    const n = 200_000
+    const big = write("big-cluster.json", {
+      layers: Array.from({ length: n }, (_, i) => ({ cost: 1 + (i % 5), memory: 1 })),
+      devices: Array.from({ length: n }, (_, i) => ({ id: `d${i}`, speed: 1, memory: 1 }))
+    })
+    const file = write("big.json", { planId: "big", epoch: "E3", round: "round_0", stages: Array.from({ length: n }, (_, i) => ({ node: `d${i}`, start: i, end: i })) })
+    const r = await blyan(["plan", "validate", "--file", file, "--cluster", big, "--data", data, "--json"])
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({ planId: "big", valid: true, bottleneck: 5 })
+    expect(out.stageTimes.length).toBe(n)
   })
 })

@@ -77,10 +77,10 @@ describe("blyan plan optimize, schedule and snapshot (no ledger needed)", () => 
     const r = await blyan(["plan", "optimize", "--input", write("many.json", { layers, devices: many }), "--json"])
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
-    // [3,3] [9] [2,5,1] [8] at speed 2: the largest layer alone sets the bottleneck
+    // [3,3] [9] [2,5] [1,8] at speed 2: the largest layer alone sets the bottleneck, boundaries as early as possible
     const best = JSON.parse(r.stdout)
     expect(best.bottleneck).toBe(4.5)
-    expect(best.stages.map((s: { device: string; end: number }) => `${s.device}:${s.end}`)).toEqual(["g0:1", "g1:2", "g2:5", "g3:6"])
+    expect(best.stages.map((s: { device: string; end: number }) => `${s.device}:${s.end}`)).toEqual(["g0:1", "g1:2", "g2:4", "g3:6"])
     const kinds = Array.from({ length: 100 }, (_, i) => ({ id: `k${i}`, speed: 1 + i, memory: 10 }))
     const wide = await blyan(["plan", "optimize", "--input", write("kinds.json", { layers: Array.from({ length: 100 }, () => ({ cost: 1, memory: 1 })), devices: kinds })])
     expect(wide.code).toBe(1)

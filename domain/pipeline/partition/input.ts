@@ -6,7 +6,7 @@ const isNonNegativeFinite = (x: unknown): x is number => typeof x === "number" &
 
 type Refusal = Either.Either<void, InvalidPartitionInput>
 
-const refuse = (reason: string): Refusal => Either.left(new InvalidPartitionInput({ reason }))
+const refuse = (reason: string): Refusal => Either.left(InvalidPartitionInput.of(reason))
 
 const checkLayers = (layers: PartitionInput["layers"]): Refusal => {
   let total = 0
@@ -63,33 +63,23 @@ export const PARTITION_LIMITS = {
   searchStages: 1024
 } as const
 
-/** Refuses, with `PartitionTooLarge`, an input over `PARTITION_LIMITS`; the input must already be well formed. */
-export const checkPartitionSize = (input: PartitionInput): Either.Either<void, PartitionTooLarge> => {
+/**
+ * Refuses, with `PartitionTooLarge`, an input over `PARTITION_LIMITS`; the input must already be
+ * well formed. `denseStates` is the largest dense table `partition` builds: where the table
+ * (the product over kinds of count + 1 states) would be larger, the pruned search plans instead.
+ */
+export const checkPartitionSize = (input: PartitionInput, denseStates: number): Either.Either<void, PartitionTooLarge> => {
   const layers = input.layers.length
   const devices = input.devices.length
-  const kinds = deviceKinds(input.devices).length
-  const tooLarge = (reason: string) => Either.left(new PartitionTooLarge({ layers, devices, kinds, reason }))
+  const kinds = deviceKinds(input.devices)
+  const tooLarge = (reason: string) => Either.left(PartitionTooLarge.of({ layers, devices, kinds: kinds.length, reason }))
   if (devices > PARTITION_LIMITS.devices) return tooLarge(`${devices} devices, at most ${PARTITION_LIMITS.devices}`)
-  if (kinds > PARTITION_LIMITS.kinds)
-    return tooLarge(`${kinds} device kinds (distinct speed and memory), at most ${PARTITION_LIMITS.kinds}; group devices of similar speed and memory into fewer kinds`)
-  if (layers * kinds > PARTITION_LIMITS.layerKinds)
-    return tooLarge(`${layers} layers × ${kinds} device kinds = ${layers * kinds}, at most ${PARTITION_LIMITS.layerKinds}`)
+  if (kinds.length > PARTITION_LIMITS.kinds)
+    return tooLarge(`${kinds.length} device kinds (distinct speed and memory), at most ${PARTITION_LIMITS.kinds}; group devices of similar speed and memory into fewer kinds`)
+  if (layers * kinds.length > PARTITION_LIMITS.layerKinds)
+    return tooLarge(`${layers} layers × ${kinds.length} device kinds = ${layers * kinds.length}, at most ${PARTITION_LIMITS.layerKinds}`)
+  const searched = kinds.reduce((states, k) => states * (k.length + 1), 1) > denseStates
+  if (searched && Math.min(layers, devices) > PARTITION_LIMITS.searchStages)
+    return tooLarge(`${layers} layers on ${devices} devices of ${kinds.length} kinds need the pruned search, which plans at most ${PARTITION_LIMITS.searchStages} stages; use fewer kinds or devices`)
   return Either.right(undefined)
-}
-
-/** Refuses an input whose plans could be deeper than the pruned search goes (see `PARTITION_LIMITS.searchStages`). */
-export const checkSearchDepth = (input: PartitionInput, kinds: number): Either.Either<void, PartitionTooLarge> => {
-  const layers = input.layers.length
-  const devices = input.devices.length
-  const stages = Math.min(layers, devices)
-  return stages <= PARTITION_LIMITS.searchStages
-    ? Either.right(undefined)
-    : Either.left(
-        new PartitionTooLarge({
-          layers,
-          devices,
-          kinds,
-          reason: `${layers} layers on ${devices} devices of ${kinds} kinds need the pruned search, which plans at most ${PARTITION_LIMITS.searchStages} stages; use fewer kinds or devices`
-        })
-      )
 }

@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import { Schema } from "effect"
 import type { LayerLoad } from "../cost.ts"
 
 /** The partitioner's input, its result, and every way it refuses. */
@@ -26,27 +26,27 @@ export interface Partition {
   readonly bottleneck: number
 }
 
-export class InvalidPartitionInput extends Data.TaggedError("InvalidPartitionInput")<{ readonly reason: string }> {
-  override get message() {
-    return `invalid partition input: ${this.reason}`
+export class InvalidPartitionInput extends Schema.TaggedError<InvalidPartitionInput>()("InvalidPartitionInput", { message: Schema.String }) {
+  static of(reason: string): InvalidPartitionInput {
+    return new InvalidPartitionInput({ message: `invalid partition input: ${reason}` })
   }
 }
 
-/** The input is well formed but larger than the partitioner serves (see `MAX_PARTITION_SIZE`). */
-export class PartitionTooLarge extends Data.TaggedError("PartitionTooLarge")<{
-  readonly layers: number
-  readonly devices: number
-  readonly kinds: number
-  readonly reason: string
-}> {
-  override get message() {
-    return `partition input too large: ${this.reason}`
+/** The input is well formed but larger than the partitioner serves (see `PARTITION_LIMITS`). */
+export class PartitionTooLarge extends Schema.TaggedError<PartitionTooLarge>()("PartitionTooLarge", {
+  layers: Schema.Number,
+  devices: Schema.Number,
+  kinds: Schema.Number,
+  message: Schema.String
+}) {
+  static of({ reason, ...sizes }: { readonly layers: number; readonly devices: number; readonly kinds: number; readonly reason: string }): PartitionTooLarge {
+    return new PartitionTooLarge({ ...sizes, message: `partition input too large: ${reason}` })
   }
 }
 
-export class PartitionInfeasible extends Data.TaggedError("PartitionInfeasible")<{ readonly reason: string }> {
-  override get message() {
-    return `no partition fits: ${this.reason}`
+export class PartitionInfeasible extends Schema.TaggedError<PartitionInfeasible>()("PartitionInfeasible", { message: Schema.String }) {
+  static of(reason: string): PartitionInfeasible {
+    return new PartitionInfeasible({ message: `no partition fits: ${reason}` })
   }
 }
 
@@ -54,9 +54,17 @@ export class PartitionInfeasible extends Data.TaggedError("PartitionInfeasible")
  * The exact search is exponential in the number of device kinds (distinct speed and memory) in
  * the worst case; past a deterministic work budget it stops rather than hang.
  */
-export class PartitionTooHard extends Data.TaggedError("PartitionTooHard")<{ readonly kinds: number; readonly steps: number }> {
-  override get message() {
-    return `no proven-optimal plan within ${this.steps} search steps over ${this.kinds} device kinds; group devices of similar speed and memory into fewer kinds (the search is exact, and exponential in the number of kinds)`
+export class PartitionTooHard extends Schema.TaggedError<PartitionTooHard>()("PartitionTooHard", {
+  kinds: Schema.Number,
+  steps: Schema.Number,
+  message: Schema.String
+}) {
+  static of({ kinds, steps }: { readonly kinds: number; readonly steps: number }): PartitionTooHard {
+    return new PartitionTooHard({
+      kinds,
+      steps,
+      message: `no proven-optimal plan within ${steps} search steps over ${kinds} device kinds; group devices of similar speed and memory into fewer kinds (the search is exact, and exponential in the number of kinds)`
+    })
   }
 }
 

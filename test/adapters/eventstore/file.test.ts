@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Chunk, Effect, Either, Fiber, Stream, type Scope } from "effect"
-import { afterEach, describe, expect, it } from "vitest"
+import { afterEach, describe, expect, it } from "@effect/vitest"
 import { makeFileEventStore, segmentPath, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { verifyLink, type Envelope, type Head } from "../../../domain/ledger/envelope.ts"
@@ -30,11 +30,10 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
 })
 
-const run = <A, E>(eff: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Effect.scoped(eff))
+/** Opens the store on `dir` for `f` only: closed (and unlocked) when `f` ends. */
 const withStore = <A, E>(dir: string, f: (s: EventStoreApi) => Effect.Effect<A, E, Scope.Scope>, opts: FileEventStoreOptions = {}) =>
-  run(Effect.flatMap(makeFileEventStore(dir, opts), f))
-const openError = (dir: string, opts: FileEventStoreOptions = {}) =>
-  run(Effect.flip(makeFileEventStore(dir, opts)))
+  Effect.scoped(Effect.flatMap(makeFileEventStore(dir, opts), f))
+const openError = (dir: string, opts: FileEventStoreOptions = {}) => Effect.scoped(Effect.flip(makeFileEventStore(dir, opts)))
 
 const verifyChain = (envs: ReadonlyArray<Envelope>) => {
   let prev: Head | undefined
@@ -78,188 +77,204 @@ const firstLine = (child: ChildProcess) =>
 const deadPid = () => spawnSync(process.execPath, ["-e", ""]).pid!
 
 describe("file event store: durability and reopen", () => {
-  it("reopen keeps every event, byte for byte, and the chain continues", async () => {
-    const dir = tmp()
-    const before = await withStore(dir, (s) =>
-      Effect.gen(function* () {
-        yield* fill(s, 5)
-        yield* s.append("node-a", [newEvent("NodeRetired", { node: "a" }), newEvent("NodeRetired", { node: "b" })], "no_stream")
-        return yield* s.readAll()
-      })
-    )
-    const after = await withStore(dir, (s) =>
-      Effect.gen(function* () {
-        const all = yield* s.readAll()
-        expect(yield* s.read("node-a")).toEqual(before.slice(6))
-        expect(yield* s.head).toEqual({ seq: 7, hash: before[7]!.hash })
-        const more = yield* s.append("node-a", [newEvent("NodeRetired", { node: "c" })], 1)
-        expect(more.head.seq).toBe(8)
-        return all
-      })
-    )
-    expect(after).toEqual(before)
-    const third = await withStore(dir, (s) => s.readAll(), { readOnly: true })
-    expect(third.length).toBe(9)
-    verifyChain(third)
-  })
-
-  it("group-commits concurrent appends: fewer fsyncs than appends, one contiguous chain", async () => {
-    const dir = tmp()
-    let syncs = 0
-    const io = { sync: (fh: fs.promises.FileHandle) => (syncs++, fh.datasync()) }
-    await withStore(
-      dir,
-      (s) =>
+  it.effect("reopen keeps every event, byte for byte, and the chain continues", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      const before = yield* withStore(dir, (s) =>
         Effect.gen(function* () {
-          yield* s.append("chain-A", [genesisEvent()], "no_stream")
-          syncs = 0
-          yield* Effect.forEach(
-            Array.from({ length: 64 }, (_, i) => i),
-            (i) => s.append("keys", [keyIssued(i)], "any"),
-            { concurrency: "unbounded" }
-          )
-        }),
-      { io }
-    )
-    expect(syncs).toBeGreaterThan(0)
-    expect(syncs).toBeLessThan(32)
-    const all = await withStore(dir, (s) => s.readAll())
-    expect(all.length).toBe(65)
-    verifyChain(all)
-  })
-
-  it("a failed write or fsync fails its batch, cuts the file back, and stops further appends", async () => {
-    const dir = tmp()
-    let failNext = false
-    const io = {
-      sync: (fh: fs.promises.FileHandle) => (failNext ? Promise.reject(new Error("EIO: injected")) : fh.datasync())
-    }
-    const before = await withStore(
-      dir,
-      (s) =>
+          yield* fill(s, 5)
+          yield* s.append("node-a", [newEvent("NodeRetired", { node: "a" }), newEvent("NodeRetired", { node: "b" })], "no_stream")
+          return yield* s.readAll()
+        })
+      )
+      const after = yield* withStore(dir, (s) =>
         Effect.gen(function* () {
-          const before = yield* fill(s, 3)
-          failNext = true
-          const failed = yield* Effect.flip(s.append("keys", [keyIssued(100), keyIssued(101)], "any"))
-          expect(failed._tag).toBe("StoreFailure")
-          expect(failed.message).toContain("EIO: injected")
-          failNext = false
-          // Fail-stop: memory and disk must not diverge, so no more appends on this instance.
-          const after = yield* Effect.flip(s.append("keys", [keyIssued(102)], "any"))
-          expect(after._tag).toBe("StoreFailure")
-          expect(after.message).toContain("refuses further appends")
+          const all = yield* s.readAll()
+          expect(yield* s.read("node-a")).toEqual(before.slice(6))
+          expect(yield* s.head).toEqual({ seq: 7, hash: before[7]!.hash })
+          const more = yield* s.append("node-a", [newEvent("NodeRetired", { node: "c" })], 1)
+          expect(more.head.seq).toBe(8)
+          return all
+        })
+      )
+      expect(after).toEqual(before)
+      const third = yield* withStore(dir, (s) => s.readAll(), { readOnly: true })
+      expect(third.length).toBe(9)
+      verifyChain(third)
+    })
+  )
+
+  it.effect("group-commits concurrent appends: fewer fsyncs than appends, one contiguous chain", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      let syncs = 0
+      const io = { sync: (fh: fs.promises.FileHandle) => (syncs++, fh.datasync()) }
+      yield* withStore(
+        dir,
+        (s) =>
+          Effect.gen(function* () {
+            yield* s.append("chain-A", [genesisEvent()], "no_stream")
+            syncs = 0
+            yield* Effect.forEach(
+              Array.from({ length: 64 }, (_, i) => i),
+              (i) => s.append("keys", [keyIssued(i)], "any"),
+              { concurrency: "unbounded" }
+            )
+          }),
+        { io }
+      )
+      expect(syncs).toBeGreaterThan(0)
+      expect(syncs).toBeLessThan(32)
+      const all = yield* withStore(dir, (s) => s.readAll())
+      expect(all.length).toBe(65)
+      verifyChain(all)
+    })
+  )
+
+  it.effect("a failed write or fsync fails its batch, cuts the file back, and stops further appends", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      let failNext = false
+      const io = {
+        sync: (fh: fs.promises.FileHandle) => (failNext ? Promise.reject(new Error("EIO: injected")) : fh.datasync())
+      }
+      const before = yield* withStore(
+        dir,
+        (s) =>
+          Effect.gen(function* () {
+            const before = yield* fill(s, 3)
+            failNext = true
+            const failed = yield* Effect.flip(s.append("keys", [keyIssued(100), keyIssued(101)], "any"))
+            expect(failed._tag).toBe("StoreFailure")
+            expect(failed.message).toContain("EIO: injected")
+            failNext = false
+            // Fail-stop: memory and disk must not diverge, so no more appends on this instance.
+            const after = yield* Effect.flip(s.append("keys", [keyIssued(102)], "any"))
+            expect(after._tag).toBe("StoreFailure")
+            expect(after.message).toContain("refuses further appends")
+            expect(yield* s.readAll()).toEqual(before)
+            return before
+          }),
+        { io }
+      )
+      const sizeAfter = fs.statSync(segmentPath(dir)).size
+      yield* withStore(dir, (s) =>
+        Effect.gen(function* () {
           expect(yield* s.readAll()).toEqual(before)
-          return before
-        }),
-      { io }
-    )
-    const sizeAfter = fs.statSync(segmentPath(dir)).size
-    await withStore(dir, (s) =>
-      Effect.gen(function* () {
-        expect(yield* s.readAll()).toEqual(before)
-        const r = yield* s.append("keys", [keyIssued(103)], "any")
-        expect(r.head.seq).toBe(before.length)
-      })
-    )
-    expect(fs.statSync(segmentPath(dir)).size).toBeGreaterThan(sizeAfter)
-  })
+          const r = yield* s.append("keys", [keyIssued(103)], "any")
+          expect(r.head.seq).toBe(before.length)
+        })
+      )
+      expect(fs.statSync(segmentPath(dir)).size).toBeGreaterThan(sizeAfter)
+    })
+  )
 
-  it("a read-only open of a missing directory is an empty log and creates nothing", async () => {
-    const dir = path.join(tmp(), "nothing-here")
-    const head = await withStore(dir, (s) => s.head, { readOnly: true })
-    expect(head).toBeUndefined()
-    expect(fs.existsSync(dir)).toBe(false)
-  })
+  it.effect("a read-only open of a missing directory is an empty log and creates nothing", () =>
+    Effect.gen(function* () {
+      const dir = path.join(tmp(), "nothing-here")
+      const head = yield* withStore(dir, (s) => s.head, { readOnly: true })
+      expect(head).toBeUndefined()
+      expect(fs.existsSync(dir)).toBe(false)
+    })
+  )
 })
 
 describe("file event store: single-writer lock", () => {
-  it("refuses a second writer in the same process, naming the directory and pid; frees the lock on close", async () => {
-    const dir = tmp()
-    await run(
-      Effect.gen(function* () {
-        const first = yield* makeFileEventStore(dir)
-        yield* fill(first, 1)
-        const err = yield* Effect.flip(Effect.scoped(makeFileEventStore(dir)))
-        expect(err._tag).toBe("StoreFailure")
-        expect(err.message).toBe(`data directory ${dir} is locked by process ${process.pid} (another blyan is writing to it)`)
-        // The refused open must not have released the holder's lock.
-        expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
-      })
-    )
-    expect(fs.existsSync(path.join(dir, "events", "LOCK"))).toBe(false)
-    expect((await withStore(dir, (s) => s.readAll())).length).toBe(2)
-  })
-
-  it("refuses a writer in another process while this one holds the lock", async () => {
-    const dir = tmp()
-    await run(
-      Effect.gen(function* () {
-        const s = yield* makeFileEventStore(dir)
-        yield* fill(s, 1)
-        const { code, stderr } = yield* Effect.promise(() => exited(spawnWriter("probe", dir)))
-        expect(code).toBe(3)
-        expect(stderr).toContain(`data directory ${dir} is locked by process ${process.pid}`)
-      })
-    )
-    const { code } = await exited(spawnWriter("probe", dir))
-    expect(code).toBe(0)
-  })
-
-  it("refuses to open while another process holds the lock, and takes it over once that process is killed", async () => {
-    const dir = tmp()
-    const child = spawnWriter("hold", dir)
-    expect(await firstLine(child)).toBe("ready")
-    const err = await openError(dir)
-    expect(err.message).toBe(`data directory ${dir} is locked by process ${child.pid} (another blyan is writing to it)`)
-    const gone = exited(child)
-    child.kill("SIGKILL")
-    await gone
-    // The killed writer could not remove its lock: it is stale, and taken over.
-    expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(child.pid))
-    await withStore(dir, (s) =>
-      Effect.gen(function* () {
-        expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
-        yield* fill(s, 1)
-      })
-    )
-  })
-
-  it("takes over a stale lock left by a dead pid, and an unreadable one", async () => {
-    for (const content of [`${deadPid()}\n`, "not a pid"]) {
+  it.effect("refuses a second writer in the same process, naming the directory and pid; frees the lock on close", () =>
+    Effect.gen(function* () {
       const dir = tmp()
-      fs.mkdirSync(path.join(dir, "events"), { recursive: true })
-      fs.writeFileSync(path.join(dir, "events", "LOCK"), content)
-      const n = await withStore(dir, (s) =>
+      yield* Effect.scoped(
         Effect.gen(function* () {
+          const first = yield* makeFileEventStore(dir)
+          yield* fill(first, 1)
+          const err = yield* Effect.flip(Effect.scoped(makeFileEventStore(dir)))
+          expect(err._tag).toBe("StoreFailure")
+          expect(err.message).toBe(`data directory ${dir} is locked by process ${process.pid} (another blyan is writing to it)`)
+          // The refused open must not have released the holder's lock.
           expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
-          return (yield* fill(s, 2)).length
         })
       )
-      expect(n).toBe(3)
       expect(fs.existsSync(path.join(dir, "events", "LOCK"))).toBe(false)
-    }
-  })
+      expect((yield* withStore(dir, (s) => s.readAll())).length).toBe(2)
+    })
+  )
 
-  it("opens read-only while a writer holds the lock: a snapshot, no appends, and subscribe follows the writer", async () => {
-    const dir = tmp()
-    await run(
-      Effect.gen(function* () {
-        const writer = yield* makeFileEventStore(dir)
-        const initial = yield* fill(writer, 3)
-        const reader = yield* makeFileEventStore(dir, { readOnly: true })
-        expect(yield* reader.readAll()).toEqual(initial)
-        const refused = yield* Effect.flip(reader.append("keys", [keyIssued(9)], "any"))
-        expect(refused._tag).toBe("StoreFailure")
-        expect(refused.message).toContain("opened read-only")
-        const follower = yield* reader.subscribe(2).pipe(Stream.take(5), Stream.runCollect, Effect.fork)
-        yield* writer.append("keys", [keyIssued(10)], "any")
-        yield* writer.append("node-z", [newEvent("NodeRetired", { node: "z" }), newEvent("NodeRetired", { node: "y" })], "any")
-        const seen = Chunk.toReadonlyArray(yield* Fiber.join(follower))
-        expect(seen).toEqual(yield* writer.readAll(2))
-        // The snapshot itself does not move.
-        expect((yield* reader.readAll()).length).toBe(4)
-        expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
-      })
-    )
-  })
+  // Live: these wait on child processes, and a busy lock is retried after a sleep.
+  it.live("refuses a writer in another process while this one holds the lock", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* makeFileEventStore(dir)
+          yield* fill(s, 1)
+          const { code, stderr } = yield* Effect.promise(() => exited(spawnWriter("probe", dir)))
+          expect(code).toBe(3)
+          expect(stderr).toContain(`data directory ${dir} is locked by process ${process.pid}`)
+        })
+      )
+      const { code } = yield* Effect.promise(() => exited(spawnWriter("probe", dir)))
+      expect(code).toBe(0)
+    })
+  )
+
+  it.live("refuses to open while another process holds the lock, and takes it over once that process is killed", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      const child = spawnWriter("hold", dir)
+      expect(yield* Effect.promise(() => firstLine(child))).toBe("ready")
+      const err = yield* openError(dir)
+      expect(err.message).toBe(`data directory ${dir} is locked by process ${child.pid} (another blyan is writing to it)`)
+      const gone = exited(child)
+      child.kill("SIGKILL")
+      yield* Effect.promise(() => gone)
+      // The killed writer could not remove its lock: it is stale, and taken over.
+      expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(child.pid))
+      yield* withStore(dir, (s) =>
+        Effect.gen(function* () {
+          expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
+          yield* fill(s, 1)
+        })
+      )
+    })
+  )
+
+  it.live("takes over a stale lock left by a dead pid, and an unreadable one", () =>
+    Effect.gen(function* () {
+      for (const content of [`${deadPid()}\n`, "not a pid"]) {
+        const dir = tmp()
+        fs.mkdirSync(path.join(dir, "events"), { recursive: true })
+        fs.writeFileSync(path.join(dir, "events", "LOCK"), content)
+        const n = yield* withStore(dir, (s) =>
+          Effect.gen(function* () {
+            expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
+            return (yield* fill(s, 2)).length
+          })
+        )
+        expect(n).toBe(3)
+        expect(fs.existsSync(path.join(dir, "events", "LOCK"))).toBe(false)
+      }
+    })
+  )
+
+  // Live: the read-only store's subscribe follows the file by polling it on the clock.
+  it.scopedLive("opens read-only while a writer holds the lock: a snapshot, no appends, and subscribe follows the writer", () =>
+    Effect.gen(function* () {
+      const dir = tmp()
+      const writer = yield* makeFileEventStore(dir)
+      const initial = yield* fill(writer, 3)
+      const reader = yield* makeFileEventStore(dir, { readOnly: true })
+      expect(yield* reader.readAll()).toEqual(initial)
+      const refused = yield* Effect.flip(reader.append("keys", [keyIssued(9)], "any"))
+      expect(refused._tag).toBe("StoreFailure")
+      expect(refused.message).toContain("opened read-only")
+      const follower = yield* reader.subscribe(2).pipe(Stream.take(5), Stream.runCollect, Effect.fork)
+      yield* writer.append("keys", [keyIssued(10)], "any")
+      yield* writer.append("node-z", [newEvent("NodeRetired", { node: "z" }), newEvent("NodeRetired", { node: "y" })], "any")
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(follower))
+      expect(seen).toEqual(yield* writer.readAll(2))
+      // The snapshot itself does not move.
+      expect((yield* reader.readAll()).length).toBe(4)
+      expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
+    })
+  )
 })

@@ -6,6 +6,8 @@ import { StoreFailure } from "../domain/ledger/errors.ts"
 import { makeFileEventStore } from "../adapters/eventstore/file.ts"
 import { makeEsdbEventStore } from "../adapters/eventstore/esdb.ts"
 import { makeFileBlobStore } from "../adapters/blobs/file.ts"
+import { initLedger } from "../actors/genesis.ts"
+import type { ModelSpec } from "../domain/model/spec.ts"
 
 /**
  * Where the ledger lives. `file:DIR` is the embedded default (`--data DIR` is its shorthand);
@@ -111,3 +113,13 @@ export const ledgerLayer = (loc: StoreLocation): Layer.Layer<EventStore | BlobSt
       return Context.make(EventStore, api).pipe(Context.add(BlobStore, blobs), Context.add(LedgerAccess, access))
     })
   )
+
+/** Open the ledger as its writer, creating it if needed, and make it ready (`init` and `up`). */
+export const createLedger = (spec: ModelSpec) =>
+  Effect.gen(function* () {
+    const access = yield* LedgerAccess
+    yield* access.openForWriting(true)
+    const r = yield* initLedger(spec)
+    const head = yield* (yield* EventStore).head
+    return { ...r, head, location: access.location }
+  })

@@ -2,26 +2,19 @@ import { Schema } from "effect"
 
 const atSeq = (seq: number | undefined, reason: string) => (seq === undefined ? reason : `seq ${seq}: ${reason}`)
 
+/** The fields of an error about one record: its seq, what is wrong, and both as the message. */
+const RecordFault = { seq: Schema.Number, reason: Schema.String, message: Schema.String }
+type RecordFaultProps = { readonly seq: number; readonly reason: string }
+const recordFault = (p: RecordFaultProps) => ({ ...p, message: atSeq(p.seq, p.reason) })
+
 /** Anything wrong with one record of the log, always naming its seq. */
-export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("MalformedEvent", {
-  seq: Schema.Number,
-  reason: Schema.String,
-  message: Schema.String
-}) {
-  static of(props: { readonly seq: number; readonly reason: string }): MalformedEvent {
-    return new MalformedEvent({ ...props, message: atSeq(props.seq, props.reason) })
-  }
+export class MalformedEvent extends Schema.TaggedError<MalformedEvent>()("MalformedEvent", RecordFault) {
+  static of = (p: RecordFaultProps): MalformedEvent => new MalformedEvent(recordFault(p))
 }
 
 /** The hash chain is broken at `seq`: a record was altered, inserted, removed or reordered. */
-export class ChainBroken extends Schema.TaggedError<ChainBroken>()("ChainBroken", {
-  seq: Schema.Number,
-  reason: Schema.String,
-  message: Schema.String
-}) {
-  static of(props: { readonly seq: number; readonly reason: string }): ChainBroken {
-    return new ChainBroken({ ...props, message: atSeq(props.seq, props.reason) })
-  }
+export class ChainBroken extends Schema.TaggedError<ChainBroken>()("ChainBroken", RecordFault) {
+  static of = (p: RecordFaultProps): ChainBroken => new ChainBroken(recordFault(p))
 }
 
 /** An event offered for append that the catalog refuses; nothing is written. */

@@ -61,26 +61,17 @@ export const f32ToBf16Bits = (x: number): number => {
 
 export const bf16BitsToF32 = (h: number): number => fromBits((h & 0xffff) << 16)
 
-export const encodeF16 = (data: Float32Array): Uint16Array => {
-  const out = new Uint16Array(data.length)
-  for (let i = 0; i < data.length; i++) out[i] = f32ToF16Bits(data[i]!)
+/** Each element of `src` converted by `f` into a new array made by `make`. */
+const convert = <S extends ArrayLike<number>, T extends { [i: number]: number }>(src: S, make: (n: number) => T, f: (x: number) => number): T => {
+  const out = make(src.length)
+  for (let i = 0; i < src.length; i++) out[i] = f(src[i]!)
   return out
 }
-export const decodeF16 = (bits: Uint16Array): Float32Array => {
-  const out = new Float32Array(bits.length)
-  for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]!)
-  return out
-}
-export const encodeBf16 = (data: Float32Array): Uint16Array => {
-  const out = new Uint16Array(data.length)
-  for (let i = 0; i < data.length; i++) out[i] = f32ToBf16Bits(data[i]!)
-  return out
-}
-export const decodeBf16 = (bits: Uint16Array): Float32Array => {
-  const out = new Float32Array(bits.length)
-  for (let i = 0; i < bits.length; i++) out[i] = bf16BitsToF32(bits[i]!)
-  return out
-}
+
+export const encodeF16 = (data: Float32Array): Uint16Array => convert(data, (n) => new Uint16Array(n), f32ToF16Bits)
+export const decodeF16 = (bits: Uint16Array): Float32Array => convert(bits, (n) => new Float32Array(n), f16BitsToF32)
+export const encodeBf16 = (data: Float32Array): Uint16Array => convert(data, (n) => new Uint16Array(n), f32ToBf16Bits)
+export const decodeBf16 = (bits: Uint16Array): Float32Array => convert(bits, (n) => new Float32Array(n), bf16BitsToF32)
 
 /** The values `data` takes once stored as `dtype` (a copy; f32 is returned as a copy too). */
 export const roundToDtype = (data: Float32Array, dtype: DType): Float32Array =>

@@ -7,12 +7,11 @@ import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { isValidStreamName, Streams } from "../../domain/ledger/streams.ts"
 import { Role } from "../../domain/ledger/events.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
-import { initLedger } from "../../actors/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { ORPHAN_GRACE_MS } from "../../actors/blob-gc.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
-import { LedgerAccess } from "../ledger.ts"
+import { createLedger } from "../ledger.ts"
 import { choiceOption, jsonOption, ledgerOptions } from "./options.ts"
 import { CliFailure, emit, ExitCode, fail } from "./output.ts"
 import type { StoreFailure } from "../../domain/ledger/errors.ts"
@@ -21,11 +20,9 @@ const short = (h: string) => h.slice(0, 16)
 
 export const initCommand = Command.make("init", { ...ledgerOptions, json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
-    const access = yield* LedgerAccess
-    yield* access.openForWriting(true)
-    const r = yield* initLedger(defaultSpec)
-    const head = yield* (yield* EventStore).head
-    const what = r.genesis ? `initialised ledger in ${access.location}` : r.recorded ? `completed the ledger in ${access.location}` : `ledger in ${access.location} already initialised`
+    const r = yield* createLedger(defaultSpec)
+    const head = r.head
+    const what = r.genesis ? `initialised ledger in ${r.location}` : r.recorded ? `completed the ledger in ${r.location}` : `ledger in ${r.location} already initialised`
     yield* emit(json, { created: r.genesis, recorded: r.recorded, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, orphansRemoved: r.pruned, head }, () =>
       [what, ...(r.pruned > 0 ? [`removed ${r.pruned} orphan blobs`] : []), `genesis ${GENESIS_HASH}`, `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`, `head    seq ${head?.seq} ${head?.hash}`].join(
         "\n"

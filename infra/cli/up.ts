@@ -1,10 +1,8 @@
 import { Command } from "@effect/cli"
 import { Console, Effect, Schedule } from "effect"
-import { EventStore } from "../../domain/ports/event-store.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
-import { initLedger } from "../../actors/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
-import { LedgerAccess } from "../ledger.ts"
+import { createLedger } from "../ledger.ts"
 import { jsonOption, ledgerOptions } from "./options.ts"
 import { emit } from "./output.ts"
 
@@ -21,12 +19,10 @@ const parentGone = Effect.gen(function* () {
 /** A whole local network in one process; for now the ledger, held open as its writer until interrupted. */
 export const upCommand = Command.make("up", { ...ledgerOptions, json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
-    const access = yield* LedgerAccess
-    yield* access.openForWriting(true)
-    const r = yield* initLedger(defaultSpec)
-    const head = yield* (yield* EventStore).head
-    yield* emit(json, { data: access.location, genesis: GENESIS_HASH, head, created: r.genesis }, () =>
-      [`blyan up: ledger ${access.location}${r.genesis ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`, "running; Ctrl-C to stop"].join("\n")
+    const r = yield* createLedger(defaultSpec)
+    const head = r.head
+    yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head, created: r.genesis }, () =>
+      [`blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`, "running; Ctrl-C to stop"].join("\n")
     )
     yield* parentGone
   }).pipe(Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed")))

@@ -160,36 +160,16 @@ export class GraphBuilder {
     return this.node(op, [x], this.meta(x), attrs, { stopGradient })
   }
 
-  add(a: string, b: string) {
-    return this.binary("Add", a, b)
-  }
-  sub(a: string, b: string) {
-    return this.binary("Sub", a, b)
-  }
-  mul(a: string, b: string) {
-    return this.binary("Mul", a, b)
-  }
-  div(a: string, b: string) {
-    return this.binary("Div", a, b)
-  }
-  neg(x: string) {
-    return this.unary("Neg", x)
-  }
-  exp(x: string) {
-    return this.unary("Exp", x)
-  }
-  log(x: string) {
-    return this.unary("Log", x)
-  }
-  tanh(x: string) {
-    return this.unary("Tanh", x)
-  }
-  sqrt(x: string) {
-    return this.unary("Sqrt", x)
-  }
-  relu(x: string) {
-    return this.unary("Relu", x)
-  }
+  readonly add = (a: string, b: string): string => this.binary("Add", a, b)
+  readonly sub = (a: string, b: string): string => this.binary("Sub", a, b)
+  readonly mul = (a: string, b: string): string => this.binary("Mul", a, b)
+  readonly div = (a: string, b: string): string => this.binary("Div", a, b)
+  readonly neg = (x: string): string => this.unary("Neg", x)
+  readonly exp = (x: string): string => this.unary("Exp", x)
+  readonly log = (x: string): string => this.unary("Log", x)
+  readonly tanh = (x: string): string => this.unary("Tanh", x)
+  readonly sqrt = (x: string): string => this.unary("Sqrt", x)
+  readonly relu = (x: string): string => this.unary("Relu", x)
   identity(x: string, out?: string) {
     return out === undefined ? this.unary("Identity", x) : this.node("Identity", [x], this.meta(x), {}, { out })
   }

@@ -27,9 +27,7 @@ export interface Partition {
 }
 
 export class InvalidPartitionInput extends Schema.TaggedError<InvalidPartitionInput>()("InvalidPartitionInput", { message: Schema.String }) {
-  static of(reason: string): InvalidPartitionInput {
-    return new InvalidPartitionInput({ message: `invalid partition input: ${reason}` })
-  }
+  static of = (reason: string): InvalidPartitionInput => new InvalidPartitionInput({ message: `invalid partition input: ${reason}` })
 }
 
 /** The input is well formed but larger than the partitioner serves (see `PARTITION_LIMITS`). */
@@ -45,9 +43,7 @@ export class PartitionTooLarge extends Schema.TaggedError<PartitionTooLarge>()("
 }
 
 export class PartitionInfeasible extends Schema.TaggedError<PartitionInfeasible>()("PartitionInfeasible", { message: Schema.String }) {
-  static of(reason: string): PartitionInfeasible {
-    return new PartitionInfeasible({ message: `no partition fits: ${reason}` })
-  }
+  static of = (reason: string): PartitionInfeasible => new PartitionInfeasible({ message: `no partition fits: ${reason}` })
 }
 
 /**

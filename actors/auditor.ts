@@ -16,7 +16,7 @@ export type AuditReport = {
   /** Experts whose stream lacks an `ExpertUpdated` for a version on chain B: an operation cut off by a crash. */
   readonly incomplete: ReadonlyArray<string>
   /** Stored blobs no event refers to: payloads an interrupted writer stored but never recorded. */
-  readonly orphans: number
+  readonly orphans: ReadonlyArray<string>
 }
 
 /**
@@ -49,9 +49,8 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
     })()
     const result = replay(tracked, (h) => facts.get(h) ?? "missing")
     const referenced = referencedPayloads(result.state.chain)
-    return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model),
-      orphans: hashes.filter((h) => !referenced.has(h)).length
-    } satisfies AuditReport
+    const orphans = hashes.filter((h) => !referenced.has(h))
+    return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model), orphans } satisfies AuditReport
   })
 
 /** The rebuilt read models, in the canonical form used to compare a replay with live state. */

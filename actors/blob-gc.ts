@@ -9,13 +9,6 @@ import { foldStream } from "./command.ts"
  */
 export const ORPHAN_GRACE_MS = 15 * 60_000
 
-/** The blobs no event refers to (payloads a killed writer stored but never recorded). */
-export const orphanBlobs = Effect.gen(function* () {
-  const { state } = yield* foldStream("*", ChainProjection)
-  const keep = referencedPayloads(state)
-  return (yield* (yield* BlobStore).list).filter((h) => !keep.has(h))
-})
-
 /** Remove orphan blobs older than the grace period; run by the writer (`init`, `up`). */
 export const pruneOrphanBlobs = (graceMs = ORPHAN_GRACE_MS) =>
   Effect.gen(function* () {

@@ -3,7 +3,7 @@ import { canonicalize } from "./jcs.ts"
 import { hashCanonical, ZERO_HASH } from "./hash.ts"
 import { Catalog, isEventType, type EventType, type LegacyVersion, type NewEvent } from "./events.ts"
 import { ChainBroken, InvalidEvent, MalformedEvent } from "./errors.ts"
-import { streamKind, type StreamKind } from "./streams.ts"
+import { describeStreamKind, streamKind, type StreamKind } from "./streams.ts"
 import { genesisEnvelope } from "./genesis.ts"
 
 /** The stored form of every event: `hash` chains it to the envelope at `seq - 1`. */
@@ -29,14 +29,11 @@ export const seal = (e: Unsealed): Envelope => ({ ...e, hash: envelopeHash(e) })
 export type Head = { readonly seq: number; readonly hash: string }
 export const nextLink = (head: Head | undefined) => ({ seq: head ? head.seq + 1 : 0, prev: head ? head.hash : ZERO_HASH })
 
-/** Kinds whose streams are a family (`expert-0.1`, `node-n1`…) rather than one fixed name. */
-const patternKinds: ReadonlySet<StreamKind> = new Set(["expert", "round", "node", "epoch"])
-
 /** Why `type` may not appear in `stream`, if it may not: the catalog binds types to stream kinds. */
 const bindingProblem = (stream: string, type: string, allowed: ReadonlyArray<StreamKind>): string | undefined => {
   const kind = streamKind(stream)
   if (kind === undefined) return `invalid stream name ${JSON.stringify(stream)}`
-  return allowed.includes(kind) ? undefined : `${type} belongs in ${allowed.map((k) => (patternKinds.has(k) ? `${k}-*` : k)).join(" or ")}, not ${stream}`
+  return allowed.includes(kind) ? undefined : `${type} belongs in ${allowed.map(describeStreamKind).join(" or ")}, not ${stream}`
 }
 
 const asSchema = (s: unknown) => s as Schema.Schema<unknown, unknown>

@@ -16,6 +16,12 @@ export type StreamKind = "chain-A" | "chain-B" | "expert" | "round" | "node" | "
 
 const STREAM_NAME = /^(?:(chain-A|chain-B|rewards|inference|keys)|(expert)-\d{1,6}\.\d{1,6}|(round|node|epoch)-[A-Za-z0-9_.:-]{1,128})$/
 
+/** Kinds whose streams are a family (`expert-0.1`, `node-n1`…) rather than one fixed name. */
+const FAMILIES: ReadonlySet<StreamKind> = new Set(["expert", "round", "node", "epoch"])
+
+/** A kind as people read it: the fixed name, or the family's pattern (`node-*`). */
+export const describeStreamKind = (kind: StreamKind): string => (FAMILIES.has(kind) ? `${kind}-*` : kind)
+
 /** The kind of a stream name, or undefined when the name is not one the log may hold. */
 export const streamKind = (name: string): StreamKind | undefined => {
   const m = STREAM_NAME.exec(name)

@@ -21,10 +21,9 @@ const short = (h: string) => h.slice(0, 16)
 export const initCommand = Command.make("init", { ...ledgerOptions, json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
     const r = yield* createLedger(defaultSpec)
-    const head = r.head
     const what = r.genesis ? `initialised ledger in ${r.location}` : r.recorded ? `completed the ledger in ${r.location}` : `ledger in ${r.location} already initialised`
-    yield* emit(json, { created: r.genesis, recorded: r.recorded, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, orphansRemoved: r.pruned, head }, () =>
-      [what, ...(r.pruned > 0 ? [`removed ${r.pruned} orphan blobs`] : []), `genesis ${GENESIS_HASH}`, `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`, `head    seq ${head?.seq} ${head?.hash}`].join(
+    yield* emit(json, { created: r.genesis, recorded: r.recorded, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, orphansRemoved: r.pruned, head: r.head }, () =>
+      [what, ...(r.pruned > 0 ? [`removed ${r.pruned} orphan blobs`] : []), `genesis ${GENESIS_HASH}`, `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`, `head    seq ${r.head?.seq} ${r.head?.hash}`].join(
         "\n"
       )
     )
@@ -58,7 +57,7 @@ export const auditCommand = Command.make("audit", { ...ledgerOptions, json: json
       firstBad,
       badBlobs: report.badBlobs,
       incomplete: report.incomplete,
-      orphans: report.orphans,
+      orphans: report.orphans.length,
       projections: json ? auditView(report) : undefined
     }
     if (!summary.ok) {
@@ -74,7 +73,7 @@ export const auditCommand = Command.make("audit", { ...ledgerOptions, json: json
         ...(report.incomplete.length > 0
           ? [`note    an interrupted operation left ${report.incomplete.length} expert streams without their ExpertUpdated; the next init, up or train records them`]
           : []),
-        ...(report.orphans > 0 ? [`note    ${report.orphans} stored blobs are referenced by no event (left by an interrupted writer); init and up remove them once ${ORPHAN_GRACE_MS / 60_000} minutes old`] : [])
+        ...(report.orphans.length > 0 ? [`note    ${report.orphans.length} stored blobs are referenced by no event (left by an interrupted writer); init and up remove them once ${ORPHAN_GRACE_MS / 60_000} minutes old`] : [])
       ].join("\n")
     )
   })

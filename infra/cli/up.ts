@@ -20,9 +20,8 @@ const parentGone = Effect.gen(function* () {
 export const upCommand = Command.make("up", { ...ledgerOptions, json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
     const r = yield* createLedger(defaultSpec)
-    const head = r.head
-    yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head, created: r.genesis }, () =>
-      [`blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${head?.seq} ${head?.hash}`, "running; Ctrl-C to stop"].join("\n")
+    yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis }, () =>
+      [`blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`, `genesis ${GENESIS_HASH}`, `head    seq ${r.head?.seq} ${r.head?.hash}`, "running; Ctrl-C to stop"].join("\n")
     )
     yield* parentGone
   }).pipe(Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed")))

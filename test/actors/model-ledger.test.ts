@@ -9,7 +9,7 @@ import { defaultSpec, partNames } from "../../domain/model/spec.ts"
 import { ModelProjection, expertsPendingUpdate } from "../../domain/projections/model.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { completeExpertUpdates, signParts } from "../../actors/model-ledger.ts"
-import { orphanBlobs, pruneOrphanBlobs } from "../../actors/blob-gc.ts"
+import { pruneOrphanBlobs } from "../../actors/blob-gc.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { decideRecordTraining } from "../../domain/projections/model-deciders.ts"
 import { initWeights } from "../../domain/model/init.ts"
@@ -123,11 +123,11 @@ describe("orphan blobs", () => {
       const weights = initWeights({ ...defaultSpec, seed: defaultSpec.seed + 7 })
       // A run that stored its payloads and was killed before recording them.
       yield* run(signParts([weights.parts.get("layer0.expert0")!], () => ["0".repeat(64)], contributorSeed(1)))
-      const orphans = yield* run(orphanBlobs)
+      const orphans = (yield* run(auditLedger())).orphans
       expect(orphans).toHaveLength(1)
       expect(yield* run(pruneOrphanBlobs())).toEqual([])
       expect(yield* run(pruneOrphanBlobs(0))).toEqual(orphans)
-      expect(yield* run(orphanBlobs)).toEqual([])
+      expect((yield* run(auditLedger())).orphans).toEqual([])
       yield* checkComplete(events, blobs)
     })
   )

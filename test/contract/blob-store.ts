@@ -1,8 +1,9 @@
-import { Effect, Either, Runtime, type Scope } from "effect"
+import { Effect, Either, type Scope } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "@effect/vitest"
 import type { BlobStoreApi } from "../../domain/ports/blob-store.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
+import { scopedPropertyRunner } from "../support/property.ts"
 
 /**
  * What a blob store adapter hands the contract: the store, and a way to alter the bytes stored
@@ -14,16 +15,6 @@ export type BlobStoreHarness = {
 }
 export type BlobStoreFactory = () => Effect.Effect<BlobStoreHarness, unknown, Scope.Scope>
 
-/**
- * fast-check's async properties take Promises: this runs one property case (its own scope, so its
- * own store) on the calling test's runtime.
- */
-const propertyRunner = Effect.map(
-  Effect.runtime<never>(),
-  (runtime) =>
-    <A, E>(eff: Effect.Effect<A, E, Scope.Scope>): Promise<A> =>
-      Runtime.runPromise(runtime)(Effect.scoped(eff))
-)
 const bytesArb = fc.uint8Array({ minLength: 0, maxLength: 4096 })
 
 /** The blob store port's contract: every adapter runs exactly these tests. */
@@ -31,7 +22,7 @@ export const blobStoreContract = (name: string, factory: BlobStoreFactory) =>
   describe(`BlobStore contract: ${name}`, () => {
     it.effect("put returns the sha256 address, get returns the same bytes, has and list see it (property)", () =>
       Effect.gen(function* () {
-        const run = yield* propertyRunner
+        const run = yield* scopedPropertyRunner
         yield* Effect.promise(() =>
           fc.assert(
             fc.asyncProperty(fc.array(bytesArb, { minLength: 1, maxLength: 5 }), (blobs) =>
@@ -83,7 +74,7 @@ export const blobStoreContract = (name: string, factory: BlobStoreFactory) =>
 
     it.effect("any single changed byte of a stored blob is reported as BlobCorrupted on get (property)", () =>
       Effect.gen(function* () {
-        const run = yield* propertyRunner
+        const run = yield* scopedPropertyRunner
         yield* Effect.promise(() =>
           fc.assert(
             fc.asyncProperty(

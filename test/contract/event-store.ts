@@ -1,4 +1,4 @@
-import { Chunk, Effect, Either, Fiber, Runtime, Stream, type Scope } from "effect"
+import { Chunk, Effect, Either, Fiber, Stream, type Scope } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import type { EventStoreApi, ExpectedRevision } from "../../domain/ports/event-store.ts"
@@ -6,19 +6,10 @@ import { verifyChain, type Envelope } from "../../domain/ledger/envelope.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
 import { genesisEvent, keyIssued } from "../support/events.ts"
+import { scopedPropertyRunner } from "../support/property.ts"
 
 export type StoreFactory = () => Effect.Effect<EventStoreApi, unknown, Scope.Scope>
 
-/**
- * fast-check's async properties take Promises: this runs one property case (its own scope, so its
- * own store) on the calling test's runtime.
- */
-const propertyRunner = Effect.map(
-  Effect.runtime<never>(),
-  (runtime) =>
-    <A, E>(eff: Effect.Effect<A, E, Scope.Scope>): Promise<A> =>
-      Runtime.runPromise(runtime)(Effect.scoped(eff))
-)
 
 const verifyAll = (envs: ReadonlyArray<Envelope>) => expect(Either.isRight(verifyChain(envs))).toBe(true)
 
@@ -65,7 +56,7 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
 
     it.live("refuses a wrong expected revision and changes nothing (property)", () =>
       Effect.gen(function* () {
-        const run = yield* propertyRunner
+        const run = yield* scopedPropertyRunner
         yield* Effect.promise(() =>
           fc.assert(
             fc.asyncProperty(

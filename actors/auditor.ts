@@ -1,7 +1,7 @@
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { BlobStore } from "../domain/ports/blob-store.ts"
-import { replay, type Replay } from "../domain/ledger/audit.ts"
+import { makeReplayer, type Replay } from "../domain/ledger/audit.ts"
 import type { PayloadFact } from "../domain/ledger/blocks.ts"
 import { viewLedgerState } from "../domain/projections/ledger-state.ts"
 import { expertsPendingUpdate } from "../domain/projections/model.ts"
@@ -39,15 +39,17 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
         if (got.left._tag === "BlobCorrupted") facts.set(h, { sha256: got.left.actual, size: -1 })
       }
     }
-    const log = yield* store.readAll(0)
+    const total = ((yield* store.head)?.seq ?? -1) + 1
+    const replayer = makeReplayer((h) => facts.get(h) ?? "missing")
     let n = 0
-    const tracked = (function* () {
-      for (const e of log) {
-        if (++n % 10_000 === 0) onProgress(n, log.length)
-        yield e
-      }
-    })()
-    const result = replay(tracked, (h) => facts.get(h) ?? "missing")
+    yield* store.readAll(0).pipe(
+      Stream.takeUntil((env) => {
+        if (++n % 10_000 === 0) onProgress(n, total)
+        return !replayer.step(env)
+      }),
+      Stream.runDrain
+    )
+    const result = replayer.result()
     const referenced = referencedPayloads(result.state.chain)
     const orphans = hashes.filter((h) => !referenced.has(h))
     return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model), orphans } satisfies AuditReport

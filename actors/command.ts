@@ -1,19 +1,23 @@
-import { Effect, Either } from "effect"
+import { Effect, Either, Stream } from "effect"
 import { EventStore, type AppendResult } from "../domain/ports/event-store.ts"
 import { decodeEvent, type Envelope } from "../domain/ledger/envelope.ts"
 import type { NewEvent } from "../domain/ledger/events.ts"
 import type { Projection } from "../domain/projections/projection.ts"
-import { WrongExpectedRevision } from "../domain/ledger/errors.ts"
+import { WrongExpectedRevision, type StoreFailure } from "../domain/ledger/errors.ts"
 
 /** Fold envelopes through a projection; `revision` is the index of the last one in `stream` (all when undefined). */
-const foldEnvelopes = <S>(envelopes: ReadonlyArray<Envelope>, projection: Projection<S, unknown>, stream: string | undefined) =>
+const foldEnvelopes = <S>(envelopes: Stream.Stream<Envelope, StoreFailure>, projection: Projection<S, unknown>, stream: string | undefined) =>
   Effect.gen(function* () {
     let state = projection.initial()
     let revision = -1
-    for (const env of envelopes) {
-      state = projection.evolve(state, yield* decodeEvent(env))
-      if (stream === undefined || env.stream === stream) revision++
-    }
+    yield* Stream.runForEachChunk(envelopes, (chunk) =>
+      Effect.gen(function* () {
+        for (const env of chunk) {
+          state = projection.evolve(state, yield* decodeEvent(env))
+          if (stream === undefined || env.stream === stream) revision++
+        }
+      })
+    )
     return { state, revision }
   })
 
@@ -21,13 +25,13 @@ const foldEnvelopes = <S>(envelopes: ReadonlyArray<Envelope>, projection: Projec
 export const foldStream = <S>(stream: string | "*", projection: Projection<S, unknown>) =>
   Effect.gen(function* () {
     const store = yield* EventStore
-    const envelopes = stream === "*" ? yield* store.readAll(0) : yield* store.read(stream)
+    const envelopes = stream === "*" ? store.readAll(0) : Stream.fromIterable(yield* store.read(stream))
     return yield* foldEnvelopes(envelopes, projection, undefined)
   })
 
 /** The whole log's state, and the revision of `stream` within it. */
 const foldLogFor = <S>(stream: string, projection: Projection<S, unknown>) =>
-  Effect.flatMap(EventStore, (store) => Effect.flatMap(store.readAll(0), (envelopes) => foldEnvelopes(envelopes, projection, stream)))
+  Effect.flatMap(EventStore, (store) => foldEnvelopes(store.readAll(0), projection, stream))
 
 export interface Command<S, E> {
   /** The stream the decision appends to; its revision is what the append expects. */

@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { Effect, Either } from "effect"
+import { Effect, Either, Stream } from "effect"
 import { makeFileEventStore, segmentPath } from "../adapters/eventstore/file.ts"
 import { encodeAppend } from "../adapters/eventstore/file-format.ts"
 import { prepareEvent, sealBatch, type Envelope, type Head } from "../domain/ledger/envelope.ts"
@@ -121,7 +121,7 @@ const auditVerify = (dir: string) =>
       Effect.gen(function* () {
         const t0 = performance.now()
         const store = yield* makeFileEventStore(dir, { readOnly: true })
-        const n = (yield* store.readAll()).length
+        const n = yield* Stream.runCount(store.readAll())
         return { n, s: (performance.now() - t0) / 1000 }
       })
     )

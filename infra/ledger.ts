@@ -96,7 +96,7 @@ const lazyEventStore = (loc: StoreLocation) =>
     const api: EventStoreApi = {
       append: (stream, events, expected) => Effect.flatMap(open(true, false), (s) => s.append(stream, events, expected)),
       read: (stream) => Effect.flatMap(read, (s) => s.read(stream)),
-      readAll: (fromSeq) => Effect.flatMap(read, (s) => s.readAll(fromSeq)),
+      readAll: (fromSeq) => Stream.unwrap(Effect.map(read, (s) => s.readAll(fromSeq))),
       subscribe: (fromSeq) => Stream.unwrap(Effect.map(read, (s) => s.subscribe(fromSeq))),
       head: Effect.flatMap(read, (s) => s.head)
     }

@@ -90,7 +90,7 @@ export const makeEsdbEventStore = (
     const store: Esdb = { client, prefix, index: yield* makeLogIndex(recovered.envelopes), stopped: undefined }
     const reads = {
       read: (stream: string) => Effect.sync(() => store.index.read(stream)),
-      readAll: (fromSeq = 0) => Effect.sync(() => store.index.readAll(fromSeq)),
+      readAll: (fromSeq = 0) => Stream.suspend(() => Stream.fromIterable(store.index.readAll(fromSeq))),
       head: Effect.sync(() => store.index.head())
     }
     if (options.readOnly) {

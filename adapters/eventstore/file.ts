@@ -130,7 +130,7 @@ const openReader = (dir: string): Effect.Effect<EventStoreApi, StoreFailure, Sco
     const api: EventStoreApi = {
       append: () => Effect.fail(readOnly),
       read: (stream) => Effect.sync(() => index.read(stream)),
-      readAll: (fromSeq = 0) => Effect.sync(() => index.readAll(fromSeq)),
+      readAll: (fromSeq = 0) => Stream.suspend(() => Stream.fromIterable(index.readAll(fromSeq))),
       subscribe: (fromSeq = 0) => Stream.concat(Stream.fromIterable(index.readAll(fromSeq)), follow(fromSeq)),
       head: Effect.sync(() => index.head())
     }
@@ -291,7 +291,7 @@ const writerApi = (w: Writer): EventStoreApi => ({
       )
     }),
   read: (stream) => Effect.sync(() => w.index.read(stream)),
-  readAll: (fromSeq = 0) => Effect.sync(() => w.index.readAll(fromSeq)),
+  readAll: (fromSeq = 0) => Stream.suspend(() => Stream.fromIterable(w.index.readAll(fromSeq))),
   subscribe: (fromSeq = 0) => w.index.subscribe(fromSeq),
   head: Effect.sync(() => w.index.head())
 })

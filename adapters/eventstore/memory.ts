@@ -1,4 +1,4 @@
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { EventStore, type EventStoreApi } from "../../domain/ports/event-store.ts"
 import type { Envelope } from "../../domain/ledger/envelope.ts"
 import { makeLogIndex, nowIso } from "./log-index.ts"
@@ -20,7 +20,7 @@ export const makeMemoryEventStore = (initial: ReadonlyArray<Envelope> = []): Eff
           })
         ),
       read: (stream) => Effect.sync(() => index.read(stream)),
-      readAll: (fromSeq = 0) => Effect.sync(() => index.readAll(fromSeq)),
+      readAll: (fromSeq = 0) => Stream.suspend(() => Stream.fromIterable(index.readAll(fromSeq))),
       subscribe: (fromSeq = 0) => index.subscribe(fromSeq),
       head: Effect.sync(() => index.head())
     }

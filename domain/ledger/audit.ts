@@ -16,18 +16,29 @@ export type Replay = {
   readonly firstBad: AuditFinding | undefined
 }
 
+/** A replay in progress: feed it envelopes in order until `step` says stop, then take the result. */
+export interface Replayer {
+  /** Verify and apply one envelope; false once an envelope fails (it and everything after are not applied). */
+  readonly step: (env: Envelope) => boolean
+  readonly result: () => Replay
+}
+
 /**
  * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
  * hash chain, the genesis constant, its schema and version, and the rules of the DAG (hash,
  * signature, dependencies, payload). The same log always replays to the same state.
  */
-export const replay = (log: Iterable<Envelope>, payload?: (hash: string) => PayloadFact): Replay => {
+export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer => {
   const state = initialLedgerState()
   const streams = new Set<string>()
   let head: Head | undefined
   let events = 0
-  const stop = (seq: number, reason: string): Replay => ({ events, head, streams, state, firstBad: { seq, reason } })
-  for (const env of log) {
+  let firstBad: AuditFinding | undefined
+  const stop = (seq: number, reason: string) => {
+    firstBad = { seq, reason }
+    return false
+  }
+  const apply = (env: Envelope): boolean => {
     const link = verifyLink(head, env)
     if (Either.isLeft(link)) return stop(link.left.seq, link.left.reason)
     if (env.seq === 0 && env.hash !== GENESIS_HASH) return stop(0, "seq 0 is not the genesis covenant every install shares")
@@ -44,6 +55,17 @@ export const replay = (log: Iterable<Envelope>, payload?: (hash: string) => Payl
     streams.add(env.stream)
     head = { seq: env.seq, hash: env.hash }
     events++
+    return true
   }
-  return { events, head, streams, state, firstBad: undefined }
+  return {
+    step: (env) => firstBad === undefined && apply(env),
+    result: () => ({ events, head, streams, state, firstBad })
+  }
+}
+
+/** Replay a whole log held in memory (see `makeReplayer`). */
+export const replay = (log: Iterable<Envelope>, payload?: (hash: string) => PayloadFact): Replay => {
+  const r = makeReplayer(payload)
+  for (const env of log) if (!r.step(env)) break
+  return r.result()
 }

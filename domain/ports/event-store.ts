@@ -25,7 +25,11 @@ export interface EventStoreApi {
     expected: ExpectedRevision
   ) => Effect.Effect<AppendResult, WrongExpectedRevision | InvalidEvent | StoreFailure>
   readonly read: (stream: string) => Effect.Effect<ReadonlyArray<Envelope>, StoreFailure>
-  readonly readAll: (fromSeq?: number) => Effect.Effect<ReadonlyArray<Envelope>, StoreFailure>
+  /**
+   * The log from `fromSeq` up to the head as it stands when the read starts: finite and in seq
+   * order. A stream, so that a fold over a long log holds one envelope at a time, not the log.
+   */
+  readonly readAll: (fromSeq?: number) => Stream.Stream<Envelope, StoreFailure>
   /** Catch-up from `fromSeq`, then live, with no gap and no duplicate in between. */
   readonly subscribe: (fromSeq?: number) => Stream.Stream<Envelope, StoreFailure>
   readonly head: Effect.Effect<Head | undefined, StoreFailure>

@@ -1,5 +1,5 @@
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import { Chunk, Console, Effect, Option, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { EventStore } from "../../domain/ports/event-store.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
@@ -88,8 +88,9 @@ export const eventsCommand = Command.make("events", { ...ledgerOptions, json: js
     if (Option.isSome(stream) && !isValidStreamName(stream.value))
       return yield* fail(`--stream ${JSON.stringify(stream.value)} is not a stream name (chain-A, chain-B, keys, rewards, inference, expert-L.E, node-ID, round-ID, epoch-ID)`, ExitCode.usage)
     const store = yield* EventStore
-    const all = Option.isSome(stream) ? yield* store.read(stream.value) : yield* store.readAll(from)
-    const shown = all.filter((e) => e.seq >= from)
+    const shown = Option.isSome(stream)
+      ? (yield* store.read(stream.value)).filter((e) => e.seq >= from)
+      : Chunk.toReadonlyArray(yield* Stream.runCollect(store.readAll(from)))
     if (json) return yield* Console.log(JSON.stringify(shown, null, 2))
     for (const e of shown) yield* Console.log(`${String(e.seq).padStart(6)}  ${e.at}  ${e.stream.padEnd(14)} ${e.type.padEnd(22)} ${short(e.hash)}`)
   })

@@ -15,6 +15,7 @@ import { decideRecordTraining } from "../../domain/projections/model-deciders.ts
 import { initWeights } from "../../domain/model/init.ts"
 import { crashingAfter, freshLedger, interleaving } from "../support/stores.ts"
 import { contributorSeed } from "../support/ledger.ts"
+import { logOf } from "../support/log.ts"
 
 const on = (events: EventStoreApi, blobs: BlobStoreApi) => <A, E>(eff: Effect.Effect<A, E, EventStore | BlobStore>) =>
   eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs))
@@ -22,7 +23,7 @@ const on = (events: EventStoreApi, blobs: BlobStoreApi) => <A, E>(eff: Effect.Ef
 /** The shape of a finished ledger: each expert stream, nothing pending, a clean replay; and each part's current payload. */
 const checkComplete = (events: EventStoreApi, blobs: BlobStoreApi) =>
   Effect.gen(function* () {
-    const log = yield* events.readAll(0)
+    const log = yield* logOf(events, 0)
     const audit = yield* on(events, blobs)(auditLedger())
     expect(audit.replay.firstBad).toBeUndefined()
     expect(audit.badBlobs).toEqual([])

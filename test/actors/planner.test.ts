@@ -11,6 +11,7 @@ import { foldStream } from "../../actors/command.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { blyanMoeLayerCosts } from "../../domain/pipeline/cost.ts"
+import { logOf } from "../support/log.ts"
 
 const cluster = {
   layers: Array.from({ length: 4 }, () => ({ cost: 1, memory: 10 })),
@@ -24,7 +25,7 @@ const plan: Plan = { planId: "p1", epoch: "E1", round: "round_0", stages: [{ nod
 /** Runs `eff` on a fresh memory store of its own. */
 const run = <A, E>(eff: Effect.Effect<A, E, EventStore>) => Effect.provide(eff, Layer.effect(EventStore, makeMemoryEventStore()))
 
-const events = Effect.flatMap(EventStore, (s) => s.readAll(0))
+const events = Effect.flatMap(EventStore, (s) => logOf(s, 0))
 
 describe("promoting a plan (on the memory store)", () => {
   it.effect("records EpochPlanned and PlanPromoted on the epoch, PlanFrozen on chain A; a second promote records nothing", () =>

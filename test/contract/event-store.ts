@@ -7,6 +7,7 @@ import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
 import { genesisEvent, keyIssued } from "../support/events.ts"
 import { scopedPropertyRunner } from "../support/property.ts"
+import { logOf } from "../support/log.ts"
 
 export type StoreFactory = () => Effect.Effect<EventStoreApi, unknown, Scope.Scope>
 
@@ -45,10 +46,10 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
         expect(b.revision).toBe(2)
         const keys = yield* store.read("keys")
         expect(keys.map((e) => e.seq)).toEqual([1, 2, 4])
-        const all = yield* store.readAll()
+        const all = yield* logOf(store)
         expect(all.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4])
         verifyAll(all)
-        expect((yield* store.readAll(3)).map((e) => e.seq)).toEqual([3, 4])
+        expect((yield* logOf(store, 3)).map((e) => e.seq)).toEqual([3, 4])
         expect(yield* store.read("rewards")).toEqual([])
         expect(yield* store.head).toEqual({ seq: 4, hash: all[4]!.hash })
       })
@@ -73,7 +74,7 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
                     const store = yield* factory()
                     yield* store.append("chain-A", [genesisEvent()], "no_stream")
                     for (let i = 0; i < existing; i++) yield* store.append("keys", [keyIssued(i)], "any")
-                    const before = yield* store.readAll()
+                    const before = yield* logOf(store)
                     const actual = existing - 1
                     const ok =
                       expected === "any" ||
@@ -83,10 +84,10 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
                     const r = yield* Effect.either(store.append("keys", [keyIssued(99)], expected))
                     if (ok) {
                       expect(Either.isRight(r)).toBe(true)
-                      expect((yield* store.readAll()).length).toBe(before.length + 1)
+                      expect((yield* logOf(store)).length).toBe(before.length + 1)
                     } else {
                       expect(Either.isLeft(r) && r.left._tag).toBe("WrongExpectedRevision")
-                      expect(yield* store.readAll()).toEqual(before)
+                      expect(yield* logOf(store)).toEqual(before)
                     }
                   })
                 )
@@ -112,7 +113,7 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
           const r = yield* Effect.either(store.append(stream, [keyIssued(5), event as never], "any"))
           expect(Either.isLeft(r) && r.left._tag).toBe("InvalidEvent")
         }
-        expect((yield* store.readAll()).length).toBe(1)
+        expect((yield* logOf(store)).length).toBe(1)
       })
     )
 
@@ -125,7 +126,7 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
           (i) => store.append(`node-n${i % 4}`, [newEvent("NodeRetired", { node: `n${i}` })], "any"),
           { concurrency: "unbounded" }
         )
-        const all = yield* store.readAll()
+        const all = yield* logOf(store)
         expect(all.length).toBe(41)
         verifyAll(all)
         for (let n = 0; n < 4; n++) expect((yield* store.read(`node-n${n}`)).length).toBe(10)
@@ -150,7 +151,7 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
         expect(raced.filter(Either.isRight).length).toBe(1)
         for (const r of raced) if (Either.isLeft(r)) expect(r.left._tag).toBe("WrongExpectedRevision")
         expect(results.filter((_, i) => i % 2 === 1).every(Either.isRight)).toBe(true)
-        const all = yield* store.readAll()
+        const all = yield* logOf(store)
         expect(all.length).toBe(1 + 1 + 6)
         verifyAll(all)
         expect((yield* store.read("node-race")).length).toBe(1)
@@ -166,7 +167,7 @@ export const eventStoreContract = (name: string, factory: StoreFactory) =>
         for (let i = 5; i < 12; i++) yield* store.append("keys", [keyIssued(i)], "any")
         const seen = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
         expect(seen.map((e) => e.seq)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
-        expect(seen).toEqual((yield* store.readAll(2)).slice(0, 10))
+        expect(seen).toEqual((yield* logOf(store, 2)).slice(0, 10))
       })
     )
   })

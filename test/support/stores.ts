@@ -1,4 +1,4 @@
-import { Effect, type Scope } from "effect"
+import { Effect, Stream, type Scope } from "effect"
 import type { EventStoreApi } from "../../domain/ports/event-store.ts"
 import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
 import { makeFileBlobStore } from "../../adapters/blobs/file.ts"
@@ -12,7 +12,7 @@ export const interleaving = (store: EventStoreApi): EventStoreApi => ({
   ...store,
   append: (stream, events, expected) => Effect.zipRight(Effect.yieldNow(), store.append(stream, events, expected)),
   read: (stream) => Effect.zipRight(Effect.yieldNow(), store.read(stream)),
-  readAll: (fromSeq) => Effect.zipRight(Effect.yieldNow(), store.readAll(fromSeq))
+  readAll: (fromSeq) => Stream.concat(Stream.execute(Effect.yieldNow()), store.readAll(fromSeq))
 })
 
 /** A process killed after `survive` appends: every later append dies (a defect), as a kill -9 would stop it. */

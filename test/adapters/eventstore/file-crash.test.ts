@@ -7,13 +7,14 @@ import fc from "fast-check"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { makeFileEventStore } from "../../../adapters/eventstore/file.ts"
 import { type Envelope, verifyChain as verifyChainOf } from "../../../domain/ledger/envelope.ts"
+import { logOf } from "../../support/log.ts"
 
 const repo = path.resolve(__dirname, "../../..")
 const script = path.join(repo, "test/support/crash-writer.ts")
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-file-crash-"))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
-const reopen = (dir: string) => Effect.scoped(Effect.flatMap(makeFileEventStore(dir), (s) => s.readAll()))
+const reopen = (dir: string) => Effect.scoped(Effect.flatMap(makeFileEventStore(dir), (s) => logOf(s)))
 
 /**
  * Run the writer child until it has acknowledged at least `acks` envelopes, then SIGKILL it.

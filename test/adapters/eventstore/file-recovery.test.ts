@@ -11,6 +11,7 @@ import { decodeEvent, seal, type Envelope, verifyChain as verifyChainOf } from "
 import { genesisEnvelope } from "../../../domain/ledger/genesis.ts"
 import { newEvent } from "../../../domain/ledger/events.ts"
 import { genesisEvent, keyIssued } from "../../support/events.ts"
+import { logOf } from "../../support/log.ts"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-file-recovery-"))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
@@ -21,7 +22,7 @@ const tmp = () => fs.mkdtempSync(path.join(root, `${n++}-`))
 const withStore = <A, E>(dir: string, f: (s: EventStoreApi) => Effect.Effect<A, E, Scope.Scope>, opts: FileEventStoreOptions = {}) =>
   Effect.scoped(Effect.flatMap(makeFileEventStore(dir, opts), f))
 const openResult = (dir: string, opts: FileEventStoreOptions = {}) =>
-  Effect.scoped(Effect.either(Effect.flatMap(makeFileEventStore(dir, opts), (s) => s.readAll())))
+  Effect.scoped(Effect.either(Effect.flatMap(makeFileEventStore(dir, opts), (s) => logOf(s))))
 
 const writeSegment = (dir: string, bytes: Uint8Array) => {
   fs.mkdirSync(path.join(dir, "events"), { recursive: true })
@@ -38,7 +39,7 @@ const buildLog = Effect.gen(function* () {
       for (let i = 0; i < 4; i++) yield* s.append("keys", [keyIssued(i)], "any")
       yield* s.append("node-a", [newEvent("NodeRetired", { node: "a" })], "no_stream")
       yield* s.append("node-b", [newEvent("NodeRetired", { node: "b" }), newEvent("NodeRetired", { node: "c" })], "no_stream")
-      return yield* s.readAll()
+      return yield* logOf(s)
     })
   )
   const bytes = fs.readFileSync(segmentPath(dir))
@@ -80,12 +81,12 @@ describe("file event store: torn tails", () => {
       for (let cut = lastAppendStart + 1; cut < bytes.length; cut++) {
         const dir = tmp()
         writeSegment(dir, bytes.subarray(0, cut))
-        const read = yield* withStore(dir, (s) => s.readAll(), { readOnly: true })
+        const read = yield* withStore(dir, (s) => logOf(s), { readOnly: true })
         expect(read).toEqual(kept)
         expect(fs.statSync(segmentPath(dir)).size).toBe(cut)
         const written = yield* withStore(dir, (s) =>
           Effect.gen(function* () {
-            const all = yield* s.readAll()
+            const all = yield* logOf(s)
             // The chain continues from the last whole append.
             const r = yield* s.append("keys", [keyIssued(77)], "any")
             expect(r.head.seq).toBe(kept.length)
@@ -93,7 +94,7 @@ describe("file event store: torn tails", () => {
           })
         )
         expect(written).toEqual(kept)
-        const reopened = yield* withStore(dir, (s) => s.readAll(), { readOnly: true })
+        const reopened = yield* withStore(dir, (s) => logOf(s), { readOnly: true })
         expect(reopened.length).toBe(kept.length + 1)
         expect(verifyChain(reopened)).toBe(true)
         fs.rmSync(dir, { recursive: true, force: true })
@@ -110,7 +111,7 @@ describe("file event store: torn tails", () => {
       for (let cut = start; cut < end; cut++) {
         const dir = tmp()
         writeSegment(dir, bytes.subarray(0, cut))
-        expect(yield* withStore(dir, (s) => s.readAll())).toEqual(envelopes.slice(0, -3))
+        expect(yield* withStore(dir, (s) => logOf(s))).toEqual(envelopes.slice(0, -3))
         expect(fs.statSync(segmentPath(dir)).size).toBe(start)
         fs.rmSync(dir, { recursive: true, force: true })
       }
@@ -122,7 +123,7 @@ describe("file event store: torn tails", () => {
       const { bytes, records, envelopes } = yield* buildLog
       const dir = tmp()
       writeSegment(dir, bytes.subarray(0, records[records.length - 1]!.offset))
-      expect(yield* withStore(dir, (s) => s.readAll())).toEqual(envelopes.slice(0, -2))
+      expect(yield* withStore(dir, (s) => logOf(s))).toEqual(envelopes.slice(0, -2))
       expect(fs.statSync(segmentPath(dir)).size).toBe(records[records.length - 2]!.offset)
     })
   )
@@ -132,7 +133,7 @@ describe("file event store: torn tails", () => {
       const { bytes, envelopes } = yield* buildLog
       const dir = tmp()
       writeSegment(dir, Buffer.concat([bytes, Buffer.alloc(4096)]))
-      expect(yield* withStore(dir, (s) => s.readAll())).toEqual(envelopes)
+      expect(yield* withStore(dir, (s) => logOf(s))).toEqual(envelopes)
       expect(fs.statSync(segmentPath(dir)).size).toBe(bytes.length)
     })
   )
@@ -223,7 +224,7 @@ describe("file event store: events the catalog does not know open, and fail to d
       const future = sealAfter(unknown, { stream: "keys", type: "ApiKeyIssued", version: 2, data: { keyHash: "0".repeat(64), role: "node" } })
       const dir = tmp()
       writeSegment(dir, Buffer.concat([frame(g), frame(unknown), frame(future)]))
-      const all = yield* withStore(dir, (s) => s.readAll())
+      const all = yield* withStore(dir, (s) => logOf(s))
       expect(all).toEqual([g, unknown, future])
       const d1 = decodeEvent(all[1]!)
       const d2 = decodeEvent(all[2]!)

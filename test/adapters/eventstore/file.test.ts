@@ -10,6 +10,7 @@ import { verifyLink, type Envelope, type Head } from "../../../domain/ledger/env
 import { newEvent } from "../../../domain/ledger/events.ts"
 import { eventStoreContract } from "../../contract/event-store.ts"
 import { genesisEvent, keyIssued } from "../../support/events.ts"
+import { logOf } from "../../support/log.ts"
 
 const freshDir = Effect.acquireRelease(
   Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "blyan-file-store-"))),
@@ -47,7 +48,7 @@ const fill = (s: EventStoreApi, n: number) =>
   Effect.gen(function* () {
     if ((yield* s.head) === undefined) yield* s.append("chain-A", [genesisEvent()], "no_stream")
     for (let i = 0; i < n; i++) yield* s.append("keys", [keyIssued(i)], "any")
-    return yield* s.readAll()
+    return yield* logOf(s)
   })
 
 const crashWriter = path.resolve(__dirname, "../../support/crash-writer.ts")
@@ -84,12 +85,12 @@ describe("file event store: durability and reopen", () => {
         Effect.gen(function* () {
           yield* fill(s, 5)
           yield* s.append("node-a", [newEvent("NodeRetired", { node: "a" }), newEvent("NodeRetired", { node: "b" })], "no_stream")
-          return yield* s.readAll()
+          return yield* logOf(s)
         })
       )
       const after = yield* withStore(dir, (s) =>
         Effect.gen(function* () {
-          const all = yield* s.readAll()
+          const all = yield* logOf(s)
           expect(yield* s.read("node-a")).toEqual(before.slice(6))
           expect(yield* s.head).toEqual({ seq: 7, hash: before[7]!.hash })
           const more = yield* s.append("node-a", [newEvent("NodeRetired", { node: "c" })], 1)
@@ -98,7 +99,7 @@ describe("file event store: durability and reopen", () => {
         })
       )
       expect(after).toEqual(before)
-      const third = yield* withStore(dir, (s) => s.readAll(), { readOnly: true })
+      const third = yield* withStore(dir, (s) => logOf(s), { readOnly: true })
       expect(third.length).toBe(9)
       verifyChain(third)
     })
@@ -125,7 +126,7 @@ describe("file event store: durability and reopen", () => {
       )
       expect(syncs).toBeGreaterThan(0)
       expect(syncs).toBeLessThan(32)
-      const all = yield* withStore(dir, (s) => s.readAll())
+      const all = yield* withStore(dir, (s) => logOf(s))
       expect(all.length).toBe(65)
       verifyChain(all)
     })
@@ -152,7 +153,7 @@ describe("file event store: durability and reopen", () => {
             const after = yield* Effect.flip(s.append("keys", [keyIssued(102)], "any"))
             expect(after._tag).toBe("StoreFailure")
             expect(after.message).toContain("refuses further appends")
-            expect(yield* s.readAll()).toEqual(before)
+            expect(yield* logOf(s)).toEqual(before)
             return before
           }),
         { io }
@@ -160,7 +161,7 @@ describe("file event store: durability and reopen", () => {
       const sizeAfter = fs.statSync(segmentPath(dir)).size
       yield* withStore(dir, (s) =>
         Effect.gen(function* () {
-          expect(yield* s.readAll()).toEqual(before)
+          expect(yield* logOf(s)).toEqual(before)
           const r = yield* s.append("keys", [keyIssued(103)], "any")
           expect(r.head.seq).toBe(before.length)
         })
@@ -195,7 +196,7 @@ describe("file event store: single-writer lock", () => {
         })
       )
       expect(fs.existsSync(path.join(dir, "events", "LOCK"))).toBe(false)
-      expect((yield* withStore(dir, (s) => s.readAll())).length).toBe(2)
+      expect((yield* withStore(dir, (s) => logOf(s))).length).toBe(2)
     })
   )
 
@@ -263,7 +264,7 @@ describe("file event store: single-writer lock", () => {
       const writer = yield* makeFileEventStore(dir)
       const initial = yield* fill(writer, 3)
       const reader = yield* makeFileEventStore(dir, { readOnly: true })
-      expect(yield* reader.readAll()).toEqual(initial)
+      expect(yield* logOf(reader)).toEqual(initial)
       const refused = yield* Effect.flip(reader.append("keys", [keyIssued(9)], "any"))
       expect(refused._tag).toBe("StoreFailure")
       expect(refused.message).toContain("opened read-only")
@@ -271,9 +272,9 @@ describe("file event store: single-writer lock", () => {
       yield* writer.append("keys", [keyIssued(10)], "any")
       yield* writer.append("node-z", [newEvent("NodeRetired", { node: "z" }), newEvent("NodeRetired", { node: "y" })], "any")
       const seen = Chunk.toReadonlyArray(yield* Fiber.join(follower))
-      expect(seen).toEqual(yield* writer.readAll(2))
+      expect(seen).toEqual(yield* logOf(writer, 2))
       // The snapshot itself does not move.
-      expect((yield* reader.readAll()).length).toBe(4)
+      expect((yield* logOf(reader)).length).toBe(4)
       expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
     })
   )

@@ -1,9 +1,9 @@
 import * as fs from "node:fs"
 import { crc32 } from "node:zlib"
 import { Either } from "effect"
-import { parseEnvelope, verifyLink, type Envelope, type Head } from "../../domain/ledger/envelope.ts"
-import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
+import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
+import { decodeRecords } from "./record-decode.ts"
 
 /**
  * The on-disk format of the file event store's segment (`events/log.seg`).
@@ -117,8 +117,6 @@ export type ScanResult = {
   readonly tail: { readonly offset: number; readonly bytes: number; readonly reason: string } | undefined
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
-
 /**
  * Read and verify every record from `start`: framing checksums, envelope schema, hash chain, and
  * the shared genesis at seq 0. An incomplete last append is reported as `tail`; anything else
@@ -127,40 +125,26 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
 export const scanSegment = (src: SegmentReader, start: ScanPoint): Either.Either<ScanResult, StoreFailure> => {
   const envelopes: Envelope[] = []
   let end = start
-  let pending: Envelope[] = []
+  let pending: Frame[] = []
   let pos = start.offset
-  let seq = start.seq
-  let head = start.head
   for (;;) {
     const step = readFrame(src, pos)
-    if (step._tag === "Corrupt") return Either.left(new StoreFailure({ seq, reason: `corrupted event log: ${step.reason}` }))
+    if (step._tag === "Corrupt") return Either.left(new StoreFailure({ seq: end.seq + pending.length, reason: `corrupted event log: ${step.reason}` }))
     if (step._tag === "End" || step._tag === "Torn") {
       const reason = step._tag === "Torn" ? step.reason : `an append ends without its last record`
       const tail = end.offset < src.size ? { offset: end.offset, bytes: src.size - end.offset, reason } : undefined
       return Either.right({ envelopes, end, tail })
     }
-    const { frame } = step
-    let text: string
-    try {
-      text = utf8.decode(frame.payload)
-    } catch {
-      return Either.left(new StoreFailure({ seq, reason: "corrupted event log: record payload is not UTF-8" }))
-    }
-    const parsed = parseEnvelope(seq, text)
-    if (Either.isLeft(parsed)) return Either.left(new StoreFailure({ seq, reason: `corrupted event log: ${parsed.left.reason}` }))
-    const env = parsed.right
-    const link = verifyLink(head, env)
-    if (Either.isLeft(link)) return Either.left(new StoreFailure({ seq: link.left.seq, reason: `corrupted event log: ${link.left.reason}` }))
-    if (env.seq === 0 && env.hash !== GENESIS_HASH)
-      return Either.left(new StoreFailure({ seq: 0, reason: "corrupted event log: seq 0 is not the genesis covenant every install shares" }))
-    pending.push(env)
-    head = { seq: env.seq, hash: env.hash }
-    pos += frame.bytes
-    seq++
-    if (!frame.continues) {
-      for (const e of pending) envelopes.push(e)
+    pending.push(step.frame)
+    pos += step.frame.bytes
+    if (!step.frame.continues) {
+      // A whole append: verify it as the next links of the chain, then move the end past it.
+      const decoded = decodeRecords(pending.map((f) => f.payload), end.seq, end.head)
+      if (Either.isLeft(decoded)) return Either.left(decoded.left)
+      for (const e of decoded.right) envelopes.push(e)
+      const last = decoded.right[decoded.right.length - 1]!
+      end = { offset: pos, seq: end.seq + pending.length, head: { seq: last.seq, hash: last.hash } }
       pending = []
-      end = { offset: pos, seq, head }
     }
   }
 }

@@ -6,6 +6,7 @@ import type { PayloadFact } from "../domain/ledger/blocks.ts"
 import { viewLedgerState } from "../domain/projections/ledger-state.ts"
 import { expertsPendingUpdate } from "../domain/projections/model.ts"
 import { referencedPayloads } from "../domain/projections/chain.ts"
+import { startSnapshotAudit, type SnapshotAudit } from "./snapshot-audit.ts"
 
 export type BlobFinding = { readonly blob: string; readonly reason: string }
 
@@ -17,6 +18,8 @@ export type AuditReport = {
   readonly incomplete: ReadonlyArray<string>
   /** Stored blobs no event refers to: payloads an interrupted writer stored but never recorded. */
   readonly orphans: ReadonlyArray<string>
+  /** Every projection snapshot compared with the replay at its seq; bad ones are reported and removed, never fatal. */
+  readonly snapshots: SnapshotAudit
 }
 
 /**
@@ -31,8 +34,9 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
     const facts = new Map<string, PayloadFact>()
     const badBlobs: BlobFinding[] = []
     for (const h of hashes) {
-      const got = yield* Effect.either(blobs.get(h))
-      if (got._tag === "Right") facts.set(h, { sha256: h, size: got.right.length })
+      // Hashed streaming: a blob is never held whole, whatever its size.
+      const got = yield* Effect.either(blobs.verify(h))
+      if (got._tag === "Right") facts.set(h, { sha256: h, size: got.right })
       else {
         badBlobs.push({ blob: h, reason: got.left.message })
         // An altered blob still answers to its address; what it hashes to now is what blocks see.
@@ -41,18 +45,29 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
     }
     const total = ((yield* store.head)?.seq ?? -1) + 1
     const replayer = makeReplayer((h) => facts.get(h) ?? "missing")
+    const snapshots = yield* startSnapshotAudit
+    const rebuilt = () => replayer.result().state
     let n = 0
     yield* store.readAll(0).pipe(
       Stream.takeUntil((env) => {
         if (++n % 10_000 === 0) onProgress(n, total)
-        return !replayer.step(env)
+        if (!replayer.step(env)) return true
+        if (snapshots.watching) snapshots.step(env, rebuilt)
+        return false
       }),
       Stream.runDrain
     )
     const result = replayer.result()
     const referenced = referencedPayloads(result.state.chain)
     const orphans = hashes.filter((h) => !referenced.has(h))
-    return { replay: result, blobs: hashes.length, badBlobs, incomplete: expertsPendingUpdate(result.state.model), orphans } satisfies AuditReport
+    return {
+      replay: result,
+      blobs: hashes.length,
+      badBlobs,
+      incomplete: expertsPendingUpdate(result.state.model),
+      orphans,
+      snapshots: yield* snapshots.finish
+    } satisfies AuditReport
   })
 
 /** The rebuilt read models, in the canonical form used to compare a replay with live state. */

@@ -107,6 +107,34 @@ const removeLeftovers = (root: string, now: number): { removed: string[]; failed
   return { removed, failed }
 }
 
+/** How much of a blob `verify` holds at a time. */
+const VERIFY_CHUNK = 1 << 20
+
+/** The sha256 and size of a file, read a chunk at a time; undefined when it does not exist. */
+const hashFile = async (file: string): Promise<{ readonly sha256: string; readonly size: number } | undefined> => {
+  let fh: fs.promises.FileHandle
+  try {
+    fh = await fs.promises.open(file, "r")
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    throw e
+  }
+  try {
+    const h = crypto.createHash("sha256")
+    const buf = Buffer.allocUnsafe(VERIFY_CHUNK)
+    let size = 0
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, size)
+      if (bytesRead === 0) break
+      h.update(buf.subarray(0, bytesRead))
+      size += bytesRead
+    }
+    return { sha256: h.digest("hex"), size }
+  } finally {
+    await fh.close()
+  }
+}
+
 /** Every blob's hash under `root`, sorted; anything that is not a blob is ignored. */
 const listBlobs = (root: string): string[] => {
   if (!fs.existsSync(root)) return []
@@ -149,6 +177,15 @@ export const makeFileBlobStore = (dir: string): Effect.Effect<BlobStoreApi> =>
           const actual = sha256Hex(bytes)
           if (actual !== hash) return yield* BlobCorrupted.of({ hash, actual })
           return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        }),
+      verify: (hash) =>
+        Effect.gen(function* () {
+          if (!isHash(hash)) return yield* BlobNotFound.of({ hash })
+          const file = blobPath(dir, hash)
+          const got = yield* Effect.tryPromise({ try: () => hashFile(file), catch: failure(`cannot read blob ${hash} at ${file}`) })
+          if (got === undefined) return yield* BlobNotFound.of({ hash })
+          if (got.sha256 !== hash) return yield* BlobCorrupted.of({ hash, actual: got.sha256 })
+          return got.size
         }),
       has: (hash) =>
         isHash(hash)

@@ -1,14 +1,16 @@
 import * as fs from "node:fs"
 import { crc32 } from "node:zlib"
 import { Either } from "effect"
-import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
+import { checkOwnHash, type Envelope } from "../../domain/ledger/envelope.ts"
+import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
-import { decodeRecords } from "./record-decode.ts"
+import { decodePayload } from "../verify/record-check.ts"
 
 /**
- * The on-disk format of the file event store's segment (`events/log.seg`).
+ * The on-disk format of the file event store's segments (`events/<first seq>.seg`, see
+ * `file-layout.ts`).
  *
- * The file is a sequence of records, one envelope each, in seq order:
+ * A segment is a sequence of records, one envelope each, in seq order:
  *
  *   u32le word | u32le crc32(payload) | u32le crc32(the 8 bytes before) | payload
  *
@@ -37,8 +39,20 @@ export const frameRecord = (payload: Uint8Array, continues: boolean): Buffer => 
 export const encodeAppend = (envelopes: ReadonlyArray<Envelope>): Buffer[] =>
   envelopes.map((e, i) => frameRecord(Buffer.from(JSON.stringify(e), "utf8"), i < envelopes.length - 1))
 
-/** Random access to the segment's bytes through a read window, so a scan makes few syscalls. */
-export class SegmentReader {
+
+/** Random access to stored bytes. */
+export interface ByteSource {
+  readonly size: number
+  /** Up to `len` bytes from `pos` (fewer only at the end). */
+  read(pos: number, len: number): Buffer
+}
+
+/**
+ * A file's first `size` bytes through a read window, so a scan makes few syscalls. A read before
+ * the window places the next window to end where that read ends: walking back (a stream's events
+ * through its back-pointers) is as cheap as walking forward.
+ */
+export class SegmentReader implements ByteSource {
   private window = Buffer.alloc(0)
   private windowStart = 0
   constructor(
@@ -50,29 +64,41 @@ export class SegmentReader {
   read(pos: number, len: number): Buffer {
     if (pos >= this.windowStart && pos + len <= this.windowStart + this.window.length)
       return this.window.subarray(pos - this.windowStart, pos - this.windowStart + len)
-    const want = Math.min(Math.max(len, this.windowBytes), this.size - pos)
+    const start = pos < this.windowStart ? Math.max(0, Math.min(pos, pos + len - this.windowBytes)) : pos
+    const want = Math.max(0, Math.min(Math.max(pos + len - start, this.windowBytes), this.size - start))
+    // A new buffer each time: payloads handed out earlier stay valid.
     const buf = Buffer.allocUnsafe(want)
     let got = 0
     while (got < want) {
-      const n = fs.readSync(this.fd, buf, got, want - got, pos + got)
+      const n = fs.readSync(this.fd, buf, got, want - got, start + got)
       if (n === 0) break
       got += n
     }
     this.window = buf.subarray(0, got)
-    this.windowStart = pos
-    return this.window.subarray(0, Math.min(len, got))
+    this.windowStart = start
+    return this.window.subarray(pos - start, Math.min(pos - start + len, got))
   }
+}
 
-  /** True when every byte from `pos` to the end is zero. */
-  zeroFrom(pos: number): boolean {
-    for (let p = pos; p < this.size; ) {
-      const n = Math.min(1 << 20, this.size - p)
-      const chunk = this.read(p, n)
-      for (let i = 0; i < chunk.length; i++) if (chunk[i] !== 0) return false
-      p += n
-    }
-    return true
+export class BufferSource implements ByteSource {
+  constructor(private readonly bytes: Buffer) {}
+  get size() {
+    return this.bytes.length
   }
+  read(pos: number, len: number): Buffer {
+    return this.bytes.subarray(pos, pos + len)
+  }
+}
+
+/** True when every byte from `pos` to the end is zero. */
+const zeroFrom = (src: ByteSource, pos: number): boolean => {
+  for (let p = pos; p < src.size; ) {
+    const chunk = src.read(p, Math.min(1 << 20, src.size - p))
+    if (chunk.length === 0) return true
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] !== 0) return false
+    p += chunk.length
+  }
+  return true
 }
 
 export type Frame = { readonly offset: number; readonly bytes: number; readonly continues: boolean; readonly payload: Buffer }
@@ -84,16 +110,17 @@ export type FrameStep =
   | { readonly _tag: "Torn"; readonly reason: string }
   | { readonly _tag: "Corrupt"; readonly reason: string }
 
-export const readFrame = (src: SegmentReader, pos: number): FrameStep => {
+export const readFrame = (src: ByteSource, pos: number): FrameStep => {
   const left = src.size - pos
   if (left === 0) return { _tag: "End" }
   if (left < HEADER_BYTES) return { _tag: "Torn", reason: `${left} bytes, less than a record header` }
   const header = src.read(pos, HEADER_BYTES)
+  if (header.length < HEADER_BYTES) return { _tag: "Torn", reason: `the file ends at byte ${pos + header.length}, inside a record header` }
   if (crc32(header.subarray(0, 8)) !== header.readUInt32LE(8)) {
     // A crash can leave a tail of zeros where the file grew but the data never landed (some
     // filesystems, on power loss). No record is all zeros (its header checksum would not be),
     // and no single changed byte can zero a record whole, so such a tail is torn, not damaged.
-    if (src.zeroFrom(pos)) return { _tag: "Torn", reason: `${left} zero bytes` }
+    if (zeroFrom(src, pos)) return { _tag: "Torn", reason: `${left} zero bytes` }
     return { _tag: "Corrupt", reason: `record header checksum mismatch at byte ${pos}` }
   }
   const word = header.readUInt32LE(0)
@@ -101,57 +128,108 @@ export const readFrame = (src: SegmentReader, pos: number): FrameStep => {
   if (HEADER_BYTES + length > left)
     return { _tag: "Torn", reason: `record at byte ${pos} needs ${length} payload bytes, ${left - HEADER_BYTES} present` }
   const payload = src.read(pos + HEADER_BYTES, length)
+  if (payload.length < length) return { _tag: "Torn", reason: `the file ends inside the record at byte ${pos}` }
   if (crc32(payload) !== header.readUInt32LE(4)) return { _tag: "Corrupt", reason: `record payload checksum mismatch at byte ${pos}` }
   return { _tag: "Frame", frame: { offset: pos, bytes: HEADER_BYTES + length, continues: (word & CONTINUES) !== 0, payload } }
 }
 
-/** Where a scan stands: the byte after the last whole append, its next seq, and the chain head. */
-export type ScanPoint = { readonly offset: number; readonly seq: number; readonly head: Head | undefined }
-export const scanStart: ScanPoint = { offset: 0, seq: 0, head: undefined }
+/** Damage to the log at `seq`: the StoreFailure every check of the file store reports. */
+export const corruptLog = (seq: number, reason: string) => new StoreFailure({ seq, reason: `corrupted event log: ${reason}` })
 
-export type ScanResult = {
-  /** Envelopes of the whole appends read, in seq order. */
-  readonly envelopes: Envelope[]
-  /** After the last whole append; everything beyond is an incomplete tail. */
-  readonly end: ScanPoint
-  readonly tail: { readonly offset: number; readonly bytes: number; readonly reason: string } | undefined
+/** A run of whole appends, framed and checksummed but not yet decoded. */
+export type FramedBatch = {
+  readonly firstSeq: number
+  readonly payloads: ReadonlyArray<Buffer>
+  /** Where each record starts in its segment. */
+  readonly offsets: ReadonlyArray<number>
+  /** The byte after the batch's last record. */
+  readonly end: number
+}
+
+/** What lies after the last whole append of a segment: bytes a crash left mid-append. */
+export type Tail = { readonly offset: number; readonly bytes: number; readonly reason: string }
+
+/** The read window for records found through an index: one record, rarely more. */
+export const RECORD_WINDOW = 16 << 10
+
+/** How many payload bytes a scan hands to one bulk decode. */
+export const BATCH_BYTES = 4 << 20
+
+/**
+ * Reads a segment's whole appends from a position, in batches of about `batchBytes`, checking
+ * framing only. An incomplete last append ends the scan and is reported as `tail`; a record whose
+ * checksums fail is a StoreFailure naming its seq.
+ */
+export class AppendScanner {
+  tail: Tail | undefined = undefined
+  constructor(
+    private readonly src: ByteSource,
+    private pos: number,
+    private seq: number,
+    private readonly batchBytes = BATCH_BYTES
+  ) {}
+
+  /** Where the scan stands: the byte after the last whole append read, and the next seq. */
+  get point() {
+    return { offset: this.pos, seq: this.seq }
+  }
+
+  /** The next batch, or undefined at the end. */
+  next(): Either.Either<FramedBatch | undefined, StoreFailure> {
+    const payloads: Buffer[] = []
+    const offsets: number[] = []
+    let whole = 0
+    let wholeEnd = this.pos
+    let p = this.pos
+    let bytes = 0
+    // Stop only between appends, so that a batch never splits one.
+    while (bytes < this.batchBytes || payloads.length > whole) {
+      const step = readFrame(this.src, p)
+      if (step._tag === "Corrupt") return Either.left(corruptLog(this.seq + payloads.length, step.reason))
+      if (step._tag !== "Frame") {
+        const reason = step._tag === "Torn" ? step.reason : "an append ends without its last record"
+        this.tail = wholeEnd < this.src.size ? { offset: wholeEnd, bytes: this.src.size - wholeEnd, reason } : undefined
+        break
+      }
+      payloads.push(step.frame.payload)
+      offsets.push(p)
+      p += step.frame.bytes
+      bytes += step.frame.bytes
+      if (!step.frame.continues) {
+        whole = payloads.length
+        wholeEnd = p
+      }
+    }
+    if (whole === 0) return Either.right(undefined)
+    const batch = { firstSeq: this.seq, payloads: payloads.slice(0, whole), offsets: offsets.slice(0, whole), end: wholeEnd }
+    this.pos = wholeEnd
+    this.seq += whole
+    return Either.right(batch)
+  }
 }
 
 /**
- * Read and verify every record from `start`: framing checksums, envelope schema, hash chain, and
- * the shared genesis at seq 0. An incomplete last append is reported as `tail`; anything else
- * wrong is a StoreFailure naming the seq of the bad record, never a skip.
+ * Decode one record on its own, found through the index rather than by reading the chain up to
+ * it: its envelope schema, that it is the envelope at `seq`, its own hash, and the shared genesis
+ * at seq 0. Its links to its neighbours are verified by whole-log reads.
  */
-export const scanSegment = (src: SegmentReader, start: ScanPoint): Either.Either<ScanResult, StoreFailure> => {
-  const envelopes: Envelope[] = []
-  let end = start
-  let pending: Frame[] = []
-  let pos = start.offset
-  for (;;) {
-    const step = readFrame(src, pos)
-    if (step._tag === "Corrupt") return Either.left(new StoreFailure({ seq: end.seq + pending.length, reason: `corrupted event log: ${step.reason}` }))
-    if (step._tag === "End" || step._tag === "Torn") {
-      const reason = step._tag === "Torn" ? step.reason : `an append ends without its last record`
-      const tail = end.offset < src.size ? { offset: end.offset, bytes: src.size - end.offset, reason } : undefined
-      return Either.right({ envelopes, end, tail })
-    }
-    pending.push(step.frame)
-    pos += step.frame.bytes
-    if (!step.frame.continues) {
-      // A whole append: verify it as the next links of the chain, then move the end past it.
-      const decoded = decodeRecords(pending.map((f) => f.payload), end.seq, end.head)
-      if (Either.isLeft(decoded)) return Either.left(decoded.left)
-      for (const e of decoded.right) envelopes.push(e)
-      const last = decoded.right[decoded.right.length - 1]!
-      end = { offset: pos, seq: end.seq + pending.length, head: { seq: last.seq, hash: last.hash } }
-      pending = []
-    }
-  }
+export const decodeRecordAt = (payload: Uint8Array, seq: number): Either.Either<Envelope, StoreFailure> => {
+  const corrupt = (reason: string) => Either.left(corruptLog(seq, reason))
+  const decoded = decodePayload(payload, seq)
+  if (Either.isLeft(decoded)) return corrupt(decoded.left)
+  const env = decoded.right
+  if (env.seq !== seq) return corrupt(`expected seq ${seq}, found ${env.seq}`)
+  const own = checkOwnHash(env)
+  if (Either.isLeft(own)) return corrupt(own.left.reason)
+  if (seq === 0 && env.hash !== GENESIS_HASH) return corrupt("seq 0 is not the genesis covenant every install shares")
+  return Either.right(env)
 }
 
 /** A record as stored, before any interpretation beyond its framing; for audit tools. */
 export type RawRecord = {
   readonly seq: number
+  /** The segment file that holds it, and where in it. */
+  readonly segment: string
   readonly offset: number
   readonly bytes: number
   readonly continues: boolean
@@ -161,22 +239,27 @@ export type RawRecord = {
 export type SegmentInspection = {
   readonly size: number
   readonly records: ReadonlyArray<RawRecord>
-  /** Why reading stopped before the end of the file, if it did. */
-  readonly stop: { readonly kind: "torn" | "corrupt"; readonly seq: number; readonly offset: number; readonly reason: string } | undefined
+  /** Why reading stopped before the end of the log, if it did. */
+  readonly stop:
+    | { readonly kind: "torn" | "corrupt"; readonly seq: number; readonly segment: string; readonly offset: number; readonly reason: string }
+    | undefined
 }
 
-/** Framing-level walk of a segment: every record whose checksums hold, up to the first that does not. */
-export const inspectSegment = (src: SegmentReader): SegmentInspection => {
+/**
+ * Framing-level walk of one segment whose first record is `firstSeq`: every record whose checksums
+ * hold, up to the first that does not.
+ */
+export const inspectSegment = (src: ByteSource, segment: string, firstSeq: number): SegmentInspection => {
   const records: RawRecord[] = []
   let pos = 0
   for (;;) {
     const step = readFrame(src, pos)
-    const seq = records.length
+    const seq = firstSeq + records.length
     if (step._tag === "End") return { size: src.size, records, stop: undefined }
     if (step._tag !== "Frame")
-      return { size: src.size, records, stop: { kind: step._tag === "Torn" ? "torn" : "corrupt", seq, offset: pos, reason: step.reason } }
+      return { size: src.size, records, stop: { kind: step._tag === "Torn" ? "torn" : "corrupt", seq, segment, offset: pos, reason: step.reason } }
     const { frame } = step
-    records.push({ seq, offset: pos, bytes: frame.bytes, continues: frame.continues, text: frame.payload.toString("utf8") })
+    records.push({ seq, segment, offset: pos, bytes: frame.bytes, continues: frame.continues, text: frame.payload.toString("utf8") })
     pos += frame.bytes
   }
 }

@@ -1,8 +1,9 @@
 import { Clock, Effect, Either, PubSub, Stream } from "effect"
-import { prepareEvent, sealBatch, type Envelope, type Head } from "../../domain/ledger/envelope.ts"
+import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
-import { InvalidEvent, WrongExpectedRevision } from "../../domain/ledger/errors.ts"
-import { describeExpected, revisionMatches, type ExpectedRevision } from "../../domain/ports/event-store.ts"
+import type { InvalidEvent, WrongExpectedRevision } from "../../domain/ledger/errors.ts"
+import type { ExpectedRevision } from "../../domain/ports/event-store.ts"
+import { sealAppend } from "./seal-append.ts"
 
 /**
  * The in-memory view every local store shares: committed envelopes, per-stream positions and
@@ -51,23 +52,12 @@ export const makeLogIndex = (initial: ReadonlyArray<Envelope>): Effect.Effect<Lo
     const index: LogIndex = {
       all,
       stage: (stream, events, expected, at) => {
-        const actual = revisionOf(stream)
-        if (!revisionMatches(expected, actual))
-          return Either.left(WrongExpectedRevision.of({ stream, expected: describeExpected(expected), actual }))
-        if (events.length === 0) return Either.left(InvalidEvent.of({ stream, type: "-", reason: "an append needs at least one event" }))
-        const prepared: NewEvent[] = []
-        for (const ev of events) {
-          const p = prepareEvent(stream, ev)
-          if (Either.isLeft(p)) return Either.left(p.left)
-          prepared.push(p.right)
+        const sealed = sealAppend(stream, events, expected, revisionOf(stream), lastOf(pending) ?? lastOf(all), at)
+        if (Either.isRight(sealed)) {
+          pending = pending.concat(sealed.right.envelopes)
+          pendingRevision.set(stream, sealed.right.revision)
         }
-        const sealed = sealBatch(lastOf(pending) ?? lastOf(all), stream, prepared, at)
-        if (Either.isLeft(sealed)) return Either.left(sealed.left)
-        const envelopes = sealed.right
-        pending = pending.concat(envelopes)
-        const revision = actual + envelopes.length
-        pendingRevision.set(stream, revision)
-        return Either.right({ envelopes, revision })
+        return sealed
       },
       staged: () => pending,
       publishStaged: Effect.suspend(() => {

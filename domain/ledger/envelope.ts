@@ -20,8 +20,9 @@ export const Envelope = Schema.Struct({
 export type Envelope = typeof Envelope.Type
 export type Unsealed = Omit<Envelope, "hash">
 
+/** sha256 of the canonical JSON of everything but the hash (keys listed in canonical order, so none are sorted). */
 export const envelopeHash = (e: Unsealed): string =>
-  hashCanonical({ seq: e.seq, stream: e.stream, type: e.type, version: e.version, at: e.at, data: e.data, prev: e.prev })
+  hashCanonical({ at: e.at, data: e.data, prev: e.prev, seq: e.seq, stream: e.stream, type: e.type, version: e.version })
 
 export const seal = (e: Unsealed): Envelope => ({ ...e, hash: envelopeHash(e) })
 
@@ -44,24 +45,31 @@ const asSchema = (s: unknown) => s as Schema.Schema<unknown, unknown>
  * the streams their type is bound to. Refuses instead of guessing.
  */
 export const prepareEvent = (stream: string, event: NewEvent): Either.Either<NewEvent, InvalidEvent> => {
-  const fail = (reason: string) => Either.left(InvalidEvent.of({ stream, type: String(event.type), reason }))
-  if (streamKind(stream) === undefined) return fail(`invalid stream name ${JSON.stringify(stream)}`)
-  if (!isEventType(event.type)) return fail("unknown event type")
+  const p = preparedData(stream, event)
+  return "refused" in p
+    ? Either.left(InvalidEvent.of({ stream, type: String(event.type), reason: p.refused }))
+    : Either.right({ type: event.type, version: event.version, data: p.data as never })
+}
+
+/** `prepareEvent`'s verdict: why the event is refused, or its data in canonical encoded form. */
+const preparedData = (stream: string, event: NewEvent): { readonly refused: string } | { readonly data: unknown } => {
+  if (streamKind(stream) === undefined) return { refused: `invalid stream name ${JSON.stringify(stream)}` }
+  if (!isEventType(event.type)) return { refused: "unknown event type" }
   const entry = Catalog[event.type]
-  if (event.version !== entry.version) return fail(`version ${event.version} is not the current version ${entry.version}`)
+  if (event.version !== entry.version) return { refused: `version ${event.version} is not the current version ${entry.version}` }
   const misplaced = bindingProblem(stream, event.type, entry.streams)
-  if (misplaced !== undefined) return fail(misplaced)
+  if (misplaced !== undefined) return { refused: misplaced }
   const schema = asSchema(entry.schema)
   const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(event.data)
-  if (Either.isLeft(decoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  if (Either.isLeft(decoded)) return { refused: ParseResult.TreeFormatter.formatErrorSync(decoded.left) }
   const encoded = Schema.encodeEither(schema)(decoded.right)
-  if (Either.isLeft(encoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(encoded.left))
+  if (Either.isLeft(encoded)) return { refused: ParseResult.TreeFormatter.formatErrorSync(encoded.left) }
   try {
     canonicalize(encoded.right)
   } catch (e) {
-    return fail(String((e as Error).message))
+    return { refused: String((e as Error).message) }
   }
-  return Either.right({ type: event.type, version: event.version, data: encoded.right as never })
+  return { data: encoded.right }
 }
 
 /**
@@ -126,6 +134,59 @@ export const decodeEvent = (env: Envelope): Either.Either<DecodedEvent, Malforme
   return Either.right({ type: env.type, data, envelope: env } as DecodedEvent)
 }
 
+const decodeEnvelopeSchema = Schema.decodeUnknownEither(Envelope, { onExcessProperty: "error" })
+
+const isNonNegativeInt = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0
+const isPositiveInt = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x > 0
+
+/** The envelope's fields in the schema's order: the order of the schema's output, and of what the writer stores. */
+const FIELDS = ["seq", "stream", "type", "version", "at", "data", "prev", "hash"] as const
+
+/**
+ * How a value JSON.parse gave stands against the Envelope schema: not an envelope (the schema
+ * says why); an envelope whose fields are in another order or lack `data` (the schema's output
+ * is a copy); or one with every field in the schema's order, indistinguishable from its output.
+ */
+type Shape = "refused" | "envelope" | "ordered"
+
+/**
+ * The Envelope schema's decision for a value JSON.parse gave, without its parse tree: an object
+ * whose own keys are the envelope's fields (`data` may be absent: it is `unknown`) and nothing
+ * else, with their types.
+ */
+const shapeOf = (raw: unknown): Shape => {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return "refused"
+  const r = raw as Record<string, unknown>
+  const keys = Object.keys(r)
+  let required = 0
+  let ordered = true
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!
+    ordered &&= k === FIELDS[i]
+    switch (k) {
+      case "seq":
+        if (!isNonNegativeInt(r.seq)) return "refused"
+        break
+      case "version":
+        if (!isPositiveInt(r.version)) return "refused"
+        break
+      case "stream":
+      case "type":
+      case "at":
+      case "prev":
+      case "hash":
+        if (typeof r[k] !== "string") return "refused"
+        break
+      case "data":
+        continue
+      default:
+        return "refused"
+    }
+    required++
+  }
+  return required !== 7 ? "refused" : ordered ? "ordered" : "envelope"
+}
+
 /** Parse one stored record (JSON text) into an envelope, or say what is wrong with it at `seq`. */
 export const parseEnvelope = (seq: number, text: string): Either.Either<Envelope, MalformedEvent> => {
   let raw: unknown
@@ -134,19 +195,42 @@ export const parseEnvelope = (seq: number, text: string): Either.Either<Envelope
   } catch (e) {
     return Either.left(MalformedEvent.of({ seq, reason: `bad JSON: ${(e as Error).message}` }))
   }
-  const env = Schema.decodeUnknownEither(Envelope, { onExcessProperty: "error" })(raw)
-  if (Either.isLeft(env)) return Either.left(MalformedEvent.of({ seq, reason: `bad envelope: ${ParseResult.TreeFormatter.formatErrorSync(env.left)}` }))
-  return Either.right(env.right)
+  // The schema is consulted only to word a refusal; its output is the same value, the same fields
+  // in the same order, as what is returned here.
+  switch (shapeOf(raw)) {
+    case "ordered":
+      return Either.right(raw as Envelope)
+    case "envelope": {
+      const e = raw as Envelope
+      return Either.right({ seq: e.seq, stream: e.stream, type: e.type, version: e.version, at: e.at, data: e.data, prev: e.prev, hash: e.hash })
+    }
+    case "refused": {
+      const env = decodeEnvelopeSchema(raw)
+      if (Either.isLeft(env)) return Either.left(MalformedEvent.of({ seq, reason: `bad envelope: ${ParseResult.TreeFormatter.formatErrorSync(env.left)}` }))
+      return Either.right(env.right)
+    }
+  }
+}
+
+/** Where an envelope sits in the chain: its seq follows `prev`, and its back-pointer is `prev`'s hash. */
+export const checkPosition = (prev: Head | undefined, env: Envelope): Either.Either<void, ChainBroken> => {
+  const want = nextLink(prev)
+  if (env.seq !== want.seq) return Either.left(ChainBroken.of({ seq: want.seq, reason: `expected seq ${want.seq}, found ${env.seq}` }))
+  if (env.prev !== want.prev) return Either.left(ChainBroken.of({ seq: env.seq, reason: "prev does not match the hash of the previous event" }))
+  return Either.right(undefined)
+}
+
+/** An envelope's own hash: independent of every other envelope, so it can be checked anywhere, in any order. */
+export const checkOwnHash = (env: Envelope): Either.Either<void, ChainBroken> => {
+  const h = envelopeHash(env)
+  if (h !== env.hash) return Either.left(ChainBroken.of({ seq: env.seq, reason: `hash mismatch: stored ${env.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…` }))
+  return Either.right(undefined)
 }
 
 /** Verify one link of the chain: position, back-pointer and own hash. */
 export const verifyLink = (prev: Head | undefined, env: Envelope): Either.Either<void, ChainBroken> => {
-  const want = nextLink(prev)
-  if (env.seq !== want.seq) return Either.left(ChainBroken.of({ seq: want.seq, reason: `expected seq ${want.seq}, found ${env.seq}` }))
-  if (env.prev !== want.prev) return Either.left(ChainBroken.of({ seq: env.seq, reason: "prev does not match the hash of the previous event" }))
-  const h = envelopeHash(env)
-  if (h !== env.hash) return Either.left(ChainBroken.of({ seq: env.seq, reason: `hash mismatch: stored ${env.hash.slice(0, 12)}…, computed ${h.slice(0, 12)}…` }))
-  return Either.right(undefined)
+  const position = checkPosition(prev, env)
+  return Either.isLeft(position) ? position : checkOwnHash(env)
 }
 
 /** Verify a whole run of envelopes from seq 0 as one hash chain; the first broken link is named. */

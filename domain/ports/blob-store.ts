@@ -24,6 +24,12 @@ export class BlobStoreFailure extends Schema.TaggedError<BlobStoreFailure>()("Bl
 export interface BlobStoreApi {
   readonly put: (bytes: Uint8Array) => Effect.Effect<string, BlobStoreFailure>
   readonly get: (hash: string) => Effect.Effect<Uint8Array, BlobNotFound | BlobCorrupted | BlobStoreFailure>
+  /**
+   * Re-hash the bytes stored under `hash` without holding them whole, as `get` would check them:
+   * their size in bytes when they still hash to their address. An audit verifies every blob this
+   * way, whatever their sizes.
+   */
+  readonly verify: (hash: string) => Effect.Effect<number, BlobNotFound | BlobCorrupted | BlobStoreFailure>
   readonly has: (hash: string) => Effect.Effect<boolean, BlobStoreFailure>
   readonly list: Effect.Effect<ReadonlyArray<string>, BlobStoreFailure>
   /**

@@ -1,10 +1,22 @@
-import { newEvent, type BlockAppendedData, type NewEvent } from "../ledger/events.ts"
-import type { ModelSpec } from "../model/spec.ts"
+import { Schema } from "effect"
+import { BlockAppendedData, newEvent, type NewEvent } from "../ledger/events.ts"
+import { ModelSpec } from "../model/spec.ts"
 import { GENESIS_COVENANT, GENESIS_HASH } from "../ledger/genesis.ts"
 import type { Projection } from "./projection.ts"
+import { schemaCodec } from "./state-codec.ts"
 
 export type ChainAEntry = { readonly seq: number; readonly type: string; readonly hash: string; readonly at: string }
 export type BlockEntry = BlockAppendedData & { readonly seq: number; readonly at: string }
+
+const Seq = Schema.Int.pipe(Schema.nonNegative())
+const BlockEntry = Schema.Struct({ ...BlockAppendedData.fields, seq: Seq, at: Schema.String })
+
+const ChainStateSchema = Schema.Struct({
+  chainA: Schema.mutable(Schema.Array(Schema.Struct({ seq: Seq, type: Schema.String, hash: Schema.String, at: Schema.String }))),
+  specs: Schema.Map({ key: Schema.String, value: ModelSpec }),
+  blocks: Schema.Map({ key: Schema.String, value: BlockEntry }),
+  chainB: Schema.mutable(Schema.Array(Schema.String))
+})
 
 export type ChainState = {
   readonly chainA: ChainAEntry[]
@@ -51,7 +63,8 @@ export const ChainProjection: Projection<ChainState, unknown> = {
     chainA: s.chainA,
     specs: [...s.specs.entries()],
     chainB: s.chainB.map((h) => s.blocks.get(h))
-  })
+  }),
+  snapshot: schemaCodec(1, ChainStateSchema)
 }
 
 /** Seal the genesis covenant into an empty log; a log that has chain A already needs nothing. */

@@ -30,4 +30,10 @@ export const evolveLedgerState = (s: LedgerState, e: DecodedEvent): LedgerState 
   return s
 }
 
+/** The read model the ledger keeps under `name`, and its part of a ledger state; undefined when it keeps none. */
+export const ledgerProjection = (name: string) =>
+  Object.prototype.hasOwnProperty.call(projections, name)
+    ? { projection: at(name as keyof Projections) as Projection<unknown, unknown>, stateOf: (s: LedgerState): unknown => s[name as keyof Projections] }
+    : undefined
+
 export const viewLedgerState = (s: LedgerState): LedgerView => Object.fromEntries(names.map((k) => [k, at(k).view(s[k])])) as LedgerView

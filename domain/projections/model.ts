@@ -1,7 +1,8 @@
-import type { ModelSpec } from "../model/spec.ts"
-import { parsePartName } from "../model/spec.ts"
+import { Schema } from "effect"
+import { ModelSpec, parsePartName } from "../model/spec.ts"
 import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
 import type { Projection } from "./projection.ts"
+import { completedCodec, schemaCodec } from "./state-codec.ts"
 
 export type PartVersion = { readonly block: string; readonly seq: number; reason: string }
 
@@ -15,6 +16,31 @@ export type ModelState = {
   readonly recorded: Map<string, Set<string>>
   /** Each block's version entry, by block hash. */
   readonly versions: Map<string, PartVersion>
+}
+
+/** What a snapshot stores: `versions` only indexes the entries of `history`, so it is rebuilt. */
+const StoredModel = Schema.Struct({
+  spec: Schema.NullOr(Schema.Struct({ hash: Schema.String, spec: ModelSpec })),
+  current: Schema.Map({ key: Schema.String, value: Schema.Struct({ block: Schema.String, payload: Schema.String }) }),
+  history: Schema.Map({
+    key: Schema.String,
+    value: Schema.mutable(Schema.Array(Schema.Struct({ block: Schema.String, seq: Schema.Int.pipe(Schema.nonNegative()), reason: Schema.String })))
+  }),
+  recorded: Schema.Map({ key: Schema.String, value: Schema.Set(Schema.String) })
+})
+
+/**
+ * Each block's version entry, the very object `history` holds (a reason given later updates
+ * both): a block appended twice resolves to its latest append, as the fold leaves it.
+ */
+const indexVersions = (history: ModelState["history"]): Map<string, PartVersion> => {
+  const versions = new Map<string, PartVersion>()
+  for (const list of history.values())
+    for (const v of list) {
+      const known = versions.get(v.block)
+      if (known === undefined || known.seq < v.seq) versions.set(v.block, v)
+    }
+  return versions
 }
 
 export const GENESIS_REASON = "genesis weights from the published spec"
@@ -66,7 +92,12 @@ export const ModelProjection: Projection<ModelState, unknown> = {
     }
     return s
   },
-  view: (s) => ({ spec: s.spec, current: [...s.current.entries()], history: [...s.history.entries()] })
+  view: (s) => ({ spec: s.spec, current: [...s.current.entries()], history: [...s.history.entries()] }),
+  snapshot: completedCodec(
+    schemaCodec(1, StoredModel),
+    (m) => ({ ...m, spec: m.spec ?? undefined, versions: indexVersions(m.history) }),
+    (s) => ({ spec: s.spec ?? null, current: s.current, history: s.history, recorded: s.recorded })
+  )
 }
 
 /**

@@ -1,4 +1,6 @@
+import { Schema } from "effect"
 import type { Projection } from "./projection.ts"
+import { schemaCodec } from "./state-codec.ts"
 
 export type NodeEntry = {
   readonly node: string
@@ -13,6 +15,19 @@ export type NodeEntry = {
 }
 
 export type NodesState = Map<string, NodeEntry>
+
+const NodesStateSchema = Schema.Map({
+  key: Schema.String,
+  value: Schema.Struct({
+    node: Schema.String,
+    publicKey: Schema.String,
+    device: Schema.String,
+    memory: Schema.Number,
+    speed: Schema.Number,
+    status: Schema.Literal("active", "banned", "retired"),
+    blocks: Schema.Array(Schema.String)
+  })
+})
 
 /** The node registry: who serves, with what device, and which expert blocks they hold. */
 export const NodesProjection: Projection<NodesState, unknown> = {
@@ -37,7 +52,8 @@ export const NodesProjection: Projection<NodesState, unknown> = {
     }
     return s
   },
-  view: (s) => [...s.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
+  view: (s) => [...s.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
+  snapshot: schemaCodec(1, NodesStateSchema)
 }
 
 /** Active nodes as the devices a plan may use. */

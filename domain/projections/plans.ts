@@ -1,8 +1,9 @@
 import { Either, Schema } from "effect"
 import { canonicalize } from "../ledger/jcs.ts"
 import { newEvent, type NewEvent } from "../ledger/events.ts"
-import { planIdRefusal, type Plan } from "../pipeline/plan.ts"
+import { Plan, planIdRefusal } from "../pipeline/plan.ts"
 import type { Projection } from "./projection.ts"
+import { schemaCodec } from "./state-codec.ts"
 
 export type PlanStatus = "planned" | "promoted" | "frozen"
 
@@ -19,6 +20,22 @@ export type PlansState = {
   /** planId → seq of its `PlanFrozen`; kept apart so that a fold of chain A alone knows it too. */
   readonly frozen: Map<string, number>
 }
+
+const Seq = Schema.Int.pipe(Schema.nonNegative())
+
+const PlansStateSchema = Schema.Struct({
+  plans: Schema.Map({
+    key: Schema.String,
+    value: Schema.Struct({
+      plan: Plan,
+      status: Schema.Literal("planned", "promoted", "frozen"),
+      plannedSeq: Seq,
+      promotedSeq: Schema.optional(Seq),
+      frozenSeq: Schema.optional(Seq)
+    })
+  }),
+  frozen: Schema.Map({ key: Schema.String, value: Seq })
+})
 
 const roundKey = (epoch: string, round: string) => `${epoch}\u0000${round}`
 
@@ -48,7 +65,8 @@ export const PlansProjection: Projection<PlansState, unknown> = {
     }
     return s
   },
-  view: (s) => [...s.plans.values()].sort((a, b) => a.plannedSeq - b.plannedSeq)
+  view: (s) => [...s.plans.values()].sort((a, b) => a.plannedSeq - b.plannedSeq),
+  snapshot: schemaCodec(1, PlansStateSchema)
 }
 
 export const PlanRefusalKind = Schema.Literal("BadId", "IdTaken", "RoundTaken", "AlreadyPromoted", "AlreadyFrozen")

@@ -1,20 +1,17 @@
 import { Command, ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { NodeFileSystem, NodePath, NodeRuntime, NodeTerminal } from "@effect/platform-node"
 import { Cause, Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
 import { auditCommand, eventsCommand, initCommand, keysCommand } from "./ledger-commands.ts"
 import { upCommand } from "./up.ts"
 import { chatCommand, exportCommand, trainCommand } from "./model-commands.ts"
 import { planCommand } from "./plan-commands.ts"
 import { CliFailure, ExitCode, exitCodeOf } from "./output.ts"
-import { ledgerLayer, parseStoreLocation } from "../ledger.ts"
 import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
   Command.withSubcommands([initCommand, upCommand, auditCommand, eventsCommand, keysCommand, chatCommand, trainCommand, exportCommand, planCommand])
 )
-
-const cli = Command.run(blyan, { name: "blyan", version: "0.1.0" })
 
 /** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */
 const report = (argv: ReadonlyArray<string>) => (error: unknown) =>
@@ -32,16 +29,19 @@ const report = (argv: ReadonlyArray<string>) => (error: unknown) =>
 /**
  * The ledger is chosen once, here, from `--store`/`BLYAN_STORE` or `--data`/`BLYAN_DATA`; every
  * command that opens a store declares the same flags, so the parser validates and documents them.
+ * It is built when a command runs, not for `--help`, and its module (the stores) loads only then.
  */
 const ledgerFromArgs = (argv: ReadonlyArray<string>) =>
   Effect.gen(function* () {
+    const { ledgerLayer, parseStoreLocation, withSegmentBytes } = yield* Effect.promise(() => import("../ledger.ts"))
     const store = globalFlag(argv, "store")
     const data = globalFlag(argv, "data")
     const envStore = yield* Config.option(Config.string("BLYAN_STORE"))
     const envData = yield* Config.option(Config.string("BLYAN_DATA"))
-    const location = parseStoreLocation(
-      Option.getOrUndefined(Option.orElse(store, () => envStore)),
-      Option.getOrElse(Option.orElse(data, () => envData), () => "./data")
+    const segmentBytes = yield* Config.option(Config.string("BLYAN_SEGMENT_BYTES"))
+    const location = Either.flatMap(
+      parseStoreLocation(Option.getOrUndefined(Option.orElse(store, () => envStore)), Option.getOrElse(Option.orElse(data, () => envData), () => "./data")),
+      (loc) => withSegmentBytes(loc, Option.getOrUndefined(segmentBytes))
     )
     return Either.match(location, { onLeft: (e) => Layer.fail(e), onRight: ledgerLayer })
   }).pipe(Effect.orDie)
@@ -53,13 +53,11 @@ const stderrLogger = Logger.make(({ logLevel, message, cause }) => {
 })
 
 const program = (argv: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const ledger = yield* ledgerFromArgs(argv)
-    return yield* cli(argv).pipe(Effect.provide(ledger))
-  }).pipe(
+  Command.run(blyan.pipe(Command.provide(Layer.unwrapEffect(ledgerFromArgs(argv)))), { name: "blyan", version: "0.1.0" })(argv).pipe(
     Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => void (process.exitCode = ExitCode.usage))),
     Effect.catchAll(report(argv)),
-    Effect.provide(Layer.merge(NodeContext.layer, Logger.replace(Logger.defaultLogger, stderrLogger)))
+    // What the CLI needs of the platform, not all of NodeContext (whose process and worker layers load modules at start).
+    Effect.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer, Logger.replace(Logger.defaultLogger, stderrLogger)))
   )
 
 // A reader that stops early (`blyan events --json | head`) is not an error.

@@ -8,9 +8,9 @@ export const dataOption = Options.text("data").pipe(
   Options.withDefault("./data")
 )
 
-/** `--store URL` (env BLYAN_STORE): file:DIR (the default, from --data) or esdb://HOST:PORT. */
+/** `--store URL` (env BLYAN_STORE): file:DIR (the default, from --data), nats://HOST:PORT[,…] or esdb://HOST:PORT. */
 export const storeOption = Options.text("store").pipe(
-  Options.withDescription("the ledger's store: file:DIR (default: --data) or esdb://HOST:PORT (env BLYAN_STORE)"),
+  Options.withDescription("the ledger's store: file:DIR (default: --data), nats://HOST:PORT[,HOST:PORT…][?replicas=N] or esdb://HOST:PORT (env BLYAN_STORE)"),
   Options.optional
 )
 

@@ -13,6 +13,7 @@ import { LedgerAccess, ledgerLayer } from "../../infra/ledger.ts"
 import { keyIssued } from "../support/events.ts"
 import { makeBlock } from "../support/ledger.ts"
 import { filesBelow, tempDir } from "../support/tmp.ts"
+import { logOf } from "../support/log.ts"
 
 /** A ledger on disk with keys, blocks and their payload blobs. */
 const buildLedger = (dir: string) =>
@@ -30,6 +31,18 @@ const buildLedger = (dir: string) =>
       yield* store.append("keys", [keyIssued(i)], "any")
       parent = b.hash
     }
+  }).pipe(Effect.provide(ledgerLayer({ scheme: "file", dir })))
+
+/** The event store's indexes (`events/*.idx`): derived from the segments, not part of the ledger. */
+const isIndex = (file: string) => file.endsWith(".idx")
+
+/** Everything the ledger answers through the event store: the whole log, and each stream's events. */
+const readBack = (dir: string) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const log = yield* logOf(store)
+    const streams = [...new Set(log.map((e) => e.stream))].sort()
+    return { log, streams: yield* Effect.forEach(streams, (s) => store.read(s)) }
   }).pipe(Effect.provide(ledgerLayer({ scheme: "file", dir })))
 
 /** Audit as `blyan audit` does: read-only, store-open failures are findings too. */
@@ -50,9 +63,9 @@ layer(Layer.effectDiscard(buildLedger(pristine)))("audit of a data directory", (
     })
   )
 
-  it.effect("detects any single-byte change anywhere in the data directory (property)", () =>
+  it.effect("detects any single-byte change anywhere in the ledger's files: its event segments and blobs (property)", () =>
     Effect.gen(function* () {
-      const files = filesBelow(pristine)
+      const files = filesBelow(pristine).filter((f) => !isIndex(f))
       expect(files.some((f) => f.includes("blobs"))).toBe(true)
       const sizes = files.map((f) => fs.statSync(path.join(pristine, f)).size)
       const total = sizes.reduce((a, b) => a + b, 0)
@@ -74,6 +87,35 @@ layer(Layer.effectDiscard(buildLedger(pristine)))("audit of a data directory", (
             fs.rmSync(dir, { recursive: true, force: true })
           }),
           { numRuns: 120 }
+        )
+      )
+    })
+  )
+
+  it.effect("a changed byte in an index (derived data) is repaired from the log: the audit's verdict and every read stay the same (property)", () =>
+    Effect.gen(function* () {
+      const indexes = filesBelow(pristine).filter(isIndex)
+      expect(indexes.length).toBeGreaterThan(0)
+      const sizes = indexes.map((f) => fs.statSync(path.join(pristine, f)).size)
+      const total = sizes.reduce((a, b) => a + b, 0)
+      const want = yield* readBack(pristine)
+      const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.integer({ min: 0, max: total - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
+            const dir = tempDir()
+            fs.cpSync(pristine, dir, { recursive: true })
+            let i = 0
+            while (pos >= sizes[i]!) pos -= sizes[i++]!
+            const file = path.join(dir, indexes[i]!)
+            const bytes = fs.readFileSync(file)
+            bytes[pos] = bytes[pos]! ^ xor
+            fs.writeFileSync(file, bytes)
+            expect(await runPromise(audit(dir))).toBeUndefined()
+            expect(await runPromise(readBack(dir))).toEqual(want)
+            fs.rmSync(dir, { recursive: true, force: true })
+          }),
+          { numRuns: 60 }
         )
       )
     })

@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
-import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import { segmentPath } from "../../adapters/eventstore/file-layout.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { defaultSpec, partNames } from "../../domain/model/spec.ts"
@@ -22,7 +22,7 @@ describe("blyan CLI: ledger commands", () => {
     expect(key.code).toBe(0)
     const issued = JSON.parse(key.stdout)
     expect(issued.keyHash).toBe(sha256Hex(issued.key))
-    expect(fs.readFileSync(path.join(data, "events", "log.seg")).includes(issued.key)).toBe(false)
+    expect(fs.readFileSync(segmentPath(data)).includes(issued.key)).toBe(false)
 
     const events = JSON.parse((await blyan(["events", "--data", data, "--json"])).stdout)
     expect(events.slice(0, 3).map((e: { type: string }) => e.type)).toEqual(["GenesisCovenantSealed", "ModelSpecPublished", "BlockAppended"])
@@ -37,7 +37,7 @@ describe("blyan CLI: ledger commands", () => {
   it("audit exits 3 (integrity) and names the first bad seq when a record is altered", async () => {
     const copy = tempDir()
     fs.cpSync(data, copy, { recursive: true })
-    const seg = path.join(copy, "events", "log.seg")
+    const seg = segmentPath(copy)
     const bytes = fs.readFileSync(seg)
     const at = bytes.lastIndexOf(Buffer.from("validator"))
     bytes.write("validatoR", at)
@@ -49,7 +49,7 @@ describe("blyan CLI: ledger commands", () => {
   })
 
   it("refuses bad arguments with a message and a non-zero exit, changing nothing", async () => {
-    const before = fs.readFileSync(path.join(data, "events", "log.seg"))
+    const before = fs.readFileSync(segmentPath(data))
     const badRole = await blyan(["keys", "create", "--role", "king", "--data", data])
     expect(badRole.code).not.toBe(0)
     expect(badRole.stdout + badRole.stderr).toMatch(/role/i)
@@ -60,6 +60,6 @@ describe("blyan CLI: ledger commands", () => {
     const emptyAudit = await blyan(["audit", "--data", empty])
     expect(emptyAudit.code).toBe(4)
     expect(emptyAudit.stderr).toContain(`no ledger at ${empty}`)
-    expect(fs.readFileSync(path.join(data, "events", "log.seg")).equals(before)).toBe(true)
+    expect(fs.readFileSync(segmentPath(data)).equals(before)).toBe(true)
   })
 })

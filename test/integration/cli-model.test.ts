@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Either } from "effect"
+import { segmentPath } from "../../adapters/eventstore/file-layout.ts"
 import { decodePart } from "../../domain/model/safetensors.ts"
 import { defaultSpec, expertPart } from "../../domain/model/spec.ts"
 import { blyan } from "../support/cli.ts"
@@ -71,7 +72,7 @@ describe("blyan CLI: the model", () => {
   })
 
   it("refuses bad arguments and settings with a message naming them, changing nothing", async () => {
-    const seg = path.join(data, "events", "log.seg")
+    const seg = segmentPath(data)
     const before = fs.readFileSync(seg)
     const cases: Array<[string[], RegExp, Record<string, string>?]> = [
       [["chat", "hi", "--max-tokens", "0", "--data", data], /--max-tokens/],

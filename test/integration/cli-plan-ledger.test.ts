@@ -1,13 +1,14 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import { segmentPath } from "../../adapters/eventstore/file-layout.ts"
 import { derivedPlanId } from "../../domain/pipeline/plan.ts"
 import { blyan } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
 
 const data = tempDir()
 const dir = tempDir()
-const log = () => fs.readFileSync(path.join(data, "events", "log.seg"))
+const log = () => fs.readFileSync(segmentPath(data))
 const write = (name: string, value: unknown) => {
   const file = path.join(dir, name)
   fs.writeFileSync(file, JSON.stringify(value))

@@ -2,14 +2,17 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { spawn } from "node:child_process"
 import { describe, expect, it } from "vitest"
+import { segmentPath } from "../../adapters/eventstore/file-layout.ts"
 import { genesisEnvelope } from "../../domain/ledger/genesis.ts"
 import { encodeAppend } from "../../adapters/eventstore/file-format.ts"
 import { blyan } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
+import { connect } from "nats"
+import { testNatsUrl, uniqueName } from "../support/jetstream-fixtures.ts"
 
 const bin = path.resolve(import.meta.dirname, "../../bin/blyan.mjs")
 const corpus = path.resolve(import.meta.dirname, "../../docs/corpus")
-const logOf = (dir: string) => fs.readFileSync(path.join(dir, "events", "log.seg"))
+const logOf = (dir: string) => fs.readFileSync(segmentPath(dir))
 const noTrace = (r: { stdout: string; stderr: string }) => expect(r.stdout + r.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/)
 
 /** Wait, in bounded steps, until `done()` holds; fails the test when it never does. */
@@ -38,6 +41,28 @@ describe("blyan on a ledger that is not there", () => {
     const badStore = await blyan(["events", "--store", "ftp://x"])
     expect(badStore.code).toBe(2)
     expect(badStore.stderr).toMatch(/unknown scheme/)
+  })
+
+  it("a JetStream store: bad settings exit 2 naming them; a missing ledger exits 4 and creates nothing", async () => {
+    for (const [store, why] of [
+      ["nats://127.0.0.1:99999", /not a NATS server/],
+      ["nats://127.0.0.1:4222?replicas=9", /replicas must be 1 to 5/],
+      ["nats://127.0.0.1:4222?shards=2", /unknown option "shards"/],
+      ["nats://127.0.0.1:4222?stream=a.b", /stream must be/]
+    ] as const) {
+      const r = await blyan(["events", "--store", store])
+      expect(r.code, store).toBe(2)
+      expect(r.stderr, store).toMatch(why)
+    }
+    const stream = uniqueName("T_MISSING")
+    const store = `${testNatsUrl}?stream=${stream}`
+    const r = await blyan(["events", "--store", store])
+    expect(r.code).toBe(4)
+    expect(r.stderr).toContain(`no ledger at ${store}`)
+    const nc = await connect({ servers: testNatsUrl })
+    const jsm = await nc.jetstreamManager()
+    await expect(jsm.streams.info(stream)).rejects.toThrow(/stream not found/)
+    await nc.close()
   })
 })
 
@@ -93,7 +118,7 @@ describe("blyan refusals on a ledger", () => {
   it("init on a genesis-only ledger says it completed it; again, that it was already initialised", async () => {
     const bare = tempDir()
     fs.mkdirSync(path.join(bare, "events"))
-    fs.writeFileSync(path.join(bare, "events", "log.seg"), Buffer.concat(encodeAppend([genesisEnvelope()])))
+    fs.writeFileSync(segmentPath(bare), Buffer.concat(encodeAppend([genesisEnvelope()])))
     const first = await blyan(["init", "--data", bare])
     expect(first.code).toBe(0)
     expect(first.stdout).toMatch(/^completed the ledger/)
@@ -142,9 +167,10 @@ describe("a training run killed between its appends", () => {
     const data = tempDir()
     expect((await blyan(["init", "--data", data])).code).toBe(0)
     const train = [bin, "train", "--corpus", path.join(corpus, "train.txt"), "--held-out", path.join(corpus, "heldout.txt"), "--steps", "3", "--data", data]
-    // The reproduction from the issue: SIGKILL at the second positioned write of the log.
+    // The reproduction from the issue: SIGKILL at the second positioned write of the log (its
+    // segment; the index beside it is derived and has writes of its own).
     const killed = await new Promise<number | null>((resolve) => {
-      const child = spawn("strace", ["-f", "-o", "/dev/null", "-e", "trace=pwrite64", "-e", "inject=pwrite64:signal=SIGKILL:when=2", process.execPath, ...train], { stdio: "ignore" })
+      const child = spawn("strace", ["-f", "-o", "/dev/null", "-P", segmentPath(data), "-e", "trace=pwrite64", "-e", "inject=pwrite64:signal=SIGKILL:when=2", process.execPath, ...train], { stdio: "ignore" })
       child.on("close", (code) => resolve(code))
     })
     expect(killed).not.toBe(0)

@@ -1,9 +1,11 @@
 /**
  * A child process for the file store's crash and lock tests (run with `node --import tsx`).
  *
- *   append <dir> <concurrency>  open the store, then append forever with `concurrency` appenders;
- *                               print "<seq> <hash>" for every envelope of each acknowledged
- *                               append, only after its append has resolved
+ *   append <dir> <concurrency> [segmentBytes]
+ *                               open the store (rolling segments at `segmentBytes`, if given),
+ *                               then append forever with `concurrency` appenders; print
+ *                               "<seq> <hash>" for every envelope of each acknowledged append,
+ *                               only after its append has resolved
  *   hold <dir>                  open the store, print "ready", keep it open until killed
  *   probe <dir>                 open the store and exit 0; on failure print the error, exit 3
  */
@@ -12,7 +14,7 @@ import { makeFileEventStore } from "../../adapters/eventstore/file.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
 import { genesisEvent, keyIssued } from "./events.ts"
 
-const [mode, dir, concurrencyArg] = process.argv.slice(2)
+const [mode, dir, concurrencyArg, segmentBytesArg] = process.argv.slice(2)
 if (!mode || !dir) {
   process.stderr.write("usage: crash-writer append|hold|probe <dir> [concurrency]\n")
   process.exit(2)
@@ -21,7 +23,7 @@ if (!mode || !dir) {
 const say = (line: string) => process.stdout.write(line + "\n")
 
 const program = Effect.gen(function* () {
-  const store = yield* makeFileEventStore(dir)
+  const store = yield* makeFileEventStore(dir, { segmentBytes: segmentBytesArg === undefined ? undefined : Number(segmentBytesArg) })
   if (mode === "probe") return
   if (mode === "hold") {
     say("ready")

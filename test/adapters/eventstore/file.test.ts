@@ -4,13 +4,14 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Chunk, Effect, Either, Fiber, Stream, type Scope } from "effect"
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { makeFileEventStore, segmentPath, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
+import { makeFileEventStore, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { verifyLink, type Envelope, type Head } from "../../../domain/ledger/envelope.ts"
 import { newEvent } from "../../../domain/ledger/events.ts"
 import { eventStoreContract } from "../../contract/event-store.ts"
 import { genesisEvent, keyIssued } from "../../support/events.ts"
 import { logOf } from "../../support/log.ts"
+import { logBytes, segmentFiles } from "../../support/segment-files.ts"
 
 const freshDir = Effect.acquireRelease(
   Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "blyan-file-store-"))),
@@ -18,6 +19,8 @@ const freshDir = Effect.acquireRelease(
 )
 
 eventStoreContract("file", () => Effect.flatMap(freshDir, (dir) => makeFileEventStore(dir)))
+// A segment per append: every append after the first rolls to a new segment.
+eventStoreContract("file, a segment per append", () => Effect.flatMap(freshDir, (dir) => makeFileEventStore(dir, { segmentBytes: 1 })))
 
 const dirs: string[] = []
 const tmp = () => {
@@ -77,26 +80,39 @@ const firstLine = (child: ChildProcess) =>
 /** The pid of a process that has already exited, hence dead. */
 const deadPid = () => spawnSync(process.execPath, ["-e", ""]).pid!
 
-describe("file event store: durability and reopen", () => {
+/** The layouts the store's own tests run on: the whole log in one segment, and a segment every append or two. */
+const layouts = [
+  { name: "one segment", segmentBytes: undefined },
+  { name: "small segments", segmentBytes: 400 }
+] as const
+
+describe.each(layouts)("file event store on $name: durability and reopen", ({ segmentBytes }) => {
   it.effect("reopen keeps every event, byte for byte, and the chain continues", () =>
     Effect.gen(function* () {
       const dir = tmp()
-      const before = yield* withStore(dir, (s) =>
-        Effect.gen(function* () {
-          yield* fill(s, 5)
-          yield* s.append("node-a", [newEvent("NodeRetired", { node: "a" }), newEvent("NodeRetired", { node: "b" })], "no_stream")
-          return yield* logOf(s)
-        })
+      const before = yield* withStore(
+        dir,
+        (s) =>
+          Effect.gen(function* () {
+            yield* fill(s, 5)
+            yield* s.append("node-a", [newEvent("NodeRetired", { node: "a" }), newEvent("NodeRetired", { node: "b" })], "no_stream")
+            return yield* logOf(s)
+          }),
+        { segmentBytes }
       )
-      const after = yield* withStore(dir, (s) =>
-        Effect.gen(function* () {
-          const all = yield* logOf(s)
-          expect(yield* s.read("node-a")).toEqual(before.slice(6))
-          expect(yield* s.head).toEqual({ seq: 7, hash: before[7]!.hash })
-          const more = yield* s.append("node-a", [newEvent("NodeRetired", { node: "c" })], 1)
-          expect(more.head.seq).toBe(8)
-          return all
-        })
+      const after = yield* withStore(
+        dir,
+        (s) =>
+          Effect.gen(function* () {
+            const all = yield* logOf(s)
+            expect(yield* s.read("node-a")).toEqual(before.slice(6))
+            expect(yield* s.read("keys")).toEqual(before.slice(1, 6))
+            expect(yield* s.head).toEqual({ seq: 7, hash: before[7]!.hash })
+            const more = yield* s.append("node-a", [newEvent("NodeRetired", { node: "c" })], 1)
+            expect(more.head.seq).toBe(8)
+            return all
+          }),
+        { segmentBytes }
       )
       expect(after).toEqual(before)
       const third = yield* withStore(dir, (s) => logOf(s), { readOnly: true })
@@ -122,10 +138,11 @@ describe("file event store: durability and reopen", () => {
               { concurrency: "unbounded" }
             )
           }),
-        { io }
+        { io, segmentBytes }
       )
       expect(syncs).toBeGreaterThan(0)
-      expect(syncs).toBeLessThan(32)
+      // With small segments a batch is written in parts, one per segment it fills.
+      if (segmentBytes === undefined) expect(syncs).toBeLessThan(32)
       const all = yield* withStore(dir, (s) => logOf(s))
       expect(all.length).toBe(65)
       verifyChain(all)
@@ -156,17 +173,20 @@ describe("file event store: durability and reopen", () => {
             expect(yield* logOf(s)).toEqual(before)
             return before
           }),
-        { io }
+        { io, segmentBytes }
       )
-      const sizeAfter = fs.statSync(segmentPath(dir)).size
-      yield* withStore(dir, (s) =>
-        Effect.gen(function* () {
-          expect(yield* logOf(s)).toEqual(before)
-          const r = yield* s.append("keys", [keyIssued(103)], "any")
-          expect(r.head.seq).toBe(before.length)
-        })
+      const sizeAfter = logBytes(dir).length
+      yield* withStore(
+        dir,
+        (s) =>
+          Effect.gen(function* () {
+            expect(yield* logOf(s)).toEqual(before)
+            const r = yield* s.append("keys", [keyIssued(103)], "any")
+            expect(r.head.seq).toBe(before.length)
+          }),
+        { segmentBytes }
       )
-      expect(fs.statSync(segmentPath(dir)).size).toBeGreaterThan(sizeAfter)
+      expect(logBytes(dir).length).toBeGreaterThan(sizeAfter)
     })
   )
 
@@ -257,24 +277,32 @@ describe("file event store: single-writer lock", () => {
     })
   )
 
-  // Live: the read-only store's subscribe follows the file by polling it on the clock.
+})
+
+describe.each(layouts)("file event store on $name: a read-only open beside the writer", ({ segmentBytes }) => {
+  // Live: the read-only store's subscribe follows the files by polling them on the clock.
   it.scopedLive("opens read-only while a writer holds the lock: a snapshot, no appends, and subscribe follows the writer", () =>
     Effect.gen(function* () {
       const dir = tmp()
-      const writer = yield* makeFileEventStore(dir)
+      const writer = yield* makeFileEventStore(dir, { segmentBytes })
       const initial = yield* fill(writer, 3)
       const reader = yield* makeFileEventStore(dir, { readOnly: true })
       expect(yield* logOf(reader)).toEqual(initial)
       const refused = yield* Effect.flip(reader.append("keys", [keyIssued(9)], "any"))
       expect(refused._tag).toBe("StoreFailure")
       expect(refused.message).toContain("opened read-only")
-      const follower = yield* reader.subscribe(2).pipe(Stream.take(5), Stream.runCollect, Effect.fork)
+      const segmentsBefore = segmentFiles(dir).length
+      const follower = yield* reader.subscribe(2).pipe(Stream.take(9), Stream.runCollect, Effect.fork)
       yield* writer.append("keys", [keyIssued(10)], "any")
       yield* writer.append("node-z", [newEvent("NodeRetired", { node: "z" }), newEvent("NodeRetired", { node: "y" })], "any")
+      for (let i = 11; i < 15; i++) yield* writer.append("keys", [keyIssued(i)], "any")
       const seen = Chunk.toReadonlyArray(yield* Fiber.join(follower))
       expect(seen).toEqual(yield* logOf(writer, 2))
+      // With small segments the follower crossed segment rolls.
+      if (segmentBytes !== undefined) expect(segmentFiles(dir).length).toBeGreaterThan(segmentsBefore + 1)
       // The snapshot itself does not move.
       expect((yield* logOf(reader)).length).toBe(4)
+      expect(yield* reader.read("keys")).toEqual(initial.slice(1))
       expect(fs.readFileSync(path.join(dir, "events", "LOCK"), "utf8").trim()).toBe(String(process.pid))
     })
   )

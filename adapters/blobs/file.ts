@@ -3,8 +3,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { sha256Hex, isHash } from "../../domain/ledger/hash.ts"
-import { BlobCorrupted, BlobNotFound, BlobStore, BlobStoreFailure, type BlobStoreApi } from "../../domain/ports/blob-store.ts"
+import { BlobCorrupted, BlobNotFound, BlobStore, BlobStoreFailure, type BlobStoreApi, checkBlobBytes } from "../../domain/ports/blob-store.ts"
 import { causeText } from "../failure.ts"
+import { replaceFileDurably } from "../durable-write.ts"
 import { isAlive } from "../process.ts"
 
 /**
@@ -26,35 +27,8 @@ const readIfExists = (file: string): Buffer | undefined => {
   }
 }
 
-const syncPath = (p: string, flags: string) => {
-  const fd = fs.openSync(p, flags)
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
-const writeDurably = (file: string, bytes: Uint8Array) => {
-  const dirOf = path.dirname(file)
-  fs.mkdirSync(dirOf, { recursive: true })
-  const tmp = path.join(dirOf, `${TMP_PREFIX}${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
-  try {
-    const fd = fs.openSync(tmp, "wx", 0o644)
-    try {
-      fs.writeFileSync(fd, bytes)
-      fs.fsyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
-    }
-    fs.renameSync(tmp, file)
-  } catch (e) {
-    fs.rmSync(tmp, { force: true })
-    throw e
-  }
-  // The rename itself must survive a crash, so sync the directory that holds the new name.
-  syncPath(dirOf, "r")
-}
+const writeDurably = (file: string, bytes: Uint8Array) =>
+  replaceFileDurably(file, bytes, path.join(path.dirname(file), `${TMP_PREFIX}${process.pid}-${crypto.randomBytes(6).toString("hex")}`))
 
 /** A put's temporary file is `.tmp-<pid>-<12 hex>`, beside the blob it becomes. */
 const TMP_PREFIX = ".tmp-"
@@ -174,9 +148,7 @@ export const makeFileBlobStore = (dir: string): Effect.Effect<BlobStoreApi> =>
           const file = blobPath(dir, hash)
           const bytes = yield* Effect.try({ try: () => readIfExists(file), catch: failure(`cannot read blob ${hash} at ${file}`) })
           if (bytes === undefined) return yield* BlobNotFound.of({ hash })
-          const actual = sha256Hex(bytes)
-          if (actual !== hash) return yield* BlobCorrupted.of({ hash, actual })
-          return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+          return yield* checkBlobBytes(hash, bytes)
         }),
       verify: (hash) =>
         Effect.gen(function* () {

@@ -2,7 +2,7 @@ import * as crypto from "node:crypto"
 import { StorageType, type ObjectStore } from "nats"
 import { Effect } from "effect"
 import { isHash, sha256Hex } from "../../domain/ledger/hash.ts"
-import { BlobCorrupted, BlobNotFound, BlobStoreFailure, type BlobStoreApi } from "../../domain/ports/blob-store.ts"
+import { BlobCorrupted, BlobNotFound, BlobStoreFailure, type BlobStoreApi, checkBlobBytes } from "../../domain/ports/blob-store.ts"
 import type { JetStreamConnection } from "../eventstore/jetstream-connection.ts"
 import { causeText } from "../failure.ts"
 
@@ -86,10 +86,7 @@ export const makeJetStreamBlobStore = (conn: JetStreamConnection, options: JetSt
           const chunks: Uint8Array[] = []
           const found = yield* nats(`cannot read blob ${hash}`, () => readObject(os, hash, (chunk) => void chunks.push(chunk)))
           if (!found) return yield* BlobNotFound.of({ hash })
-          const bytes = Buffer.concat(chunks)
-          const actual = sha256Hex(bytes)
-          if (actual !== hash) return yield* BlobCorrupted.of({ hash, actual })
-          return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+          return yield* checkBlobBytes(hash, Buffer.concat(chunks))
         }),
       verify: (hash) =>
         Effect.gen(function* () {

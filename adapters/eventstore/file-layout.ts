@@ -3,6 +3,7 @@ import * as path from "node:path"
 import { Effect, Either } from "effect"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
 import { storeFailure as failure } from "../failure.ts"
+import { fsyncPath } from "../durable-write.ts"
 
 /**
  * Where the file store keeps its log: `<dir>/events/`, holding
@@ -63,15 +64,6 @@ export const listSegments = (dir: string): Either.Either<Segment[], StoreFailure
   return Either.right(segments)
 }
 
-export const fsyncDir = (dir: string) => {
-  const fd = fs.openSync(dir, "r")
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
 /**
  * The writer's view of the directory: a previous version's `log.seg` renamed to the first
  * numbered segment (durably, before anything is written after it), and at least one segment.
@@ -90,7 +82,7 @@ export const prepareSegments = (dir: string): Effect.Effect<Segment[], StoreFail
           if (legacy) fs.renameSync(legacySegmentPath(dir), first.file)
           // A new file's directory entry must be durable too, or a crash could lose the whole log.
           else fs.closeSync(fs.openSync(first.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644))
-          fsyncDir(evDir)
+          fsyncPath(evDir)
         },
         catch: failure(`cannot create ${first.file}`)
       })
@@ -104,7 +96,7 @@ export const createSegment = (dir: string, first: number, indexHeader: Buffer): 
   const s = segmentAt(dir, first)
   fs.closeSync(fs.openSync(s.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644))
   fs.writeFileSync(s.index, indexHeader)
-  fsyncDir(eventsDir(dir))
+  fsyncPath(eventsDir(dir))
   return s
 }
 

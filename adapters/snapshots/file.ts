@@ -14,6 +14,7 @@ import {
   type SnapshotStoreApi
 } from "../../domain/ports/snapshot-store.ts"
 import { causeText } from "../failure.ts"
+import { replaceFileDurably } from "../durable-write.ts"
 
 /**
  * Projection snapshots as files, `<dir>/snapshots/<projection>.json`. A save writes a temporary
@@ -32,33 +33,8 @@ export const STALE_TMP_MS = 3600_000
 
 const failure = (what: string) => (e: unknown) => new SnapshotStoreFailure({ message: `snapshot store: ${what}: ${causeText(e)}` })
 
-const fsyncPath = (p: string) => {
-  const fd = fs.openSync(p, "r")
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
-const writeAtomically = (root: string, file: string, text: string) => {
-  fs.mkdirSync(root, { recursive: true })
-  const tmp = path.join(root, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
-  try {
-    const fd = fs.openSync(tmp, "wx", 0o644)
-    try {
-      fs.writeFileSync(fd, text)
-      fs.fsyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
-    }
-    fs.renameSync(tmp, file)
-  } catch (e) {
-    fs.rmSync(tmp, { force: true })
-    throw e
-  }
-  fsyncPath(root)
-}
+const writeAtomically = (root: string, file: string, text: string) =>
+  replaceFileDurably(file, text, path.join(root, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`))
 
 /** Remove the temporary files of saves cut off by a crash; best effort, a later save tries again. */
 const removeStaleTemps = (root: string, now: number) => {

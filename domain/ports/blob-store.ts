@@ -1,4 +1,5 @@
-import { Context, Schema, type Effect } from "effect"
+import { Context, Either, Schema, type Effect } from "effect"
+import { sha256Hex } from "../ledger/hash.ts"
 
 export class BlobNotFound extends Schema.TaggedError<BlobNotFound>()("BlobNotFound", { hash: Schema.String, message: Schema.String }) {
   static of({ hash }: { readonly hash: string }): BlobNotFound {
@@ -15,6 +16,12 @@ export class BlobCorrupted extends Schema.TaggedError<BlobCorrupted>()("BlobCorr
   static of({ hash, actual }: { readonly hash: string; readonly actual: string }): BlobCorrupted {
     return new BlobCorrupted({ hash, actual, message: `blob ${hash} is corrupted (its bytes hash to ${actual})` })
   }
+}
+
+/** Bytes read for `hash`, as a plain Uint8Array view, if they still hash to it: every read re-hashes. */
+export const checkBlobBytes = (hash: string, bytes: Uint8Array): Either.Either<Uint8Array, BlobCorrupted> => {
+  const actual = sha256Hex(bytes)
+  return actual === hash ? Either.right(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)) : Either.left(BlobCorrupted.of({ hash, actual }))
 }
 
 /** The blob store cannot be used (I/O, permissions); the message names the path or hash where known. */

@@ -7,7 +7,6 @@ import { makeFileEventStore } from "../adapters/eventstore/file.ts"
 import { makeFileBlobStore } from "../adapters/blobs/file.ts"
 import { SnapshotStore } from "../domain/ports/snapshot-store.ts"
 import { makeFileSnapshotStore } from "../adapters/snapshots/file.ts"
-import { initLedger } from "../actors/genesis.ts"
 import type { ModelSpec } from "../domain/model/spec.ts"
 
 /**
@@ -232,6 +231,8 @@ export const createLedger = (spec: ModelSpec) =>
   Effect.gen(function* () {
     const access = yield* LedgerAccess
     yield* access.openForWriting(true)
+    // The genesis model's code loads only for the commands that create a ledger.
+    const { initLedger } = yield* Effect.promise(() => import("../actors/genesis.ts"))
     const r = yield* initLedger(spec)
     const head = yield* (yield* EventStore).head
     return { ...r, head, location: access.location }

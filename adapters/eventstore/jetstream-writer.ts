@@ -1,9 +1,8 @@
 import { Clock, Deferred, Duration, Effect, Either, Fiber, Queue, type Scope } from "effect"
-import { prepareEvent } from "../../domain/ledger/envelope.ts"
-import type { NewEvent } from "../../domain/ledger/events.ts"
-import { InvalidEvent, StoreFailure } from "../../domain/ledger/errors.ts"
+import { StoreFailure } from "../../domain/ledger/errors.ts"
 import type { AppendResult, EventStoreApi } from "../../domain/ports/event-store.ts"
 import { nowIso } from "./log-index.ts"
+import { prepareAppend } from "./seal-append.ts"
 import type { JetStreamLog } from "./jetstream-log.ts"
 import { landedCleanly, launch, settle } from "./jetstream-flight.ts"
 import { learnRevisions, openTip, resolve, RevisionCache, viewOf, type AppendError, type LogCorrupt, type Request, type Writer, type WriterSettings } from "./jetstream-writer-state.ts"
@@ -149,9 +148,7 @@ export const startWriter = (log: JetStreamLog, settings: WriterSettings): Effect
     const append: EventStoreApi["append"] = (stream, events, expected) =>
       Effect.gen(function* () {
         if (w.stopped) return yield* w.stopped
-        if (events.length === 0) return yield* InvalidEvent.of({ stream, type: "-", reason: "an append needs at least one event" })
-        const prepared: NewEvent[] = []
-        for (const ev of events) prepared.push(yield* prepareEvent(stream, ev))
+        const prepared = yield* prepareAppend(stream, events)
         const done = yield* Deferred.make<AppendResult, AppendError>()
         const at = yield* nowIso
         const since = yield* Clock.currentTimeMillis

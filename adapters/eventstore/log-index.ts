@@ -11,14 +11,12 @@ import { sealAppend } from "./seal-append.ts"
  * members), and become visible only once the adapter has made them durable.
  */
 export interface LogIndex {
-  readonly all: ReadonlyArray<Envelope>
   readonly stage: (
     stream: string,
     events: ReadonlyArray<NewEvent>,
     expected: ExpectedRevision,
     at: string
   ) => Either.Either<{ envelopes: Envelope[]; revision: number }, WrongExpectedRevision | InvalidEvent>
-  readonly staged: () => ReadonlyArray<Envelope>
   readonly publishStaged: Effect.Effect<void>
   readonly dropStaged: () => void
   readonly read: (stream: string) => ReadonlyArray<Envelope>
@@ -50,7 +48,6 @@ export const makeLogIndex = (initial: ReadonlyArray<Envelope>): Effect.Effect<Lo
     }
 
     const index: LogIndex = {
-      all,
       stage: (stream, events, expected, at) => {
         const sealed = sealAppend(stream, events, expected, revisionOf(stream), lastOf(pending) ?? lastOf(all), at)
         if (Either.isRight(sealed)) {
@@ -59,7 +56,6 @@ export const makeLogIndex = (initial: ReadonlyArray<Envelope>): Effect.Effect<Lo
         }
         return sealed
       },
-      staged: () => pending,
       publishStaged: Effect.suspend(() => {
         const batch = pending
         pending = []

@@ -18,6 +18,13 @@ export const sealAppend = (
   at: string
 ): Either.Either<{ envelopes: Envelope[]; revision: number }, WrongExpectedRevision | InvalidEvent> => {
   if (!revisionMatches(expected, actual)) return Either.left(WrongExpectedRevision.of({ stream, expected: describeExpected(expected), actual }))
+  return Either.flatMap(prepareAppend(stream, events), (prepared) =>
+    Either.map(sealBatch(head, stream, prepared, at), (envelopes) => ({ envelopes, revision: actual + envelopes.length }))
+  )
+}
+
+/** An append's events checked against the catalog for `stream`, in their canonical form; an empty append is refused. */
+export const prepareAppend = (stream: string, events: ReadonlyArray<NewEvent>): Either.Either<NewEvent[], InvalidEvent> => {
   if (events.length === 0) return Either.left(InvalidEvent.of({ stream, type: "-", reason: "an append needs at least one event" }))
   const prepared: NewEvent[] = []
   for (const ev of events) {
@@ -25,5 +32,5 @@ export const sealAppend = (
     if (Either.isLeft(p)) return Either.left(p.left)
     prepared.push(p.right)
   }
-  return Either.map(sealBatch(head, stream, prepared, at), (envelopes) => ({ envelopes, revision: actual + envelopes.length }))
+  return Either.right(prepared)
 }

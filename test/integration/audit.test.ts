@@ -55,6 +55,22 @@ const audit = (dir: string) =>
 
 const pristine = tempDir()
 
+/**
+ * A copy of the pristine ledger with one byte changed: byte `pos` of `files` (paths below it, of
+ * `sizes` bytes) taken end to end, XORed with `xor`. Says which file and offset it changed.
+ */
+const copyFlipped = (files: ReadonlyArray<string>, sizes: ReadonlyArray<number>, pos: number, xor: number) => {
+  const dir = tempDir()
+  fs.cpSync(pristine, dir, { recursive: true })
+  let i = 0
+  while (pos >= sizes[i]!) pos -= sizes[i++]!
+  const target = path.join(dir, files[i]!)
+  const bytes = fs.readFileSync(target)
+  bytes[pos] = bytes[pos]! ^ xor
+  fs.writeFileSync(target, bytes)
+  return { dir, file: files[i]!, offset: pos }
+}
+
 // The ledger is built once, before the tests, by the layer; the layer covers the whole file.
 layer(Layer.effectDiscard(buildLedger(pristine)))("audit of a data directory", (it) => {
   it.effect("passes on an untouched ledger", () =>
@@ -74,16 +90,9 @@ layer(Layer.effectDiscard(buildLedger(pristine)))("audit of a data directory", (
       yield* Effect.promise(() =>
         fc.assert(
           fc.asyncProperty(fc.integer({ min: 0, max: total - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
-            const dir = tempDir()
-            fs.cpSync(pristine, dir, { recursive: true })
-            let i = 0
-            while (pos >= sizes[i]!) pos -= sizes[i++]!
-            const file = path.join(dir, files[i]!)
-            const bytes = fs.readFileSync(file)
-            bytes[pos] = bytes[pos]! ^ xor
-            fs.writeFileSync(file, bytes)
+            const { dir, file, offset } = copyFlipped(files, sizes, pos, xor)
             const finding = await runPromise(audit(dir))
-            expect(finding, `flipping byte ${pos} of ${files[i]} went unnoticed`).toBeDefined()
+            expect(finding, `flipping byte ${offset} of ${file} went unnoticed`).toBeDefined()
             fs.rmSync(dir, { recursive: true, force: true })
           }),
           { numRuns: 120 }
@@ -103,14 +112,7 @@ layer(Layer.effectDiscard(buildLedger(pristine)))("audit of a data directory", (
       yield* Effect.promise(() =>
         fc.assert(
           fc.asyncProperty(fc.integer({ min: 0, max: total - 1 }), fc.integer({ min: 1, max: 255 }), async (pos, xor) => {
-            const dir = tempDir()
-            fs.cpSync(pristine, dir, { recursive: true })
-            let i = 0
-            while (pos >= sizes[i]!) pos -= sizes[i++]!
-            const file = path.join(dir, indexes[i]!)
-            const bytes = fs.readFileSync(file)
-            bytes[pos] = bytes[pos]! ^ xor
-            fs.writeFileSync(file, bytes)
+            const { dir } = copyFlipped(indexes, sizes, pos, xor)
             expect(await runPromise(audit(dir))).toBeUndefined()
             expect(await runPromise(readBack(dir))).toEqual(want)
             fs.rmSync(dir, { recursive: true, force: true })

@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import { crc32 } from "node:zlib"
 import { Either } from "effect"
 import { checkOwnHash, type Envelope } from "../../domain/ledger/envelope.ts"
+import { canonicalize } from "../../domain/ledger/jcs.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
 import { decodePayload } from "../verify/record-check.ts"
@@ -25,20 +26,55 @@ export const HEADER_BYTES = 12
 export const CONTINUES = 0x8000_0000
 export const MAX_PAYLOAD = 0x7fff_ffff
 
+/** Frame the `length`-byte payload already at `pos + HEADER_BYTES` in `out`: its header goes at `pos`. */
+const writeHeader = (out: Buffer, pos: number, length: number, continues: boolean): void => {
+  if (length > MAX_PAYLOAD) throw new RangeError(`record of ${length} bytes exceeds the ${MAX_PAYLOAD}-byte limit`)
+  out.writeUInt32LE((length | (continues ? CONTINUES : 0)) >>> 0, pos)
+  out.writeUInt32LE(crc32(out.subarray(pos + HEADER_BYTES, pos + HEADER_BYTES + length)), pos + 4)
+  out.writeUInt32LE(crc32(out.subarray(pos, pos + 8)), pos + 8)
+}
+
 export const frameRecord = (payload: Uint8Array, continues: boolean): Buffer => {
-  if (payload.length > MAX_PAYLOAD) throw new RangeError(`record of ${payload.length} bytes exceeds the ${MAX_PAYLOAD}-byte limit`)
   const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length)
-  out.writeUInt32LE((payload.length | (continues ? CONTINUES : 0)) >>> 0, 0)
-  out.writeUInt32LE(crc32(payload), 4)
-  out.writeUInt32LE(crc32(out.subarray(0, 8)), 8)
   out.set(payload, HEADER_BYTES)
+  writeHeader(out, 0, payload.length, continues)
   return out
 }
 
-/** The records of one append, flagged so that only the last one ends it. */
-export const encodeAppend = (envelopes: ReadonlyArray<Envelope>): Buffer[] =>
-  envelopes.map((e, i) => frameRecord(Buffer.from(JSON.stringify(e), "utf8"), i < envelopes.length - 1))
+/**
+ * An envelope's stored text: exactly its JSON.stringify (fields in the schema's order), written
+ * out field by field, which costs half as much; encoding is on every append's path.
+ */
+export const recordText = (e: Envelope): string =>
+  `{"seq":${e.seq},"stream":${canonicalize(e.stream)},"type":${canonicalize(e.type)},"version":${e.version},"at":${canonicalize(e.at)},${
+    e.data === undefined ? "" : `"data":${JSON.stringify(e.data)},`
+  }"prev":${canonicalize(e.prev)},"hash":${canonicalize(e.hash)}}`
 
+/** The bytes a record of `text` takes, framed. */
+export const framedBytes = (text: string): number => HEADER_BYTES + Buffer.byteLength(text, "utf8")
+
+/**
+ * Write one append's records, their texts framed and flagged so that only the last one ends it,
+ * into `out` from `pos` (room for `framedBytes` of each); returns the position after them.
+ */
+export const writeAppend = (out: Buffer, pos: number, texts: ReadonlyArray<string>): number => {
+  for (let i = 0; i < texts.length; i++) {
+    const length = out.write(texts[i]!, pos + HEADER_BYTES, "utf8")
+    writeHeader(out, pos, length, i < texts.length - 1)
+    pos += HEADER_BYTES + length
+  }
+  return pos
+}
+
+/** The records of one append, each a view of one buffer. */
+export const encodeAppend = (envelopes: ReadonlyArray<Envelope>): Buffer[] => {
+  const texts = envelopes.map(recordText)
+  const sizes = texts.map(framedBytes)
+  const out = Buffer.allocUnsafe(sizes.reduce((n, b) => n + b, 0))
+  writeAppend(out, 0, texts)
+  let pos = 0
+  return sizes.map((b) => out.subarray(pos, (pos += b)))
+}
 
 /** Random access to stored bytes. */
 export interface ByteSource {

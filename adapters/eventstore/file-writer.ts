@@ -1,11 +1,11 @@
 import * as fs from "node:fs"
-import { Cause, Deferred, Effect, Either, Exit, Fiber, PubSub, Queue, Stream, type Scope } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, PubSub, Stream, type Scope } from "effect"
 import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
 import { StoreFailure, type InvalidEvent, type WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import type { AppendResult, EventStoreApi, ExpectedRevision } from "../../domain/ports/event-store.ts"
 import { storeFailure as failure } from "../failure.ts"
-import { encodeAppend } from "./file-format.ts"
+import { framedBytes, recordText, writeAppend } from "./file-format.ts"
 import { encodeEntries, encodeIndexHeader, encodeSummary, entryPosition, type IndexEntry } from "./file-index.ts"
 import { createSegment, writeAllSync, type Segment } from "./file-layout.ts"
 import { readRange, readStream, type LogFiles } from "./file-reading.ts"
@@ -42,7 +42,8 @@ type Request = {
   readonly stream: string
   readonly events: ReadonlyArray<NewEvent>
   readonly expected: ExpectedRevision
-  readonly done: Deferred.Deferred<AppendResult, AppendError>
+  /** Resumes the appending fiber with the append's outcome; called once. */
+  readonly done: (outcome: Effect.Effect<AppendResult, AppendError>) => void
 }
 
 /** The segment being written: its data through the injectable io, its index with plain writes. */
@@ -62,17 +63,32 @@ type Writer = {
   active: Active
   /** The committed size of the active segment. */
   size: number
+  /** How far writes to the active segment have gone: `size` plus what is written but not yet durable. */
+  written: number
   readonly streams: StreamTable
   /** The streams with events in the active segment, for its summary. */
   readonly touched: Set<string>
   head: Head | undefined
   readonly hub: PubSub.PubSub<Envelope>
-  readonly queue: Queue.Queue<Request>
+  /**
+   * The appends waiting for the writer, and the writer itself while it waits for one. A plain
+   * array and callbacks rather than a Queue and a Deferred per append: the hand-off is on every
+   * append's path, and this one costs a quarter as much.
+   */
+  pending: Request[]
+  wake: (() => void) | undefined
   stopped: StoreFailure | undefined
 }
 
-/** An append that passed its checks, sealed and framed, waiting for its write. */
-type Accepted = { readonly req: Request; readonly envelopes: Envelope[]; readonly revision: number; readonly records: Buffer[]; readonly bytes: number }
+/** An append that passed its checks, sealed and encoded, waiting for its write: `sizes` are its records' framed bytes. */
+type Accepted = {
+  readonly req: Request
+  readonly envelopes: Envelope[]
+  readonly revision: number
+  readonly texts: string[]
+  readonly sizes: number[]
+  readonly bytes: number
+}
 
 const openActive = (segment: Segment): Effect.Effect<Active, StoreFailure> =>
   Effect.gen(function* () {
@@ -128,11 +144,13 @@ export const openWriter = (
       files: { dir, segments, lastSize: () => w.size, memory: log.memory, writable: true, repairs },
       active,
       size: log.end.offset,
+      written: log.end.offset,
       streams: log.streams,
       touched: log.touched,
       head: log.head,
       hub: yield* PubSub.unbounded<Envelope>(),
-      queue: yield* Queue.unbounded<Request>(),
+      pending: [],
+      wake: undefined,
       stopped: undefined
     }
     // Whatever segment is active when the scope closes is closed with it.
@@ -147,115 +165,226 @@ const truncateAndSync = async (io: SegmentIo, fh: fs.promises.FileHandle, size: 
 }
 
 /**
- * Fork the group-commit writer for the scope: it takes every waiting append, up to MAX_BATCH, and
- * commits them together. Closing the scope stops it and fails whatever is still queued.
+ * What the writer decides appends against: the committed state plus the appends it has staged
+ * (sealed and encoded) but not committed yet, which are `ahead` or in flight. `revisions` holds
+ * only the streams of such appends: an entry goes once its last staged append is committed.
+ */
+type Staging = { head: Head | undefined; readonly revisions: Map<string, number>; ahead: Accepted[] }
+
+/** A part written to the active segment whose fdatasync is under way; `failure` once it has failed. */
+type Flight = { readonly part: ReadonlyArray<Accepted>; readonly synced: Promise<void>; done: boolean; failure: StoreFailure | undefined }
+
+/**
+ * At most this many parts syncing at once. Writes stay one after another, so the file never has a
+ * hole where an earlier write has not landed; only the waits for the disk overlap.
+ */
+const MAX_FLIGHTS = 2
+
+/**
+ * Fork the group-commit writer for the scope. It stages (seals and encodes) every waiting append,
+ * up to MAX_BATCH at a time, writes what it has staged as one part with one write, and starts its
+ * fdatasync; while parts sync it stages what arrives and writes the next part. Parts are committed
+ * (indexed, made visible, acknowledged) in order, each once it is durable. The writer can be
+ * interrupted only while it has nothing staged or in flight: closing the scope lets every written
+ * part land, then fails whatever is still waiting.
  */
 const runBatchWriter = (w: Writer): Effect.Effect<void, never, Scope.Scope> => {
-  const loop = Queue.takeBetween(w.queue, 1, MAX_BATCH).pipe(Effect.flatMap((batch) => commitBatch(w, batch)), Effect.forever)
-  // Forked inside acquire (uninterruptible), so interruptibility is restored explicitly.
+  const staging: Staging = { head: undefined, revisions: new Map(), ahead: [] }
+  const flights: Flight[] = []
+  const step = (restore: <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      if (w.stopped && staging.ahead.length > 0) return yield* refuseAhead(w, staging)
+      if (flights.length === 0 && staging.ahead.length === 0) {
+        const batch = yield* restore(nextBatch(w))
+        staging.head = w.head
+        return yield* stageInto(w, staging, batch)
+      }
+      if (staging.ahead.length > 0 && flights.length < MAX_FLIGHTS && (yield* launch(w, staging, flights))) return
+      const first = flights[0]!
+      if ((yield* nextEvent(w, staging, first)) === "arrival")
+        return yield* stageInto(w, staging, takePending(w, MAX_BATCH - staging.ahead.length))
+      flights.shift()
+      yield* land(w, staging, flights, first)
+    })
+  const loop = Effect.forever(Effect.uninterruptibleMask(step))
+  // Forked inside acquire (uninterruptible): `interruptible` is what `restore` gives back.
   return Effect.asVoid(
     Effect.acquireRelease(Effect.forkDaemon(Effect.interruptible(loop)), (fiber) =>
       Effect.gen(function* () {
         const stopped = (w.stopped ??= new StoreFailure({ reason: `the event store on ${w.dir} is closed` }))
         yield* Fiber.interrupt(fiber)
-        const left = yield* Queue.takeAll(w.queue)
-        for (const req of left) yield* Deferred.fail(req.done, stopped)
-        yield* Queue.shutdown(w.queue)
+        for (const a of staging.ahead) a.req.done(Effect.fail(stopped))
+        staging.ahead = []
+        for (const req of takePending(w, Infinity)) req.done(Effect.fail(stopped))
       })
     )
   )
 }
 
-/**
- * Decide each append of a batch against the committed state and the appends before it in the
- * batch; those refused (or arriving after a stop) are failed here.
- */
-const stageBatch = (w: Writer, batch: Iterable<Request>): Effect.Effect<Array<Accepted>> =>
-  Effect.gen(function* () {
-    const at = yield* nowIso
-    const accepted: Array<Accepted> = []
-    const revisions = new Map<string, number>()
-    let head = w.head
-    for (const req of batch) {
-      if (w.stopped) {
-        yield* Deferred.fail(req.done, w.stopped)
-        continue
-      }
-      const sealed = sealAppend(req.stream, req.events, req.expected, revisions.get(req.stream) ?? w.streams.revision(req.stream), head, at)
-      if (Either.isLeft(sealed)) {
-        yield* Deferred.fail(req.done, sealed.left)
-        continue
-      }
-      const { envelopes, revision } = sealed.right
-      const records = encodeAppend(envelopes)
-      revisions.set(req.stream, revision)
-      const last = envelopes[envelopes.length - 1]!
-      head = { seq: last.seq, hash: last.hash }
-      accepted.push({ req, envelopes, revision, records, bytes: records.reduce((n, r) => n + r.length, 0) })
+const takePending = (w: Writer, max: number): Request[] => {
+  if (w.pending.length <= max) {
+    const all = w.pending
+    w.pending = []
+    return all
+  }
+  return w.pending.splice(0, max)
+}
+
+/** The waiting appends, up to MAX_BATCH, once there is at least one. */
+const nextBatch = (w: Writer): Effect.Effect<Request[]> =>
+  Effect.async<Request[]>((resume) => {
+    if (w.pending.length > 0) return resume(Effect.succeed(takePending(w, MAX_BATCH)))
+    w.wake = () => {
+      w.wake = undefined
+      resume(Effect.succeed(takePending(w, MAX_BATCH)))
     }
-    return accepted
+    return Effect.sync(() => {
+      w.wake = undefined
+    })
+  })
+
+/** What the writer waits for while parts sync: the oldest one settling, or (while there is room to stage) an append arriving. */
+const nextEvent = (w: Writer, staging: Staging, first: Flight): Effect.Effect<"arrival" | "landed"> =>
+  Effect.async((resume) => {
+    let settled = false
+    const once = (event: "arrival" | "landed") => {
+      if (settled) return
+      settled = true
+      w.wake = undefined
+      resume(Effect.succeed(event))
+    }
+    if (first.done) return once("landed")
+    first.synced.then(() => once("landed"))
+    if (staging.ahead.length >= MAX_BATCH) return
+    if (w.pending.length > 0) return once("arrival")
+    w.wake = () => once("arrival")
   })
 
 /**
- * Commit a batch: write it into the active segment with one write and one fdatasync, rolling to a
- * new segment first when the active one has reached `segmentBytes` (so a batch may land in parts,
- * one per segment, each committed and acknowledged in turn; an append never spans two segments).
- * Only once a part is durable is it indexed, made visible and acknowledged. Runs to the end: no
- * half-acknowledged writes.
+ * Decide each append of a batch against what is committed and staged, and stage those accepted;
+ * those refused (or arriving after a stop) are failed here.
  */
-const commitBatch = (w: Writer, batch: Iterable<Request>): Effect.Effect<void> =>
-  Effect.gen(function* () {
-    const accepted = yield* stageBatch(w, batch)
-    for (let i = 0; i < accepted.length; ) {
-      if (w.size > 0 && w.size >= w.segmentBytes) {
-        const rolled = yield* Effect.exit(roll(w))
-        if (Exit.isFailure(rolled)) return yield* failStop(w, accepted.slice(i), Cause.squash(rolled.cause) as StoreFailure)
+const stageInto = (w: Writer, staging: Staging, batch: Iterable<Request>): Effect.Effect<void> =>
+  Effect.map(nowIso, (at) => {
+    for (const req of batch) {
+      if (w.stopped) {
+        req.done(Effect.fail(w.stopped))
+        continue
       }
-      // The appends that start before the segment's limit (at least one).
-      let j = i
-      let bytes = 0
-      while (j < accepted.length && (j === i || w.size + bytes < w.segmentBytes)) bytes += accepted[j++]!.bytes
-      const part = accepted.slice(i, j)
-      const data = Buffer.concat(part.flatMap((a) => a.records), bytes)
-      const written = yield* Effect.exit(
-        Effect.tryPromise({
-          try: async () => {
-            await w.io.write(w.active.fh, data, w.size)
-            await w.io.sync(w.active.fh)
-          },
-          catch: failure(`cannot write ${w.active.segment.file}`)
-        })
-      )
-      if (Exit.isFailure(written)) return yield* failStop(w, accepted.slice(i), Cause.squash(written.cause) as StoreFailure)
-      const indexFailure = commitPart(w, part)
-      yield* PubSub.publishAll(
-        w.hub,
-        part.flatMap((a) => a.envelopes)
-      )
-      for (const a of part) {
-        const last = a.envelopes[a.envelopes.length - 1]!
-        yield* Deferred.succeed(a.req.done, { revision: a.revision, head: { seq: last.seq, hash: last.hash }, envelopes: a.envelopes })
+      const actual = staging.revisions.get(req.stream) ?? w.streams.revision(req.stream)
+      const sealed = sealAppend(req.stream, req.events, req.expected, actual, staging.head, at)
+      if (Either.isLeft(sealed)) {
+        req.done(Effect.fail(sealed.left))
+        continue
       }
-      if (indexFailure) return yield* stop(w, accepted.slice(j), indexFailure)
-      i = j
+      const { envelopes, revision } = sealed.right
+      const texts = envelopes.map(recordText)
+      const sizes = texts.map(framedBytes)
+      staging.revisions.set(req.stream, revision)
+      const last = envelopes[envelopes.length - 1]!
+      staging.head = { seq: last.seq, hash: last.hash }
+      staging.ahead.push({ req, envelopes, revision, texts, sizes, bytes: sizes.reduce((n, b) => n + b, 0) })
     }
-  }).pipe(Effect.uninterruptible)
+  })
+
+/**
+ * Write the next part of what is staged and start its sync: the staged appends that start before
+ * the active segment's limit (at least one). A full segment is first sealed and the next one
+ * started, once every part written to it has landed; until then nothing is launched (false).
+ */
+const launch = (w: Writer, staging: Staging, flights: Flight[]): Effect.Effect<boolean> =>
+  Effect.gen(function* () {
+    if (w.written > 0 && w.written >= w.segmentBytes) {
+      if (flights.length > 0) return false
+      const rolled = yield* Effect.exit(roll(w))
+      if (Exit.isFailure(rolled)) yield* failStop(w, staging, [], Cause.squash(rolled.cause) as StoreFailure)
+      return true
+    }
+    const ahead = staging.ahead
+    let j = 0
+    let bytes = 0
+    while (j < ahead.length && (j === 0 || w.written + bytes < w.segmentBytes)) bytes += ahead[j++]!.bytes
+    const part = ahead.slice(0, j)
+    staging.ahead = ahead.slice(j)
+    const data = Buffer.allocUnsafe(bytes)
+    part.reduce((pos, a) => writeAppend(data, pos, a.texts), 0)
+    const { fh, segment } = w.active
+    const wrote = yield* Effect.exit(Effect.tryPromise({ try: () => w.io.write(fh, data, w.written), catch: failure(`cannot write ${segment.file}`) }))
+    if (Exit.isFailure(wrote)) {
+      yield* abort(w, staging, flights, part, Cause.squash(wrote.cause) as StoreFailure)
+      return true
+    }
+    w.written += bytes
+    const flight: Flight = {
+      part,
+      done: false,
+      failure: undefined,
+      synced: w.io.sync(fh).then(
+        () => {
+          flight.done = true
+        },
+        (e) => {
+          flight.done = true
+          flight.failure = failure(`cannot write ${segment.file}`)(e)
+        }
+      )
+    }
+    flights.push(flight)
+    return true
+  })
+
+/** The oldest part has synced (or failed to): commit and acknowledge it, or stop. */
+const land = (w: Writer, staging: Staging, flights: Flight[], first: Flight): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    if (first.failure) return yield* abort(w, staging, flights, first.part, first.failure)
+    const indexFailure = commitPart(w, staging, first.part)
+    yield* PubSub.publishAll(
+      w.hub,
+      first.part.flatMap((a) => a.envelopes)
+    )
+    for (const a of first.part) {
+      const last = a.envelopes[a.envelopes.length - 1]!
+      a.req.done(Effect.succeed({ revision: a.revision, head: { seq: last.seq, hash: last.hash }, envelopes: a.envelopes }))
+    }
+    // The part is durable regardless; what was written after it is cut, as after a failed write.
+    if (indexFailure) yield* abort(w, staging, flights, [], indexFailure)
+  })
+
+/**
+ * Something failed with `failed` not committed: let the parts still syncing settle, then cut the
+ * file back to what is committed, fail them, `failed` and everything staged, and stop.
+ */
+const abort = (w: Writer, staging: Staging, flights: Flight[], failed: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const later = flights.splice(0)
+    yield* Effect.promise(() => Promise.all(later.map((f) => f.synced)))
+    yield* failStop(w, staging, [...failed, ...later.flatMap((f) => f.part)], cause)
+  })
+
+/** The waiting appends staged before a stop: never written, now refused. */
+const refuseAhead = (w: Writer, staging: Staging): Effect.Effect<void> =>
+  Effect.sync(() => {
+    for (const a of staging.ahead) a.req.done(Effect.fail(w.stopped!))
+    staging.ahead = []
+  })
 
 /**
  * A durable part becomes the committed state, and its index entries are written, in one turn: no
  * reader sees the one without the other. The entries are not synced (open checks them). Returns
  * why the index could not be written, if it could not: the part is durable regardless.
  */
-const commitPart = (w: Writer, part: ReadonlyArray<Accepted>): StoreFailure | undefined => {
+const commitPart = (w: Writer, staging: Staging, part: ReadonlyArray<Accepted>): StoreFailure | undefined => {
   const firstSeq = part[0]!.envelopes[0]!.seq
   const entries: IndexEntry[] = []
   let offset = w.size
-  for (const a of part)
+  for (const a of part) {
+    if (staging.revisions.get(a.req.stream) === a.revision) staging.revisions.delete(a.req.stream)
     a.envelopes.forEach((e, i) => {
       entries.push(w.streams.advance(e.stream, e.seq, offset))
       w.touched.add(e.stream)
-      offset += a.records[i]!.length
+      offset += a.sizes[i]!
     })
+  }
   w.size = offset
   const last = part[part.length - 1]!.envelopes
   w.head = { seq: last[last.length - 1]!.seq, hash: last[last.length - 1]!.hash }
@@ -291,24 +420,27 @@ const roll = (w: Writer): Effect.Effect<void, StoreFailure> =>
     w.active = active
     w.segments.push(next)
     w.size = 0
+    w.written = 0
     w.touched.clear()
     yield* closeActive(sealed)
   })
 
-/** Refuse every later append, failing `rest` (not written) with the reason. */
-const stop = (w: Writer, rest: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
-  Effect.gen(function* () {
+/** Refuse every later append, failing `rest` and whatever is staged behind it (not written) with the reason. */
+const stop = (w: Writer, staging: Staging, rest: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
+  Effect.sync(() => {
     const stopped = (w.stopped = new StoreFailure({ reason: `${cause.reason}; the store refuses further appends until it is reopened` }))
-    for (const a of rest) yield* Deferred.fail(a.req.done, stopped)
+    for (const a of [...rest, ...staging.ahead]) a.req.done(Effect.fail(stopped))
+    staging.ahead = []
   })
 
 /** A write, sync or roll failed: drop what is not committed, cut the file back, and stop. */
-const failStop = (w: Writer, rest: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
+const failStop = (w: Writer, staging: Staging, rest: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
   Effect.gen(function* () {
     // Cut back what may have reached the file, so a reopen does not resurrect a batch whose
     // callers were told it failed. If even that fails, the reopen decides by what is there.
     yield* Effect.tryPromise(() => truncateAndSync(w.io, w.active.fh, w.size)).pipe(Effect.ignore)
-    yield* stop(w, rest, cause)
+    w.written = w.size
+    yield* stop(w, staging, rest, cause)
   })
 
 const nextSeq = (w: Writer) => (w.head?.seq ?? -1) + 1
@@ -336,11 +468,10 @@ const subscribe = (w: Writer, fromSeq: number): Stream.Stream<Envelope, StoreFai
 
 const writerApi = (w: Writer): EventStoreApi => ({
   append: (stream, events, expected) =>
-    Effect.suspend(() => {
-      if (w.stopped) return Effect.fail(w.stopped)
-      return Effect.flatMap(Deferred.make<AppendResult, AppendError>(), (done) =>
-        Effect.zipRight(Queue.offer(w.queue, { stream, events, expected, done }), Deferred.await(done))
-      )
+    Effect.async<AppendResult, AppendError>((done) => {
+      if (w.stopped) return done(Effect.fail(w.stopped))
+      w.pending.push({ stream, events, expected, done })
+      w.wake?.()
     }),
   read: (stream) => Effect.suspend(() => readStream(w.files, stream, w.streams.get(stream))),
   readAll: (fromSeq = 0) => readRange(w.files, fromSeq, () => nextSeq(w)),

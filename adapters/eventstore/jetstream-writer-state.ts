@@ -1,7 +1,7 @@
 import type { PubAck } from "nats"
 import { Data, Deferred, Effect, Either, type Queue } from "effect"
 import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
-import type { NewEvent } from "../../domain/ledger/events.ts"
+import type { PreparedEvent } from "../../domain/ledger/envelope.ts"
 import { StoreFailure, type InvalidEvent, type WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import type { AppendResult, ExpectedRevision } from "../../domain/ports/event-store.ts"
 import { decodeAppendMessage, readMeta, subjectOf, type AppendMessage, type AppendMeta } from "./jetstream-format.ts"
@@ -22,7 +22,7 @@ export type AppendError = WrongExpectedRevision | InvalidEvent | StoreFailure
 
 export type Request = {
   readonly stream: string
-  readonly events: ReadonlyArray<NewEvent>
+  readonly events: ReadonlyArray<PreparedEvent>
   readonly expected: ExpectedRevision
   /** Taken once, so that a retry at the same head is the same message. */
   readonly at: string

@@ -1,5 +1,5 @@
 import { Either } from "effect"
-import { prepareEvent, sealBatch, type Envelope, type Head } from "../../domain/ledger/envelope.ts"
+import { prepareEvent, sealBatch, type Envelope, type Head, type PreparedEvent } from "../../domain/ledger/envelope.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
 import { InvalidEvent, WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import { describeExpected, revisionMatches, type ExpectedRevision } from "../../domain/ports/event-store.ts"
@@ -24,9 +24,9 @@ export const sealAppend = (
 }
 
 /** An append's events checked against the catalog for `stream`, in their canonical form; an empty append is refused. */
-export const prepareAppend = (stream: string, events: ReadonlyArray<NewEvent>): Either.Either<NewEvent[], InvalidEvent> => {
+export const prepareAppend = (stream: string, events: ReadonlyArray<NewEvent>): Either.Either<PreparedEvent[], InvalidEvent> => {
   if (events.length === 0) return Either.left(InvalidEvent.of({ stream, type: "-", reason: "an append needs at least one event" }))
-  const prepared: NewEvent[] = []
+  const prepared: PreparedEvent[] = []
   for (const ev of events) {
     const p = prepareEvent(stream, ev)
     if (Either.isLeft(p)) return Either.left(p.left)

@@ -1,6 +1,6 @@
-import { Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Schema, type SchemaAST as AST } from "effect"
 import { canonicalize } from "./jcs.ts"
-import { hashCanonical, ZERO_HASH } from "./hash.ts"
+import { sha256Hex, ZERO_HASH } from "./hash.ts"
 import { Catalog, isEventType, type EventType, type LegacyVersion, type NewEvent } from "./events.ts"
 import { ChainBroken, InvalidEvent, MalformedEvent } from "./errors.ts"
 import { describeStreamKind, streamKind, type StreamKind } from "./streams.ts"
@@ -20,9 +20,18 @@ export const Envelope = Schema.Struct({
 export type Envelope = typeof Envelope.Type
 export type Unsealed = Omit<Envelope, "hash">
 
-/** sha256 of the canonical JSON of everything but the hash (keys listed in canonical order, so none are sorted). */
-export const envelopeHash = (e: Unsealed): string =>
-  hashCanonical({ at: e.at, data: e.data, prev: e.prev, seq: e.seq, stream: e.stream, type: e.type, version: e.version })
+/**
+ * sha256 of the canonical JSON of everything but the hash, given the canonical JSON of `data`
+ * (undefined when it is absent). The envelope's own keys are written out in canonical order rather
+ * than walked as an object: every append and every verified record comes here.
+ */
+const hashWithData = (e: Omit<Unsealed, "data">, data: string | undefined): string =>
+  sha256Hex(
+    `{"at":${canonicalize(e.at)},${data === undefined ? "" : `"data":${data},`}"prev":${canonicalize(e.prev)},"seq":${canonicalize(e.seq)},"stream":${canonicalize(e.stream)},"type":${canonicalize(e.type)},"version":${canonicalize(e.version)}}`
+  )
+
+/** sha256 of the canonical JSON of everything but the hash; as in any canonical object, an absent `data` has no key. */
+export const envelopeHash = (e: Unsealed): string => hashWithData(e, e.data === undefined ? undefined : canonicalize(e.data))
 
 export const seal = (e: Unsealed): Envelope => ({ ...e, hash: envelopeHash(e) })
 
@@ -44,15 +53,49 @@ const asSchema = (s: unknown) => s as Schema.Schema<unknown, unknown>
  * hashed is exactly what any replay will decode. Only current versions are written, and only to
  * the streams their type is bound to. Refuses instead of guessing.
  */
-export const prepareEvent = (stream: string, event: NewEvent): Either.Either<NewEvent, InvalidEvent> => {
+export const prepareEvent = (stream: string, event: NewEvent): Either.Either<PreparedEvent, InvalidEvent> => {
   const p = preparedData(stream, event)
   return "refused" in p
     ? Either.left(InvalidEvent.of({ stream, type: String(event.type), reason: p.refused }))
-    : Either.right({ type: event.type, version: event.version, data: p.data as never })
+    : Either.right({ type: event.type, version: event.version, data: p.data as never, canonicalData: p.canonical })
 }
 
-/** `prepareEvent`'s verdict: why the event is refused, or its data in canonical encoded form. */
-const preparedData = (stream: string, event: NewEvent): { readonly refused: string } | { readonly data: unknown } => {
+/**
+ * Whether a schema's encoded form of a decoded value is that value: nothing in it transforms, so
+ * encoding would only copy what decoding built (appends skip it; most of the catalog is so).
+ * Declarations and recursive schemas are not looked into: they are encoded.
+ */
+const encodesAsDecoded = (ast: AST.AST): boolean => {
+  let known = plainSchemas.get(ast)
+  if (known === undefined) plainSchemas.set(ast, (known = transformsNothing(ast)))
+  return known
+}
+const plainSchemas = new WeakMap<AST.AST, boolean>()
+
+const transformsNothing = (ast: AST.AST): boolean => {
+  switch (ast._tag) {
+    case "Transformation":
+    case "Declaration":
+    case "Suspend":
+      return false
+    case "Refinement":
+      return transformsNothing(ast.from)
+    case "Union":
+      return ast.types.every(transformsNothing)
+    case "TupleType":
+      return ast.elements.every((e) => transformsNothing(e.type)) && ast.rest.every((r) => transformsNothing(r.type))
+    case "TypeLiteral":
+      return ast.propertySignatures.every((p) => transformsNothing(p.type)) && ast.indexSignatures.every((i) => transformsNothing(i.type))
+    default:
+      return true
+  }
+}
+
+/** An event `prepareEvent` accepted: its data in canonical encoded form, and that data's canonical JSON, which its hash covers. */
+export type PreparedEvent = NewEvent & { readonly canonicalData: string }
+
+/** `prepareEvent`'s verdict: why the event is refused, or its data in canonical encoded form and as canonical JSON. */
+const preparedData = (stream: string, event: NewEvent): { readonly refused: string } | { readonly data: unknown; readonly canonical: string } => {
   if (streamKind(stream) === undefined) return { refused: `invalid stream name ${JSON.stringify(stream)}` }
   if (!isEventType(event.type)) return { refused: "unknown event type" }
   const entry = Catalog[event.type]
@@ -62,14 +105,13 @@ const preparedData = (stream: string, event: NewEvent): { readonly refused: stri
   const schema = asSchema(entry.schema)
   const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(event.data)
   if (Either.isLeft(decoded)) return { refused: ParseResult.TreeFormatter.formatErrorSync(decoded.left) }
-  const encoded = Schema.encodeEither(schema)(decoded.right)
+  const encoded = encodesAsDecoded(schema.ast) ? decoded : Schema.encodeEither(schema)(decoded.right)
   if (Either.isLeft(encoded)) return { refused: ParseResult.TreeFormatter.formatErrorSync(encoded.left) }
   try {
-    canonicalize(encoded.right)
+    return { data: encoded.right, canonical: canonicalize(encoded.right) }
   } catch (e) {
     return { refused: String((e as Error).message) }
   }
-  return { data: encoded.right }
 }
 
 /**
@@ -79,7 +121,7 @@ const preparedData = (stream: string, event: NewEvent): { readonly refused: stri
 export const sealBatch = (
   head: Head | undefined,
   stream: string,
-  events: ReadonlyArray<NewEvent>,
+  events: ReadonlyArray<PreparedEvent>,
   at: string
 ): Either.Either<Envelope[], InvalidEvent> => {
   const out: Envelope[] = []
@@ -89,15 +131,18 @@ export const sealBatch = (
     if (link.seq === 0 || isGenesisType) {
       const genesis = genesisEnvelope()
       if (link.seq !== 0) return Either.left(InvalidEvent.of({ stream, type: ev.type, reason: "the genesis covenant can only be seq 0" }))
-      if (!isGenesisType || stream !== genesis.stream || canonicalize(ev.data) !== canonicalize(genesis.data))
+      if (!isGenesisType || stream !== genesis.stream || ev.canonicalData !== canonicalize(genesis.data))
         return Either.left(InvalidEvent.of({ stream, type: ev.type, reason: "seq 0 must be the genesis covenant" }))
       out.push(genesis)
       link = { seq: 1, prev: genesis.hash }
       continue
     }
-    const env = seal({ seq: link.seq, stream, type: ev.type, version: ev.version, at, data: ev.data, prev: link.prev })
+    const { type, version, data } = ev
+    const { seq, prev } = link
+    // Fields in the schema's order, which is the order records are stored in.
+    const env: Envelope = { seq, stream, type, version, at, data, prev, hash: hashWithData({ seq, stream, type, version, at, prev }, ev.canonicalData) }
     out.push(env)
-    link = { seq: env.seq + 1, prev: env.hash }
+    link = { seq: seq + 1, prev: env.hash }
   }
   return Either.right(out)
 }

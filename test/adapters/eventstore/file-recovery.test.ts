@@ -5,7 +5,7 @@ import { Effect, Either, Runtime, type Scope } from "effect"
 import fc from "fast-check"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { eventsDir, inspectLogFile, makeFileEventStore, segmentPath, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
-import { encodeAppend, frameRecord, HEADER_BYTES, type RawRecord } from "../../../adapters/eventstore/file-format.ts"
+import { encodeAppend, frameRecord, HEADER_BYTES, recordText, type RawRecord } from "../../../adapters/eventstore/file-format.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { decodeEvent, seal, type Envelope, verifyChain as verifyChainOf } from "../../../domain/ledger/envelope.ts"
 import { genesisEnvelope } from "../../../domain/ledger/genesis.ts"
@@ -336,5 +336,27 @@ describe("file event store: record framing", () => {
     const [a, b] = encodeAppend([g, e1])
     expect(a!.readUInt32LE(0) >>> 31).toBe(1)
     expect(b!.readUInt32LE(0) >>> 31).toBe(0)
+  })
+
+  it("a record's text is its envelope's JSON.stringify, whatever its strings and data hold (property)", () => {
+    const text = fc.string({ unit: "binary" })
+    fc.assert(
+      fc.property(
+        fc.record({
+          seq: fc.nat(),
+          stream: text,
+          type: text,
+          version: fc.integer({ min: 1 }),
+          at: text,
+          data: fc.option(fc.jsonValue(), { nil: undefined }),
+          prev: text,
+          hash: text
+        }),
+        (e) => {
+          expect(recordText(e)).toBe(JSON.stringify(e))
+        }
+      ),
+      { numRuns: 300 }
+    )
   })
 })

@@ -4,6 +4,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Chunk, Effect, Either, Fiber, Stream, type Scope } from "effect"
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import fc from "fast-check"
 import { makeFileEventStore, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { verifyLink, type Envelope, type Head } from "../../../domain/ledger/envelope.ts"
@@ -187,6 +188,61 @@ describe.each(layouts)("file event store on $name: durability and reopen", ({ se
         { segmentBytes }
       )
       expect(logBytes(dir).length).toBeGreaterThan(sizeAfter)
+    })
+  )
+
+  it.effect("with parts syncing side by side, an fsync failing at any point loses no acknowledged append and keeps no failed one (property)", () =>
+    Effect.gen(function* () {
+      let overlapped = 0
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.integer({ min: 1, max: 16 }), async (failAt) => {
+            const dir = tmp()
+            let syncs = 0
+            let syncing = 0
+            let armed = false
+            const io = {
+              sync: async (fh: fs.promises.FileHandle) => {
+                const n = ++syncs
+                if (++syncing > 1) overlapped++
+                try {
+                  // A slow disk, so that the writer writes the next part while this one syncs.
+                  await new Promise((resolve) => setTimeout(resolve, 2))
+                  if (armed && n === failAt) throw new Error("EIO: injected")
+                  await fh.datasync()
+                } finally {
+                  syncing--
+                }
+              }
+            }
+            const outcomes = await Effect.runPromise(
+              withStore(
+                dir,
+                (s) =>
+                  Effect.gen(function* () {
+                    yield* s.append("chain-A", [genesisEvent()], "no_stream")
+                    syncs = 0
+                    armed = true
+                    return yield* Effect.forEach(
+                      Array.from({ length: 48 }, (_, i) => i),
+                      (i) => Effect.either(s.append("keys", [keyIssued(i)], "any")),
+                      { concurrency: 8 }
+                    )
+                  }),
+                { io, segmentBytes }
+              )
+            )
+            const acked = outcomes.flatMap((o) => (Either.isRight(o) ? o.right.envelopes : [])).sort((a, b) => a.seq - b.seq)
+            for (const o of outcomes) if (Either.isLeft(o)) expect(o.left._tag).toBe("StoreFailure")
+            const log = await Effect.runPromise(withStore(dir, (s) => logOf(s), { segmentBytes }))
+            verifyChain(log)
+            expect(log.slice(1)).toEqual(acked)
+            expect(acked.length < 48).toBe(failAt <= syncs)
+          }),
+          { numRuns: 12 }
+        )
+      )
+      expect(overlapped).toBeGreaterThan(0)
     })
   )
 

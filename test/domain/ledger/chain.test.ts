@@ -5,6 +5,7 @@ import { decodeEvent, envelopeHash, parseEnvelope, prepareEvent, sealBatch, type
 import { GENESIS_AT, GENESIS_HASH, genesisEnvelope } from "../../../domain/ledger/genesis.ts"
 import { replay } from "../../../domain/ledger/audit.ts"
 import { canonicalize } from "../../../domain/ledger/jcs.ts"
+import type { NewEvent } from "../../../domain/ledger/events.ts"
 import { viewLedgerState } from "../../../domain/projections/ledger-state.ts"
 import { genesisEvent, keyIssued } from "../../support/events.ts"
 import { arbitraryLog } from "../../support/ledger.ts"
@@ -21,10 +22,11 @@ describe("the genesis covenant", () => {
   })
 
   it("is the only thing seq 0 may be, and appears only there", () => {
-    expect(Either.isLeft(sealBatch(undefined, "keys", [keyIssued(1)], "2026-01-01T00:00:00.000Z"))).toBe(true)
-    const g = sealBatch(undefined, "chain-A", [genesisEvent()], "2026-01-01T00:00:00.000Z")
+    const prepared = (stream: string, ev: NewEvent) => Either.getOrThrow(prepareEvent(stream, ev))
+    expect(Either.isLeft(sealBatch(undefined, "keys", [prepared("keys", keyIssued(1))], "2026-01-01T00:00:00.000Z"))).toBe(true)
+    const g = sealBatch(undefined, "chain-A", [prepared("chain-A", genesisEvent())], "2026-01-01T00:00:00.000Z")
     expect(Either.getOrThrow(g)[0]).toEqual(genesisEnvelope())
-    expect(Either.isLeft(sealBatch({ seq: 0, hash: GENESIS_HASH }, "chain-A", [genesisEvent()], "x"))).toBe(true)
+    expect(Either.isLeft(sealBatch({ seq: 0, hash: GENESIS_HASH }, "chain-A", [prepared("chain-A", genesisEvent())], "x"))).toBe(true)
   })
 })
 

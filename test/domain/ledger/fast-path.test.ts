@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
-import { Either } from "effect"
+import { Arbitrary, Either, FastCheck, Schema } from "effect"
+import { Catalog, eventTypes, type NewEvent } from "../../../domain/ledger/events.ts"
 import { checkOwnHash, envelopeHash, parseEnvelope, prepareEvent, sealBatch, verifyLink, type Envelope } from "../../../domain/ledger/envelope.ts"
 import { sha256Hex } from "../../../domain/ledger/hash.ts"
 import { canonicalize } from "../../../domain/ledger/jcs.ts"
@@ -88,5 +89,28 @@ describe("the envelope fast paths decide and hash exactly as the reference path"
       }),
       { numRuns: 100 }
     )
+  })
+
+  it("prepareEvent's data is the schema's decode then encode of what it was given, for every type of the catalog (property)", () => {
+    for (const type of eventTypes) {
+      const entry = Catalog[type]
+      const schema = entry.schema as unknown as Schema.Schema<unknown, unknown>
+      const stream = `${entry.streams[0]!}`.replace(/^(expert)$/, "expert-0.1").replace(/^(round|node|epoch)$/, "$1-x")
+      let accepted = 0
+      // Effect's own fast-check, the one its schema arbitraries are made with.
+      FastCheck.assert(
+        FastCheck.property(Arbitrary.make(schema), (value) => {
+          const given = Schema.encodeSync(schema)(value)
+          const prepared = prepareEvent(stream, { type, version: entry.version, data: given } as NewEvent)
+          if (Either.isLeft(prepared)) return
+          accepted++
+          const reference = Schema.encodeSync(schema)(Schema.decodeUnknownSync(schema)(given))
+          expect(prepared.right.data).toStrictEqual(reference)
+          expect(prepared.right.canonicalData).toBe(canonicalize(reference))
+        }),
+        { numRuns: 20 }
+      )
+      expect(accepted, type).toBeGreaterThan(0)
+    }
   })
 })

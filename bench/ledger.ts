@@ -15,9 +15,11 @@
  * whatever layout the store uses. `BENCH_AUDIT_DIR` keeps it in that directory and reuses it on
  * the next run with the same size. `BENCH_EVENTS` (5000) sets the count of (a),
  * `BENCH_REPEATS` (3) the runs of each measurement (medians are reported), `BENCH_FULL_AUDIT=0`
- * skips `auditLedger`.
+ * skips `auditLedger`. `BENCH_BASELINE_REV=<git revision>` also measures (a) with the file store
+ * of that revision (checked out in a temporary worktree), alternating with today's in the same
+ * run, and reports today's appends/s as a multiple of it.
  */
-import { spawnSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -40,6 +42,7 @@ const AUDIT_MB = env("BENCH_AUDIT_MB", 1024)
 const AUDIT_EVENTS = process.env.BENCH_AUDIT_EVENTS === undefined ? undefined : env("BENCH_AUDIT_EVENTS", 0)
 const REPEATS = env("BENCH_REPEATS", 3)
 const FULL_AUDIT = process.env.BENCH_FULL_AUDIT !== "0"
+const BASELINE_REV = process.env.BENCH_BASELINE_REV
 /** Events per append when writing the audited log. */
 const GENERATE_BATCH = 1000
 
@@ -61,7 +64,7 @@ const genesis = newEvent("GenesisCovenantSealed", GENESIS_COVENANT)
 // ---- measurements, each run in a child process (`--phase <name> <json args>`) ----
 
 type Phases = {
-  "appends-store": (a: { dir: string; concurrency: number }) => Promise<{ perSec: number }>
+  "appends-store": (a: { dir: string; concurrency: number; tree?: string }) => Promise<{ perSec: number }>
   "appends-naive": (a: { dir: string }) => Promise<{ perSec: number }>
   generate: (a: { dir: string; targetBytes: number; targetEvents: number | undefined }) => Promise<{ events: number; payloadBytes: number }>
   "read-all": (a: { dir: string }) => Promise<{ events: number; openS: number; readS: number }>
@@ -70,12 +73,17 @@ type Phases = {
 }
 
 const phases: Phases = {
-  /** Appends/s through the store: `concurrency` fibers share `EVENTS` single-event appends. */
-  "appends-store": ({ dir, concurrency }) =>
-    Effect.runPromise(
+  /**
+   * Appends/s through the store: `concurrency` fibers share `EVENTS` single-event appends. With
+   * `tree`, the store is the one of that checkout (another revision of this repository).
+   */
+  "appends-store": async ({ dir, concurrency, tree }) => {
+    const open: typeof makeFileEventStore =
+      tree === undefined ? makeFileEventStore : (await import(path.join(tree, "adapters/eventstore/file.ts"))).makeFileEventStore
+    return Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
-          const store = yield* makeFileEventStore(dir)
+          const store = yield* open(dir)
           yield* store.append("chain-A", [genesis], "no_stream")
           const t0 = performance.now()
           yield* Effect.forEach(
@@ -89,7 +97,8 @@ const phases: Phases = {
           return { perSec: EVENTS / s }
         })
       )
-    ),
+    )
+  },
 
   /** The baseline: the same validation and sealing, then one write and one fsync per event (JSON lines). */
   "appends-naive": async ({ dir }) => {
@@ -259,17 +268,34 @@ const auditLog = () => {
   return { dir, ...made, reused: false }
 }
 
+/** A detached worktree of `rev` sharing this checkout's node_modules; removed with the bench's temporary root. */
+const baselineTree = (rev: string): string => {
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+  const tree = path.join(root, "baseline")
+  execFileSync("git", ["-C", repo, "worktree", "add", "--detach", tree, rev], { stdio: "ignore" })
+  fs.symlinkSync(path.join(repo, "node_modules"), path.join(tree, "node_modules"))
+  process.on("exit", () => {
+    spawnSync("git", ["-C", repo, "worktree", "remove", "--force", tree], { stdio: "ignore" })
+    spawnSync("git", ["-C", repo, "worktree", "prune"], { stdio: "ignore" })
+  })
+  return tree
+}
+
 const main = async () => {
   const machine = { cpu: os.cpus()[0]?.model ?? "unknown", cpus: os.cpus().length, platform: `${os.platform()} ${os.release()}`, node: process.version }
+  const tree = BASELINE_REV === undefined ? undefined : baselineTree(BASELINE_REV)
   console.log(`(a) ${EVENTS} appends: file store, ${CONCURRENCY} concurrent appenders (group commit) vs fsync per event`)
   const group: Array<PhaseResult<"appends-store">> = []
   const sequential: Array<PhaseResult<"appends-store">> = []
   const naive: Array<PhaseResult<"appends-naive">> = []
+  const baseline: Array<PhaseResult<"appends-store">> = []
   for (let r = 0; r < REPEATS; r++) {
     group.push(phase("appends-store", { dir: freshDir(), concurrency: CONCURRENCY }))
+    if (tree !== undefined) baseline.push(phase("appends-store", { dir: freshDir(), concurrency: CONCURRENCY, tree }))
     sequential.push(phase("appends-store", { dir: freshDir(), concurrency: 1 }))
     naive.push(phase("appends-naive", { dir: freshDir() }))
-    console.log(`  run ${r + 1}: group ${round(group[r]!.perSec)} /s, store sequential ${round(sequential[r]!.perSec)} /s, naive ${round(naive[r]!.perSec)} /s`)
+    const then = tree === undefined ? "" : `, ${BASELINE_REV}'s store ${round(baseline[r]!.perSec)} /s`
+    console.log(`  run ${r + 1}: group ${round(group[r]!.perSec)} /s${then}, store sequential ${round(sequential[r]!.perSec)} /s, naive ${round(naive[r]!.perSec)} /s`)
   }
   const perSec = (xs: ReadonlyArray<{ perSec: number }>) => median(xs.map((x) => x.perSec))
   const appends = {
@@ -279,9 +305,13 @@ const main = async () => {
     storeSequentialAppendsPerSec: round(perSec(sequential)),
     naiveFsyncPerEventAppendsPerSec: round(perSec(naive)),
     ratioGroupToNaive: round(perSec(group) / perSec(naive), 2),
-    peakRssMB: Math.max(...group.map((g) => g.peakRssMB))
+    peakRssMB: Math.max(...group.map((g) => g.peakRssMB)),
+    ...(tree === undefined
+      ? {}
+      : { baselineRevision: BASELINE_REV, baselineAppendsPerSec: round(perSec(baseline)), ratioToBaselineRevision: round(perSec(group) / perSec(baseline), 2) })
   }
   console.log(`  median: group commit ${appends.groupCommitAppendsPerSec} /s vs naive ${appends.naiveFsyncPerEventAppendsPerSec} /s: ${appends.ratioGroupToNaive}x`)
+  if (tree !== undefined) console.log(`  median: ${appends.ratioToBaselineRevision}x the appends/s of ${BASELINE_REV}'s store (${appends.baselineAppendsPerSec} /s)`)
 
   const target = AUDIT_EVENTS !== undefined ? `${AUDIT_EVENTS} events` : `${AUDIT_MB} MB`
   console.log(`(b) verification of a log of ${target} (readAll(0)) vs raw sha256 of its segments`)

@@ -33,9 +33,9 @@ const freePort = () =>
   })
 
 /** Spawn the server and resolve once it logs that it is ready (or fail, with its log, if it exits first). */
-const launch = (port: number, dir: string) =>
+const launch = (port: number, dir: string, args: ReadonlyArray<string>) =>
   new Promise<ChildProcess>((resolve, reject) => {
-    const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], { stdio: ["ignore", "ignore", "pipe"] })
+    const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir, ...args], { stdio: ["ignore", "ignore", "pipe"] })
     let log = ""
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
@@ -61,13 +61,14 @@ const killed = (child: ChildProcess) =>
     child.kill("SIGKILL")
   })
 
-export const ownNatsServer: Effect.Effect<OwnNatsServer, never, Scope.Scope> = Effect.gen(function* () {
+/** `args`: more options for the server (TLS, …). */
+export const ownNatsServer = (args: ReadonlyArray<string> = []): Effect.Effect<OwnNatsServer, never, Scope.Scope> => Effect.gen(function* () {
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "blyan-nats-"))),
     (d) => Effect.sync(() => fs.rmSync(d, { recursive: true, force: true }))
   )
   const port = yield* Effect.promise(freePort)
-  let child = yield* Effect.promise(() => launch(port, dir))
+  let child = yield* Effect.promise(() => launch(port, dir, args))
   yield* Effect.addFinalizer(() => Effect.promise(() => killed(child)))
   return {
     url: `nats://127.0.0.1:${port}`,
@@ -75,7 +76,7 @@ export const ownNatsServer: Effect.Effect<OwnNatsServer, never, Scope.Scope> = E
     dir,
     kill9: Effect.promise(() => killed(child)),
     restart: Effect.promise(async () => {
-      child = await launch(port, dir)
+      child = await launch(port, dir, args)
     })
   }
 })

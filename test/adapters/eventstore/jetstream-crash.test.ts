@@ -18,7 +18,7 @@ describe("jetstream event store: the server killed mid-run", () => {
   // Live: a real server, killed and restarted, and a writer that waits for it on the clock.
   it.scopedLive("kill -9 of nats-server while appending: the writer reconnects, no acknowledged event is lost or doubled, and a subscriber follows on", () =>
     Effect.gen(function* () {
-      const server = yield* ownNatsServer
+      const server = yield* ownNatsServer()
       const conn = yield* connectJetStream([server.url])
       const store = yield* makeJetStreamEventStore(conn, { stream: "LEDGER", replicas: 1, writer: { ackTimeoutMs: 2_000 } })
       yield* store.append("chain-A", [genesisEvent()], "no_stream")

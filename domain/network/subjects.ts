@@ -1,0 +1,66 @@
+/**
+ * The bus's subjects: their only home (nothing spells one inline). A subject is dot-separated
+ * tokens; an id put into one is a single token, so it cannot reach into another's subjects.
+ */
+
+/** One token of a subject: letters, digits, `_` and `-` (no dot, no wildcard, no space). */
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/
+
+const token = (kind: string, value: string | number): string => {
+  const s = String(value)
+  if (!TOKEN.test(s)) throw new RangeError(`${kind} ${JSON.stringify(s)} cannot be a subject token (letters, digits, _ and - only)`)
+  return s
+}
+
+export const Subjects = {
+  /** A node's liveness and load. */
+  nodeHeartbeat: (node: string) => `blyan.node.${token("node id", node)}.heartbeat`,
+  /** Every node's heartbeats, for whoever tracks them all. */
+  allHeartbeats: "blyan.node.*.heartbeat",
+  /** Registration: request/reply with the API key and the node's ed25519 key. */
+  nodeRegister: "blyan.node.register",
+  /** One expert's forward pass: request/reply, its replicas in one queue group. */
+  expertForward: (layer: number, expert: number) => `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward`,
+  /** A Proof-of-Learning round's traffic (contributions, evaluations, votes). */
+  round: (id: string, topic: "contribution" | "evaluation" | "vote") => `blyan.round.${token("round id", id)}.${topic}`,
+  /** One pipeline stage's activations or gradients for an epoch's round. */
+  pipelineStage: (epoch: string, round: string, stage: number, kind: "act" | "grad") =>
+    `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.stage.${token("stage", stage)}.${kind}`,
+  /** The log served to followers: catch-up reads (request/reply) and live envelopes. */
+  ledgerRead: "blyan.ledger.read",
+  ledgerLive: "blyan.ledger.live"
+} as const
+
+/** The queue group of an expert's replicas: each forward request goes to one of them. */
+export const expertQueue = (layer: number, expert: number) => `expert-${token("layer", layer)}-${token("expert", expert)}`
+
+/**
+ * Why `subject` is not one the bus carries, if it is not. A pattern (`wildcards`) may use `*` for
+ * one token and `>` for the rest as its last token; a subject to publish to may not.
+ */
+export const subjectProblem = (subject: string, wildcards: boolean): string | undefined => {
+  if (subject.length === 0) return "empty"
+  if (/[\s\u0000-\u001f]/.test(subject)) return "contains whitespace or a control character"
+  const tokens = subject.split(".")
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!
+    if (t.length === 0) return "has an empty token"
+    if (t === "*" || t === ">") {
+      if (!wildcards) return "has a wildcard; messages go to concrete subjects"
+      if (t === ">" && i !== tokens.length - 1) return "`>` must be the last token"
+    } else if (t.includes("*") || t.includes(">")) return "has a wildcard inside a token"
+  }
+  return undefined
+}
+
+/** Whether `subject` (concrete) is one that `pattern` subscribes to. */
+export const subjectMatches = (pattern: string, subject: string): boolean => {
+  const p = pattern.split(".")
+  const s = subject.split(".")
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i
+    if (i >= s.length) return false
+    if (p[i] !== "*" && p[i] !== s[i]) return false
+  }
+  return p.length === s.length
+}

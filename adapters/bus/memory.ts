@@ -32,7 +32,11 @@ export const makeMemoryBus = (options: { readonly maxPayload?: number } = {}): E
       for (const s of subs) {
         if (!subjectMatches(s.pattern, subject)) continue
         if (s.queue === undefined) out.push(s)
-        else groups.set(s.queue, [...(groups.get(s.queue) ?? []), s])
+        else {
+          const members = groups.get(s.queue)
+          if (members) members.push(s)
+          else groups.set(s.queue, [s])
+        }
       }
       for (const [queue, members] of groups) {
         const turn = turns.get(queue) ?? 0

@@ -2,7 +2,7 @@ import { Effect, Either, Fiber, Layer, Queue, Stream, type Scope } from "effect"
 import { connect, ErrorCode, type Msg, type NatsConnection } from "nats"
 import { Bus, BusFailure, NoResponders, RequestTimedOut, type BusApi } from "../../domain/ports/bus.ts"
 import { causeText } from "../failure.ts"
-import { natsTlsFromEnv } from "../nats-tls.ts"
+import { natsConnectOptions } from "../nats-options.ts"
 import { checkSend, checkSubscribe } from "./checks.ts"
 
 const END = Symbol("end")
@@ -14,18 +14,17 @@ const busFailure = (what: string) => (e: unknown) => new BusFailure({ message: `
 
 /**
  * The bus on NATS (`servers`: host:port, several for a cluster), TLS from the environment (see
- * `adapters/nats-tls.ts`). Its size limit is the server's `max_payload`. The client reconnects
+ * `adapters/nats-options.ts`). Its size limit is the server's `max_payload`. The client reconnects
  * forever; a request whose server stays away fails at its deadline. Closing the scope drains.
  */
 export const makeNatsBus = (servers: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env): Effect.Effect<BusApi, BusFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const where = servers.join(",")
-    const tls = natsTlsFromEnv(env)
-    if (Either.isLeft(tls)) return yield* new BusFailure({ message: `cannot connect to NATS at ${where}: ${tls.left}` })
+    const options = natsConnectOptions(servers, env)
+    if (Either.isLeft(options)) return yield* new BusFailure({ message: `cannot connect to NATS at ${where}: ${options.left}` })
     const nc: NatsConnection = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () =>
-          connect({ servers: [...servers], name: "blyan", maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, ...(tls.right ? { tls: tls.right } : {}) }),
+        try: () => connect(options.right),
         catch: busFailure(`cannot connect to NATS at ${where}`)
       }),
       (c) => Effect.promise(() => c.close().catch(() => undefined))

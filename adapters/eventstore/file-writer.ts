@@ -193,7 +193,7 @@ const runBatchWriter = (w: Writer): Effect.Effect<void, never, Scope.Scope> => {
   const flights: Flight[] = []
   const step = (restore: <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
-      if (w.stopped && staging.ahead.length > 0) return yield* refuseAhead(w, staging)
+      if (w.stopped && staging.ahead.length > 0) return failAhead(staging, w.stopped)
       if (flights.length === 0 && staging.ahead.length === 0) {
         const batch = yield* restore(nextBatch(w))
         staging.head = w.head
@@ -213,8 +213,7 @@ const runBatchWriter = (w: Writer): Effect.Effect<void, never, Scope.Scope> => {
       Effect.gen(function* () {
         const stopped = (w.stopped ??= new StoreFailure({ reason: `the event store on ${w.dir} is closed` }))
         yield* Fiber.interrupt(fiber)
-        for (const a of staging.ahead) a.req.done(Effect.fail(stopped))
-        staging.ahead = []
+        failAhead(staging, stopped)
         for (const req of takePending(w, Infinity)) req.done(Effect.fail(stopped))
       })
     )
@@ -361,12 +360,11 @@ const abort = (w: Writer, staging: Staging, flights: Flight[], failed: ReadonlyA
     yield* failStop(w, staging, [...failed, ...later.flatMap((f) => f.part)], cause)
   })
 
-/** The waiting appends staged before a stop: never written, now refused. */
-const refuseAhead = (w: Writer, staging: Staging): Effect.Effect<void> =>
-  Effect.sync(() => {
-    for (const a of staging.ahead) a.req.done(Effect.fail(w.stopped!))
-    staging.ahead = []
-  })
+/** Fail the appends staged but not written (after a stop, or at close). */
+const failAhead = (staging: Staging, failure: StoreFailure): void => {
+  for (const a of staging.ahead) a.req.done(Effect.fail(failure))
+  staging.ahead = []
+}
 
 /**
  * A durable part becomes the committed state, and its index entries are written, in one turn: no
@@ -429,8 +427,8 @@ const roll = (w: Writer): Effect.Effect<void, StoreFailure> =>
 const stop = (w: Writer, staging: Staging, rest: ReadonlyArray<Accepted>, cause: StoreFailure): Effect.Effect<void> =>
   Effect.sync(() => {
     const stopped = (w.stopped = new StoreFailure({ reason: `${cause.reason}; the store refuses further appends until it is reopened` }))
-    for (const a of [...rest, ...staging.ahead]) a.req.done(Effect.fail(stopped))
-    staging.ahead = []
+    for (const a of rest) a.req.done(Effect.fail(stopped))
+    failAhead(staging, stopped)
   })
 
 /** A write, sync or roll failed: drop what is not committed, cut the file back, and stop. */

@@ -2,7 +2,7 @@ import { connect, type JetStreamClient, type JetStreamManager, type NatsConnecti
 import { Effect, Either, type Scope } from "effect"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
 import { causeText } from "../failure.ts"
-import { natsTlsFromEnv } from "../nats-tls.ts"
+import { natsConnectOptions } from "../nats-options.ts"
 
 /** One NATS connection with its JetStream handles, shared by the event store and the blob store. */
 export type JetStreamConnection = {
@@ -21,13 +21,11 @@ export type JetStreamConnection = {
 export const connectJetStream = (servers: ReadonlyArray<string>): Effect.Effect<JetStreamConnection, StoreFailure, Scope.Scope> => {
   const where = servers.join(",")
   return Effect.gen(function* () {
-    // TLS as the bus has it: BLYAN_TLS_CERT, BLYAN_TLS_CLIENT_CERT, BLYAN_TLS_CLIENT_KEY.
-    const tls = natsTlsFromEnv()
-    if (Either.isLeft(tls)) return yield* new StoreFailure({ reason: `cannot connect to NATS at ${where}: ${tls.left}` })
+    const options = natsConnectOptions(servers)
+    if (Either.isLeft(options)) return yield* new StoreFailure({ reason: `cannot connect to NATS at ${where}: ${options.left}` })
     const nc = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () =>
-          connect({ servers: [...servers], name: "blyan", maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true, ...(tls.right ? { tls: tls.right } : {}) }),
+        try: () => connect(options.right),
         catch: (e) => new StoreFailure({ reason: `cannot connect to NATS at ${where}: ${causeText(e)}` })
       }),
       (c) => Effect.promise(() => c.close().catch(() => undefined))

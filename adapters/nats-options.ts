@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import { Either } from "effect"
-import type { TlsOptions } from "nats"
+import type { ConnectionOptions, TlsOptions } from "nats"
 
 /**
  * TLS for NATS from the environment: `BLYAN_TLS_CERT` is the certificate (or CA) to trust for the
@@ -19,3 +19,18 @@ export const natsTlsFromEnv = (env: NodeJS.ProcessEnv = process.env): Either.Eit
   if (caFile === undefined && certFile === undefined) return Either.right(undefined)
   return Either.right({ ...(caFile ? { caFile } : {}), ...(certFile ? { certFile, keyFile } : {}) })
 }
+
+/**
+ * How every Blyan process connects to NATS (the bus and the JetStream store alike): reconnecting
+ * forever (a restarted or failed-over server is found again; each request has its own deadline),
+ * with TLS from the environment. Left: why the TLS settings cannot be used.
+ */
+export const natsConnectOptions = (servers: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env): Either.Either<ConnectionOptions, string> =>
+  Either.map(natsTlsFromEnv(env), (tls) => ({
+    servers: [...servers],
+    name: "blyan",
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    noAsyncTraces: true,
+    ...(tls ? { tls } : {})
+  }))

@@ -6,6 +6,7 @@ import { canonicalize } from "../../domain/ledger/jcs.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
 import { decodePayload } from "../verify/record-check.ts"
+import { payloadChecksumMismatch } from "./record-decode.ts"
 
 /**
  * The on-disk format of the file event store's segments (`events/<first seq>.seg`, see
@@ -26,12 +27,29 @@ export const HEADER_BYTES = 12
 export const CONTINUES = 0x8000_0000
 export const MAX_PAYLOAD = 0x7fff_ffff
 
+/** The CRC-32 (the polynomial of zlib's crc32) table, one entry per byte value. */
+const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  return c
+})
+
+/**
+ * crc32 of the 8 bytes at `pos` (a record header's length word and payload checksum), in place:
+ * zlib's crc32 costs several times as much per call as eight table steps, on every record read.
+ */
+export const headerChecksum = (b: Uint8Array, pos: number): number => {
+  let c = -1
+  for (let i = pos; i < pos + 8; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
+  return (c ^ -1) >>> 0
+}
+
 /** Frame the `length`-byte payload already at `pos + HEADER_BYTES` in `out`: its header goes at `pos`. */
 const writeHeader = (out: Buffer, pos: number, length: number, continues: boolean): void => {
   if (length > MAX_PAYLOAD) throw new RangeError(`record of ${length} bytes exceeds the ${MAX_PAYLOAD}-byte limit`)
   out.writeUInt32LE((length | (continues ? CONTINUES : 0)) >>> 0, pos)
   out.writeUInt32LE(crc32(out.subarray(pos + HEADER_BYTES, pos + HEADER_BYTES + length)), pos + 4)
-  out.writeUInt32LE(crc32(out.subarray(pos, pos + 8)), pos + 8)
+  out.writeUInt32LE(headerChecksum(out, pos), pos + 8)
 }
 
 export const frameRecord = (payload: Uint8Array, continues: boolean): Buffer => {
@@ -86,15 +104,17 @@ export interface ByteSource {
 /**
  * A file's first `size` bytes through a read window, so a scan makes few syscalls. A read before
  * the window places the next window to end where that read ends: walking back (a stream's events
- * through its back-pointers) is as cheap as walking forward.
+ * through its back-pointers) is as cheap as walking forward. A `shared` reader reads into shared
+ * memory, so that worker threads see its records where they lie.
  */
 export class SegmentReader implements ByteSource {
-  private window = Buffer.alloc(0)
+  private window: Buffer<ArrayBufferLike> = Buffer.alloc(0)
   private windowStart = 0
   constructor(
     private readonly fd: number,
     readonly size: number,
-    private readonly windowBytes = 4 << 20
+    private readonly windowBytes = 4 << 20,
+    private readonly shared = false
   ) {}
 
   read(pos: number, len: number): Buffer {
@@ -103,7 +123,7 @@ export class SegmentReader implements ByteSource {
     const start = pos < this.windowStart ? Math.max(0, Math.min(pos, pos + len - this.windowBytes)) : pos
     const want = Math.max(0, Math.min(Math.max(pos + len - start, this.windowBytes), this.size - start))
     // A new buffer each time: payloads handed out earlier stay valid.
-    const buf = Buffer.allocUnsafe(want)
+    const buf = this.shared ? Buffer.from(new SharedArrayBuffer(want)) : Buffer.allocUnsafe(want)
     let got = 0
     while (got < want) {
       const n = fs.readSync(this.fd, buf, got, want - got, start + got)
@@ -137,7 +157,8 @@ const zeroFrom = (src: ByteSource, pos: number): boolean => {
   return true
 }
 
-export type Frame = { readonly offset: number; readonly bytes: number; readonly continues: boolean; readonly payload: Buffer }
+/** `checksum` is the crc32 the payload must have: checked already unless the read was asked to leave it. */
+export type Frame = { readonly offset: number; readonly bytes: number; readonly continues: boolean; readonly payload: Buffer; readonly checksum: number }
 
 /** One step of reading frames: a whole record, the clean end, an incomplete tail, or damage. */
 export type FrameStep =
@@ -146,13 +167,14 @@ export type FrameStep =
   | { readonly _tag: "Torn"; readonly reason: string }
   | { readonly _tag: "Corrupt"; readonly reason: string }
 
-export const readFrame = (src: ByteSource, pos: number): FrameStep => {
+/** The frame at `pos`; `checkPayload: false` leaves its payload's checksum to whoever decodes it. */
+export const readFrame = (src: ByteSource, pos: number, checkPayload = true): FrameStep => {
   const left = src.size - pos
   if (left === 0) return { _tag: "End" }
   if (left < HEADER_BYTES) return { _tag: "Torn", reason: `${left} bytes, less than a record header` }
   const header = src.read(pos, HEADER_BYTES)
   if (header.length < HEADER_BYTES) return { _tag: "Torn", reason: `the file ends at byte ${pos + header.length}, inside a record header` }
-  if (crc32(header.subarray(0, 8)) !== header.readUInt32LE(8)) {
+  if (headerChecksum(header, 0) !== header.readUInt32LE(8)) {
     // A crash can leave a tail of zeros where the file grew but the data never landed (some
     // filesystems, on power loss). No record is all zeros (its header checksum would not be),
     // and no single changed byte can zero a record whole, so such a tail is torn, not damaged.
@@ -165,8 +187,9 @@ export const readFrame = (src: ByteSource, pos: number): FrameStep => {
     return { _tag: "Torn", reason: `record at byte ${pos} needs ${length} payload bytes, ${left - HEADER_BYTES} present` }
   const payload = src.read(pos + HEADER_BYTES, length)
   if (payload.length < length) return { _tag: "Torn", reason: `the file ends inside the record at byte ${pos}` }
-  if (crc32(payload) !== header.readUInt32LE(4)) return { _tag: "Corrupt", reason: `record payload checksum mismatch at byte ${pos}` }
-  return { _tag: "Frame", frame: { offset: pos, bytes: HEADER_BYTES + length, continues: (word & CONTINUES) !== 0, payload } }
+  const checksum = header.readUInt32LE(4)
+  if (checkPayload && crc32(payload) !== checksum) return { _tag: "Corrupt", reason: payloadChecksumMismatch(pos) }
+  return { _tag: "Frame", frame: { offset: pos, bytes: HEADER_BYTES + length, continues: (word & CONTINUES) !== 0, payload, checksum } }
 }
 
 /** Damage to the log at `seq`: the StoreFailure every check of the file store reports. */
@@ -180,6 +203,8 @@ export type FramedBatch = {
   readonly offsets: ReadonlyArray<number>
   /** The byte after the batch's last record. */
   readonly end: number
+  /** Each payload's checksum, when the scan left them to the decode. */
+  readonly checksums: ReadonlyArray<number> | undefined
 }
 
 /** What lies after the last whole append of a segment: bytes a crash left mid-append. */
@@ -194,7 +219,10 @@ export const BATCH_BYTES = 4 << 20
 /**
  * Reads a segment's whole appends from a position, in batches of about `batchBytes`, checking
  * framing only. An incomplete last append ends the scan and is reported as `tail`; a record whose
- * checksums fail is a StoreFailure naming its seq.
+ * checksums fail is a StoreFailure naming its seq. `checkPayloads: false` checks only the record
+ * headers and hands each payload's checksum on with the batch, to be checked where it is decoded
+ * (on worker threads, for a long read); only for logs whose end is known whole, since a damaged
+ * payload in an unfinished last append then reads as that append's tail.
  */
 export class AppendScanner {
   tail: Tail | undefined = undefined
@@ -202,7 +230,8 @@ export class AppendScanner {
     private readonly src: ByteSource,
     private pos: number,
     private seq: number,
-    private readonly batchBytes = BATCH_BYTES
+    private readonly batchBytes = BATCH_BYTES,
+    private readonly checkPayloads = true
   ) {}
 
   /** Where the scan stands: the byte after the last whole append read, and the next seq. */
@@ -214,13 +243,14 @@ export class AppendScanner {
   next(): Either.Either<FramedBatch | undefined, StoreFailure> {
     const payloads: Buffer[] = []
     const offsets: number[] = []
+    const checksums: number[] = []
     let whole = 0
     let wholeEnd = this.pos
     let p = this.pos
     let bytes = 0
     // Stop only between appends, so that a batch never splits one.
     while (bytes < this.batchBytes || payloads.length > whole) {
-      const step = readFrame(this.src, p)
+      const step = readFrame(this.src, p, this.checkPayloads)
       if (step._tag === "Corrupt") return Either.left(corruptLog(this.seq + payloads.length, step.reason))
       if (step._tag !== "Frame") {
         const reason = step._tag === "Torn" ? step.reason : "an append ends without its last record"
@@ -229,6 +259,7 @@ export class AppendScanner {
       }
       payloads.push(step.frame.payload)
       offsets.push(p)
+      checksums.push(step.frame.checksum)
       p += step.frame.bytes
       bytes += step.frame.bytes
       if (!step.frame.continues) {
@@ -237,7 +268,13 @@ export class AppendScanner {
       }
     }
     if (whole === 0) return Either.right(undefined)
-    const batch = { firstSeq: this.seq, payloads: payloads.slice(0, whole), offsets: offsets.slice(0, whole), end: wholeEnd }
+    const batch = {
+      firstSeq: this.seq,
+      payloads: payloads.slice(0, whole),
+      offsets: offsets.slice(0, whole),
+      end: wholeEnd,
+      checksums: this.checkPayloads ? undefined : checksums.slice(0, whole)
+    }
     this.pos = wholeEnd
     this.seq += whole
     return Either.right(batch)

@@ -7,6 +7,7 @@ import { AppendScanner, corruptLog, decodeRecordAt, readFrame, RECORD_WINDOW, Se
 import { ENTRY_BYTES, entryPosition, INDEX_BLOCK, readEntry, readSummary, type IndexEntry, type SegmentSummary } from "./file-index.ts"
 import { legacySegmentPath, segmentPath, type Segment } from "./file-layout.ts"
 import { decodeBatch, headOf, indexAppends, rebuildSealed, writeSealedIndex } from "./file-rebuild.ts"
+import { finishRecordBatch, startRecordBatch, type RecordBatchInFlight } from "./record-decode.ts"
 import { StreamTable, type StreamPosition } from "./file-streams.ts"
 
 /** Index entries held in memory in place of a segment's index file, from seq `from` on (read-only opens). */
@@ -247,6 +248,14 @@ export const readStream = (log: LogFiles, stream: string, position: StreamPositi
         return out.reverse()
       })
 
+/**
+ * A whole-log read's batches: small enough that the envelopes of the two in hand die young, large
+ * enough that handing one to the workers costs little beside checking it.
+ */
+const READ_BATCH_BYTES = 512 << 10
+const BATCHES_AHEAD = 4
+const READ_WINDOW = 4 << 20
+
 /** The one segment a read has open at a time: closed when it moves to the next, and when the read ends. */
 const currentFile = () => {
   let fd: number | undefined
@@ -298,29 +307,47 @@ export const readRange = (log: LogFiles, fromSeq: number, end: () => number): St
           const opened = yield* openSync(s.file)
           fd.set(opened)
           const size = k === lastK ? lastSize : yield* Effect.try({ try: () => fs.fstatSync(opened).size, catch: failure(`cannot read ${s.file}`) })
-          return new AppendScanner(new SegmentReader(opened, size), offset, seq)
+          // Up to the committed end: every append is whole, so payload checksums are left to the workers.
+          return new AppendScanner(new SegmentReader(opened, size, READ_WINDOW, true), offset, seq, READ_BATCH_BYTES, false)
         })
       let scanner = yield* scannerFor(k, start.offset, from)
-      const pull: Effect.Effect<Chunk.Chunk<Envelope>, Option.Option<StoreFailure>> = Effect.gen(function* () {
+      /** The next batch, started; none at the end of the log. */
+      const startNext: Effect.Effect<Option.Option<RecordBatchInFlight>, StoreFailure> = Effect.gen(function* () {
         for (;;) {
           const batch = yield* scanner.next()
-          if (batch) {
-            const envelopes = yield* decodeBatch(batch, prev)
-            prev = headOf(envelopes[envelopes.length - 1]!)
-            return Chunk.unsafeFromArray(envelopes)
-          }
+          if (batch) return Option.some(yield* startRecordBatch(batch.payloads, batch.firstSeq, { checksums: batch.checksums!, offsets: batch.offsets }))
           const at = scanner.point
           const file = log.segments[k]!.file
           if (scanner.tail) return yield* corruptLog(at.seq, `segment ${file} ends inside an append (${scanner.tail.reason}) before the log's end`)
           if (k === lastK) {
             if (at.seq !== endSeq) return yield* corruptLog(at.seq, `the event log ends at seq ${at.seq - 1}, before its head, seq ${endSeq - 1}`)
-            return yield* Effect.fail(Option.none())
+            return Option.none()
           }
           k++
           const next = log.segments[k]!
           if (next.first !== at.seq) return yield* corruptLog(at.seq, `segment ${file} holds the events up to seq ${at.seq - 1}, but the next segment starts at seq ${next.first}`)
           scanner = yield* scannerFor(k, 0, at.seq)
         }
+      })
+      // Batches ahead, started before the current one is finished, so that the workers check them
+      // while this thread links the current one. What went wrong ahead is reported only in turn.
+      const ahead: Array<Either.Either<Option.Option<RecordBatchInFlight>, StoreFailure>> = []
+      let ended = false
+      const fill = Effect.gen(function* () {
+        while (!ended && ahead.length < BATCHES_AHEAD) {
+          const next = yield* Effect.either(startNext)
+          ended = Either.isLeft(next) || Option.isNone(next.right)
+          ahead.push(next)
+        }
+      })
+      const pull: Effect.Effect<Chunk.Chunk<Envelope>, Option.Option<StoreFailure>> = Effect.gen(function* () {
+        yield* fill
+        const current = yield* ahead.shift()!
+        if (Option.isNone(current)) return yield* Effect.fail(Option.none())
+        yield* fill
+        const envelopes = yield* finishRecordBatch(current.value, prev)
+        prev = headOf(envelopes[envelopes.length - 1]!)
+        return Chunk.unsafeFromArray(envelopes)
       }).pipe(Effect.mapError((e) => (Option.isOption(e) ? e : Option.some(e))))
       return Stream.repeatEffectChunkOption(pull)
     })

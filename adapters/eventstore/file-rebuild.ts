@@ -14,7 +14,7 @@ import { decodeRecordBatch } from "./record-decode.ts"
  * file store goes through here: reads of the log, open's tail, index rebuilds, followers.
  */
 export const decodeBatch = (batch: FramedBatch, prev: Head | undefined): Effect.Effect<Envelope[], StoreFailure> =>
-  decodeRecordBatch(batch.payloads, batch.firstSeq, prev)
+  decodeRecordBatch(batch.payloads, batch.firstSeq, prev, batch.checksums && { checksums: batch.checksums, offsets: batch.offsets })
 
 export const headOf = (e: Envelope): Head => ({ seq: e.seq, hash: e.hash })
 

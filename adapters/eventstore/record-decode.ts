@@ -3,10 +3,20 @@ import { checkOwnHash, checkPosition, type Envelope, type Head } from "../../dom
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
 import { causeText } from "../failure.ts"
-import { decodePayload, type OwnFailure } from "../verify/record-check.ts"
-import { firstOwnFailureOnPool, verificationPoolReady } from "../verify/envelope-pool.ts"
+import { crc32 } from "node:zlib"
+import { decodePayload } from "../verify/record-check.ts"
+import { handToPool, runVerdict, verificationPoolReady, type PooledRun } from "../verify/envelope-pool.ts"
 
 const corrupt = (seq: number, reason: string) => new StoreFailure({ seq, reason: `corrupted event log: ${reason}` })
+
+/**
+ * Payload checksums a reader of framed records left to the decode (see `AppendScanner`): each
+ * payload's expected crc32, and where its record starts, to word a mismatch.
+ */
+export type UncheckedFrames = { readonly checksums: ReadonlyArray<number>; readonly offsets: ReadonlyArray<number> }
+
+/** The wording of a record whose payload does not match its checksum, as every reader of the files words it. */
+export const payloadChecksumMismatch = (offset: number) => `record payload checksum mismatch at byte ${offset}`
 
 /**
  * The record at `seq`, decoded (or why not), as the next link after `head`: its position and
@@ -43,12 +53,14 @@ const ownHashFailure = (env: Envelope): string | undefined => {
 export const decodeRecords = (
   payloads: ReadonlyArray<Uint8Array>,
   firstSeq: number,
-  prev: Head | undefined
+  prev: Head | undefined,
+  frames?: UncheckedFrames
 ): Either.Either<Envelope[], StoreFailure> => {
   const out: Envelope[] = []
   let head = prev
   for (let i = 0; i < payloads.length; i++) {
     const seq = firstSeq + i
+    if (frames !== undefined && crc32(payloads[i]!) !== frames.checksums[i]) return Either.left(corrupt(seq, payloadChecksumMismatch(frames.offsets[i]!)))
     const env = linkRecord(head, seq, decodePayload(payloads[i]!, seq), ownHashFailure)
     if (Either.isLeft(env)) return Either.left(env.left)
     out.push(env.right)
@@ -61,61 +73,80 @@ export const decodeRecords = (
 const POOL_MIN_BYTES = 128 << 10
 
 /**
- * A batch whose verification has started: its records' own hashes are being checked on worker
- * threads, and this thread has decoded them. What is left needs the head it extends.
+ * A batch whose verification has started: its records are being checked on worker threads
+ * (`Pool`), or are left to be verified here (`Inline`). What is left needs the head it extends.
  */
-export type RecordBatchInFlight =
-  | { readonly _tag: "Inline"; readonly payloads: ReadonlyArray<Uint8Array>; readonly firstSeq: number }
-  | {
-      readonly _tag: "Pool"
-      readonly firstSeq: number
-      /** Every record up to the first that does not decode. */
-      readonly decoded: ReadonlyArray<Either.Either<Envelope, string>>
-      readonly verdict: Promise<OwnFailure | undefined>
-    }
+export type RecordBatchInFlight = {
+  readonly _tag: "Inline" | "Pool"
+  readonly payloads: ReadonlyArray<Uint8Array>
+  readonly firstSeq: number
+  readonly frames: UncheckedFrames | undefined
+  readonly run: PooledRun | undefined
+}
 
 /**
- * Start verifying a batch of consecutive records from `firstSeq`: hand a large one's own-hash
- * checks to the workers (see `adapters/verify/envelope-pool.ts`) and decode its records here
- * meanwhile. A reader of a long log starts the next batch before it finishes the current one, so
- * that the workers are never left waiting for it. Small batches are left to be verified inline,
- * and so is any batch while the workers are still loading: a short read never waits for them.
+ * Start verifying a batch of consecutive records from `firstSeq`: hand a large one's checks to
+ * the workers (see `adapters/verify/envelope-pool.ts`). A reader of a long log starts the next
+ * batches before it finishes the current one, so that the workers are never left waiting for it.
+ * Small batches are left to be verified inline, and so is any batch while the workers are still
+ * loading: a short read never waits for them.
  */
-export const startRecordBatch = (payloads: ReadonlyArray<Uint8Array>, firstSeq: number): Effect.Effect<RecordBatchInFlight> =>
+export const startRecordBatch = (payloads: ReadonlyArray<Uint8Array>, firstSeq: number, frames?: UncheckedFrames): Effect.Effect<RecordBatchInFlight> =>
   Effect.sync(() => {
     let bytes = 0
     for (const p of payloads) bytes += p.length
-    if (bytes < POOL_MIN_BYTES || !verificationPoolReady()) return { _tag: "Inline", payloads, firstSeq }
-    const verdict = firstOwnFailureOnPool(payloads, firstSeq)
-    // Awaited by finishRecordBatch; until then a failure must not count as unhandled.
-    verdict.catch(() => undefined)
-    const decoded: Array<Either.Either<Envelope, string>> = []
-    for (let i = 0; i < payloads.length; i++) {
-      const d = decodePayload(payloads[i]!, firstSeq + i)
-      decoded.push(d)
-      if (Either.isLeft(d)) break
-    }
-    return { _tag: "Pool", firstSeq, decoded, verdict }
+    if (bytes < POOL_MIN_BYTES || !verificationPoolReady()) return { _tag: "Inline", payloads, firstSeq, frames, run: undefined }
+    return { _tag: "Pool", payloads, firstSeq, frames, run: handToPool(payloads, firstSeq, frames?.checksums) }
   })
+
+/** Decodes without refusing: the workers decide whether the bytes were UTF-8. */
+const lenientUtf8 = new TextDecoder("utf-8")
+
+/** A record's JSON as it is, or undefined where it does not parse. */
+const parseAsLaidOut = (payload: Uint8Array): Envelope | undefined => {
+  try {
+    return JSON.parse(lenientUtf8.decode(payload))
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * Finish a started batch as the next links after `prev`: the decisions and failures of
- * `decodeRecords` over the same records. A worker that died fails it with a StoreFailure.
+ * `decodeRecords` over the same records. A record the workers found valid and in the writer's
+ * layout is exactly its JSON, so this thread neither validates nor reshapes it; only records
+ * whose verdict is in hand are parsed, so the envelopes of batches ahead do not pile up. A worker
+ * that died fails the batch with a StoreFailure.
  */
 export const finishRecordBatch = (batch: RecordBatchInFlight, prev: Head | undefined): Effect.Effect<Envelope[], StoreFailure> => {
-  if (batch._tag === "Inline") return Effect.suspend(() => decodeRecords(batch.payloads, batch.firstSeq, prev))
-  const { firstSeq, decoded, verdict } = batch
+  const { payloads, firstSeq, frames, run } = batch
+  if (run === undefined) return Effect.suspend(() => decodeRecords(payloads, firstSeq, prev, frames))
   return Effect.tryPromise({
-    try: () => verdict,
+    try: () => runVerdict(run),
     catch: (e) => new StoreFailure({ reason: `cannot verify the records from seq ${firstSeq}: ${causeText(e)}` })
   }).pipe(
-    Effect.flatMap((bad) => {
+    Effect.flatMap(({ failure, irregular }) => {
       const out: Envelope[] = []
       let head = prev
-      // Asked only of a record whose position holds, so its seq says where it is in the batch.
-      const ownFailure = (env: Envelope) => (bad !== undefined && env.seq === firstSeq + bad.index ? bad.reason : undefined)
-      for (let i = 0; i < decoded.length; i++) {
-        const env = linkRecord(head, firstSeq + i, decoded[i]!, ownFailure)
+      const full = new Set(irregular)
+      const end = failure === undefined ? payloads.length : failure.index + 1
+      for (let i = 0; i < end; i++) {
+        const seq = firstSeq + i
+        let own: string | undefined
+        if (i === failure?.index) {
+          if (failure.kind === "checksum") return Either.left(corrupt(seq, payloadChecksumMismatch(frames!.offsets[i]!)))
+          if (failure.kind === "decode") return Either.left(corrupt(seq, failure.reason))
+          own = failure.reason
+          full.add(i)
+        }
+        const fast = full.has(i) ? undefined : parseAsLaidOut(payloads[i]!)
+        // The common case, a record in place whose own checks the workers passed, costs two comparisons.
+        if (fast !== undefined && own === undefined && seq !== 0 && fast.seq === seq && head !== undefined && fast.prev === head.hash) {
+          out.push(fast)
+          head = fast
+          continue
+        }
+        const env = linkRecord(head, seq, fast === undefined ? decodePayload(payloads[i]!, seq) : Either.right(fast), () => own)
         if (Either.isLeft(env)) return Either.left(env.left)
         out.push(env.right)
         head = env.right
@@ -129,5 +160,6 @@ export const finishRecordBatch = (batch: RecordBatchInFlight, prev: Head | undef
 export const decodeRecordBatch = (
   payloads: ReadonlyArray<Uint8Array>,
   firstSeq: number,
-  prev: Head | undefined
-): Effect.Effect<Envelope[], StoreFailure> => Effect.flatMap(startRecordBatch(payloads, firstSeq), (batch) => finishRecordBatch(batch, prev))
+  prev: Head | undefined,
+  frames?: UncheckedFrames
+): Effect.Effect<Envelope[], StoreFailure> => Effect.flatMap(startRecordBatch(payloads, firstSeq, frames), (batch) => finishRecordBatch(batch, prev))

@@ -1,13 +1,13 @@
 import { parentPort } from "node:worker_threads"
-import { firstOwnFailure, type OwnFailure, type RecordJob } from "./record-check.ts"
+import { checkRecords, takeJob, type JobVerdict, type RecordJob } from "./record-check.ts"
 import { announceReady, type WorkerReply, type WorkerRequest } from "./worker-pool.ts"
 
-/** A verification worker (see envelope-pool.ts): checks each job's records on their own. */
+/** A verification worker (see envelope-pool.ts): checks each job's records on their own, unless the thread that handed it over took it back (null). */
 const port = parentPort!
 port.on("message", ({ id, job }: WorkerRequest<RecordJob>) => {
-  let reply: WorkerReply<OwnFailure | null>
+  let reply: WorkerReply<JobVerdict | null>
   try {
-    reply = { id, result: firstOwnFailure(job) ?? null }
+    reply = { id, result: takeJob(job, "worker") ? checkRecords(job) : null }
   } catch (e) {
     reply = { id, error: e instanceof Error ? e.message : String(e) }
   }

@@ -1,3 +1,4 @@
+import { crc32 } from "node:zlib"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -5,7 +6,7 @@ import { Effect, Either, Runtime, type Scope } from "effect"
 import fc from "fast-check"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { eventsDir, inspectLogFile, makeFileEventStore, segmentPath, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
-import { encodeAppend, frameRecord, HEADER_BYTES, recordText, type RawRecord } from "../../../adapters/eventstore/file-format.ts"
+import { encodeAppend, frameRecord, HEADER_BYTES, headerChecksum, recordText, type RawRecord } from "../../../adapters/eventstore/file-format.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { decodeEvent, seal, type Envelope, verifyChain as verifyChainOf } from "../../../domain/ledger/envelope.ts"
 import { genesisEnvelope } from "../../../domain/ledger/genesis.ts"
@@ -356,6 +357,16 @@ describe("file event store: record framing", () => {
           expect(recordText(e)).toBe(JSON.stringify(e))
         }
       ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("a record header's checksum is zlib's crc32 of its first 8 bytes, wherever they lie (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 8, maxLength: 64 }), fc.nat(), (bytes, at) => {
+        const pos = at % (bytes.length - 7)
+        expect(headerChecksum(bytes, pos)).toBe(crc32(bytes.subarray(pos, pos + 8)))
+      }),
       { numRuns: 300 }
     )
   })

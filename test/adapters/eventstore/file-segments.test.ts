@@ -1,11 +1,13 @@
+import { crc32 } from "node:zlib"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Chunk, Effect, Either, Fiber, Runtime, Stream, type Scope } from "effect"
+import { Chunk, Effect, Either, Fiber, Runtime, Schedule, Stream, type Scope } from "effect"
 import fc from "fast-check"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { eventsDir, inspectLogFile, makeFileEventStore, segmentPath, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
-import { HEADER_BYTES } from "../../../adapters/eventstore/file-format.ts"
+import { HEADER_BYTES, headerChecksum } from "../../../adapters/eventstore/file-format.ts"
+import { verificationPoolReady } from "../../../adapters/verify/envelope-pool.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { verifyChain, type Envelope } from "../../../domain/ledger/envelope.ts"
 import { newEvent, type NewEvent } from "../../../domain/ledger/events.ts"
@@ -235,6 +237,43 @@ describe("file event store: segments", () => {
             }),
           { readOnly, segmentBytes: 1500 }
         )
+      }
+    })
+  )
+
+  it.live("deep in a long log, read in batches checked on the worker threads, a damaged payload fails readAll(0) naming its seq, forged checksums or not", () =>
+    Effect.gen(function* () {
+      yield* Effect.repeat(Effect.sync(verificationPoolReady), { until: (ready) => ready, schedule: Schedule.spaced("20 millis") })
+      const source = tmp()
+      const log = yield* withStore(source, (s) =>
+        Effect.gen(function* () {
+          yield* s.append("chain-A", [genesisEvent()], "no_stream")
+          for (let k = 0; k < 12; k++) yield* s.append("keys", Array.from({ length: 500 }, (_, i) => keyIssued(k * 500 + i)), "any")
+          return yield* logOf(s)
+        }),
+        { segmentBytes: 1 << 20 }
+      )
+      const { records } = yield* inspectLogFile(source)
+      // In a sealed segment, so that opening the log reads none of it.
+      const victim = records[2500]!
+      expect(victim.segment).not.toBe(records.at(-1)!.segment)
+      const file = path.join(eventsDir(source), victim.segment)
+      for (const forged of [false, true]) {
+        const bytes = fs.readFileSync(file)
+        const payload = bytes.subarray(victim.offset + HEADER_BYTES, victim.offset + victim.bytes)
+        payload[5]! ^= 0x20
+        if (forged) {
+          bytes.writeUInt32LE(crc32(payload), victim.offset + 4)
+          bytes.writeUInt32LE(headerChecksum(bytes, victim.offset), victim.offset + 8)
+        }
+        const dir = restore(new Map([...snapshotFiles(source), [victim.segment, bytes]]))
+        const failed = yield* withStore(dir, (s) => Effect.flip(logOf(s)), { readOnly: true })
+        expect(failed).toMatchObject({ _tag: "StoreFailure", seq: victim.seq })
+        if (!forged) expect(failed.reason).toContain(`record payload checksum mismatch at byte ${victim.offset}`)
+        else expect(failed.reason).not.toContain("checksum")
+        // Read from the next segment on, the log is whole.
+        const next = records.find((r) => r.segment !== victim.segment)!.seq
+        expect(yield* withStore(dir, (s) => logOf(s, next), { readOnly: true })).toEqual(log.slice(next))
       }
     })
   )

@@ -1,7 +1,8 @@
+import { crc32 } from "node:zlib"
 import { Effect, Either, Schedule } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "@effect/vitest"
-import { decodeRecordBatch, decodeRecords } from "../../../adapters/eventstore/record-decode.ts"
+import { decodeRecordBatch, decodeRecords, finishRecordBatch, startRecordBatch, type RecordBatchInFlight } from "../../../adapters/eventstore/record-decode.ts"
 import type { Envelope, Head } from "../../../domain/ledger/envelope.ts"
 import type { StoreFailure } from "../../../domain/ledger/errors.ts"
 import { damage, sealedRun, storedPayloads, TEXT_FORMS } from "../../domain/ledger/arbitrary-envelope.ts"
@@ -27,6 +28,27 @@ const damagedRead = sealedRun({ minLength: 150, maxLength: 500 }).chain((log) =>
   })
 )
 
+/**
+ * Payloads as a segment holds them, a record header's room apart, in shared memory (where the
+ * workers read them in place, and the reader may take their jobs back), each with the checksum a
+ * header would give it: a wrong one for the record at `bad`.
+ */
+const inSharedMemory = (payloads: ReadonlyArray<Uint8Array>, bad: number | undefined) => {
+  const bytes = Buffer.from(new SharedArrayBuffer(payloads.reduce((n, p) => n + 12 + p.length, 0)))
+  const views: Uint8Array[] = []
+  const checksums: number[] = []
+  const offsets: number[] = []
+  let pos = 0
+  payloads.forEach((p, i) => {
+    bytes.set(p, pos + 12)
+    views.push(bytes.subarray(pos + 12, pos + 12 + p.length))
+    checksums.push((crc32(p) ^ (i === bad ? 1 : 0)) >>> 0)
+    offsets.push(pos)
+    pos += 12 + p.length
+  })
+  return { views, frames: { checksums, offsets } }
+}
+
 describe("record decoding: inline and on the worker pool", () => {
   it.live("decodeRecords and decodeRecordBatch decide every damaged log as the reference decoder does (property)", () =>
     Effect.zipRight(
@@ -39,6 +61,32 @@ describe("record decoding: inline and on the worker pool", () => {
             expect(plain(await Effect.runPromise(Effect.either(decodeRecordBatch(payloads, firstSeq, prev))))).toStrictEqual(want)
           }),
           // Shrinking logs this long takes minutes; the failing case is reported as found.
+          { numRuns: 60, endOnFailure: true }
+        )
+      )
+    )
+  )
+
+  it.live("with checksums left to the decode and records in shared memory, a damaged log is decided as the reference decides it, a bad checksum first at its record (property)", () =>
+    Effect.zipRight(
+      poolLoaded,
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(damagedRead, fc.option(fc.nat(), { nil: undefined }), fc.boolean(), async ({ payloads, firstSeq, prev }, badAt, wait) => {
+            const bad = badAt === undefined || payloads.length === 0 ? undefined : badAt % payloads.length
+            const { views, frames } = inSharedMemory(payloads, bad)
+            const reference = plain(referenceDecodeRecords(payloads, firstSeq, prev))
+            const want =
+              bad !== undefined && ("right" in reference || (reference.left.seq ?? 0) >= firstSeq + bad)
+                ? { left: { seq: firstSeq + bad, reason: `corrupted event log: record payload checksum mismatch at byte ${frames.offsets[bad]}` } }
+                : reference
+            expect(plain(decodeRecords(views, firstSeq, prev, frames))).toStrictEqual(want)
+            // Finished at once, this thread takes back the jobs no worker has begun; after a wait, the workers have them all.
+            const started = startRecordBatch(views, firstSeq, frames)
+            const finish = (b: RecordBatchInFlight) => Effect.either(finishRecordBatch(b, prev))
+            const decided = Effect.flatMap(started, (b) => (wait ? Effect.zipRight(Effect.sleep("20 millis"), finish(b)) : finish(b)))
+            expect(plain(await Effect.runPromise(decided))).toStrictEqual(want)
+          }),
           { numRuns: 60, endOnFailure: true }
         )
       )

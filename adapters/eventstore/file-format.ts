@@ -7,6 +7,7 @@ import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
 import { decodePayload } from "../verify/record-check.ts"
 import { payloadChecksumMismatch } from "./record-decode.ts"
+import type { ReadWindows } from "./read-windows.ts"
 
 /**
  * The on-disk format of the file event store's segments (`events/<first seq>.seg`, see
@@ -104,8 +105,8 @@ export interface ByteSource {
 /**
  * A file's first `size` bytes through a read window, so a scan makes few syscalls. A read before
  * the window places the next window to end where that read ends: walking back (a stream's events
- * through its back-pointers) is as cheap as walking forward. A `shared` reader reads into shared
- * memory, so that worker threads see its records where they lie.
+ * through its back-pointers) is as cheap as walking forward. With `windows`, it reads into the
+ * shared windows of a whole-log read (see read-windows.ts).
  */
 export class SegmentReader implements ByteSource {
   private window: Buffer<ArrayBufferLike> = Buffer.alloc(0)
@@ -114,7 +115,7 @@ export class SegmentReader implements ByteSource {
     private readonly fd: number,
     readonly size: number,
     private readonly windowBytes = 4 << 20,
-    private readonly shared = false
+    private readonly windows?: ReadWindows
   ) {}
 
   read(pos: number, len: number): Buffer {
@@ -122,8 +123,8 @@ export class SegmentReader implements ByteSource {
       return this.window.subarray(pos - this.windowStart, pos - this.windowStart + len)
     const start = pos < this.windowStart ? Math.max(0, Math.min(pos, pos + len - this.windowBytes)) : pos
     const want = Math.max(0, Math.min(Math.max(pos + len - start, this.windowBytes), this.size - start))
-    // A new buffer each time: payloads handed out earlier stay valid.
-    const buf = this.shared ? Buffer.from(new SharedArrayBuffer(want)) : Buffer.allocUnsafe(want)
+    // A new buffer each time (or one no payload handed out lies in any more): payloads handed out earlier stay valid.
+    const buf = this.windows ? this.windows.take(want, this.window) : Buffer.allocUnsafe(want)
     let got = 0
     while (got < want) {
       const n = fs.readSync(this.fd, buf, got, want - got, start + got)

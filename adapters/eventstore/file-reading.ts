@@ -8,6 +8,7 @@ import { ENTRY_BYTES, entryPosition, INDEX_BLOCK, readEntry, readSummary, type I
 import { legacySegmentPath, segmentPath, type Segment } from "./file-layout.ts"
 import { decodeBatch, headOf, indexAppends, rebuildSealed, writeSealedIndex } from "./file-rebuild.ts"
 import { finishRecordBatch, startRecordBatch, type RecordBatchInFlight } from "./record-decode.ts"
+import { ReadWindows } from "./read-windows.ts"
 import { StreamTable, type StreamPosition } from "./file-streams.ts"
 
 /** Index entries held in memory in place of a segment's index file, from seq `from` on (read-only opens). */
@@ -301,6 +302,7 @@ export const readRange = (log: LogFiles, fromSeq: number, end: () => number): St
       let prev: Head | undefined = start.prev
       const fd = currentFile()
       yield* Effect.addFinalizer(() => fd.close)
+      const windows = new ReadWindows()
       const scannerFor = (k: number, offset: number, seq: number) =>
         Effect.gen(function* () {
           const s = log.segments[k]!
@@ -308,14 +310,17 @@ export const readRange = (log: LogFiles, fromSeq: number, end: () => number): St
           fd.set(opened)
           const size = k === lastK ? lastSize : yield* Effect.try({ try: () => fs.fstatSync(opened).size, catch: failure(`cannot read ${s.file}`) })
           // Up to the committed end: every append is whole, so payload checksums are left to the workers.
-          return new AppendScanner(new SegmentReader(opened, size, READ_WINDOW, true), offset, seq, READ_BATCH_BYTES, false)
+          return new AppendScanner(new SegmentReader(opened, size, READ_WINDOW, windows), offset, seq, READ_BATCH_BYTES, false)
         })
       let scanner = yield* scannerFor(k, start.offset, from)
       /** The next batch, started; none at the end of the log. */
       const startNext: Effect.Effect<Option.Option<RecordBatchInFlight>, StoreFailure> = Effect.gen(function* () {
         for (;;) {
           const batch = yield* scanner.next()
-          if (batch) return Option.some(yield* startRecordBatch(batch.payloads, batch.firstSeq, { checksums: batch.checksums!, offsets: batch.offsets }))
+          if (batch) {
+            windows.hold(batch.payloads)
+            return Option.some(yield* startRecordBatch(batch.payloads, batch.firstSeq, { checksums: batch.checksums!, offsets: batch.offsets }))
+          }
           const at = scanner.point
           const file = log.segments[k]!.file
           if (scanner.tail) return yield* corruptLog(at.seq, `segment ${file} ends inside an append (${scanner.tail.reason}) before the log's end`)
@@ -346,6 +351,7 @@ export const readRange = (log: LogFiles, fromSeq: number, end: () => number): St
         if (Option.isNone(current)) return yield* Effect.fail(Option.none())
         yield* fill
         const envelopes = yield* finishRecordBatch(current.value, prev)
+        windows.release(current.value.payloads)
         prev = headOf(envelopes[envelopes.length - 1]!)
         return Chunk.unsafeFromArray(envelopes)
       }).pipe(Effect.mapError((e) => (Option.isOption(e) ? e : Option.some(e))))

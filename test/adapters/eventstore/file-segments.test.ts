@@ -241,6 +241,23 @@ describe("file event store: segments", () => {
     })
   )
 
+  it.live("a log of several read windows reads back whole, in order, as the read reuses its windows behind it", () =>
+    Effect.gen(function* () {
+      yield* Effect.repeat(Effect.sync(verificationPoolReady), { until: (ready) => ready, schedule: Schedule.spaced("20 millis") })
+      const dir = tmp()
+      const written = yield* withStore(dir, (s) =>
+        Effect.gen(function* () {
+          const out = [...(yield* s.append("chain-A", [genesisEvent()], "no_stream")).envelopes]
+          // About 14 MB: past three 4 MB windows, so that the fourth reuses the first.
+          for (let k = 0; k < 40; k++) out.push(...(yield* s.append("keys", Array.from({ length: 1000 }, (_, i) => keyIssued(k * 1000 + i)), "any")).envelopes)
+          return out
+        })
+      )
+      expect(segmentFiles(dir)).toHaveLength(1)
+      for (const readOnly of [true, false]) expect(yield* withStore(dir, (s) => logOf(s), { readOnly })).toEqual(written)
+    })
+  )
+
   it.live("deep in a long log, read in batches checked on the worker threads, a damaged payload fails readAll(0) naming its seq, forged checksums or not", () =>
     Effect.gen(function* () {
       yield* Effect.repeat(Effect.sync(verificationPoolReady), { until: (ready) => ready, schedule: Schedule.spaced("20 millis") })

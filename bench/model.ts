@@ -6,7 +6,8 @@
  * (a) forward tokens/s on onnxruntime (per-part graphs, top-k dispatch) vs the reference forward;
  * (b) training steps/s (forward, loss, backward through every part, AdamW) on onnxruntime, also as
  *     tokens/s relative to the reference forward alone;
- * (c) greedy generation tokens/s (batch 1, full context window recomputed per token).
+ * (c) greedy generation tokens/s (batch 1, with the key/value cache; `bench/inference.ts` compares it
+ *     with recomputing the window for every token).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"

@@ -202,7 +202,7 @@ export const passDims = (graphs: ModelGraphs, batch: { readonly batch: number; r
 export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch): Effect.Effect<ForwardTrace, ModelError, Executor> =>
   Effect.gen(function* () {
     yield* validateBatch(weights, batch)
-    const { spec, precision, B, T, N, d, E, K } = passDims(graphs, batch)
+    const { spec, precision, B, T, N, d, K } = passDims(graphs, batch)
     const tokens = int64Feed(batch.tokens, [B, T])
     const positions = int64Feed(Array.from({ length: T }, (_, i) => i), [T])
     const mask = floatFeed(precision, causalMask(precision, T), [T, T])
@@ -218,37 +218,11 @@ export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: 
         ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS)
       })
       const h = floats(att.y)
-      const r = yield* runGraph(graphs.router.forward, { h: floatFeed(precision, h, [N, d]), ...partFeeds(graphs, weights, routerPart(l), ROUTER_WEIGHTS) })
-      const xn = floats(r.xn)
-      const sel = selectTopK(floats(r.probs), N, E, K)
-      routeExperts.set(sel.experts, l * N * K)
-      for (let i = 0; i < N * K; i++) routeGates[l * N * K + i] = sel.gates[i]!
-      const plan = dispatchPlan(sel.experts, N, E, K)
-      const dispatch = yield* Effect.forEach(
-        plan,
-        ({ expert, rows, slots }) =>
-          Effect.gen(function* () {
-            const xe = gatherRows(precision, xn, rows, d)
-            const out = yield* runGraph(graphs.expert.forward, {
-              x: floatFeed(precision, xe, [rows.length, d]),
-              ...partFeeds(graphs, weights, expertPart(l, expert), EXPERT_WEIGHTS)
-            })
-            return { expert, rows, slots, x: xe, y: floats(out.y) }
-          }),
-        { concurrency: "unbounded" }
-      )
-      // Summed in a fixed order (by expert), so the result does not depend on scheduling.
-      const next = allocFloat(precision, N * d)
-      next.set(h)
-      for (const de of dispatch) {
-        for (let r2 = 0; r2 < de.rows.length; r2++) {
-          const tok = de.rows[r2]!
-          const g = sel.gates[tok * K + de.slots[r2]!]!
-          for (let c = 0; c < d; c++) next[tok * d + c] = next[tok * d + c]! + g * de.y[r2 * d + c]!
-        }
-      }
-      layers.push({ x, h, experts: sel.experts, gates: sel.gates, mask: sel.mask, dispatch })
-      x = next
+      const moe = yield* mixtureOfExperts(graphs, weights, l, h, N)
+      routeExperts.set(moe.sel.experts, l * N * K)
+      for (let i = 0; i < N * K; i++) routeGates[l * N * K + i] = moe.sel.gates[i]!
+      layers.push({ x, h, experts: moe.sel.experts, gates: moe.sel.gates, mask: moe.sel.mask, dispatch: moe.dispatch })
+      x = moe.next
     }
     return {
       tokens,
@@ -258,6 +232,43 @@ export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: 
       final: x,
       routing: { layers: spec.layers, tokens: N, topK: K, experts: routeExperts, gates: routeGates }
     }
+  })
+
+/**
+ * Layer `l`'s router and top-k experts over its attention output h ([N, d]): the selection, what
+ * each expert computed, and the next residual stream h + Σ gate · expert(LN(h)).
+ */
+const mixtureOfExperts = (graphs: ModelGraphs, weights: ModelWeights, l: number, h: FloatArray, N: number) =>
+  Effect.gen(function* () {
+    const { precision, d, E, K } = passDims(graphs, { batch: 1, seq: N })
+    const r = yield* runGraph(graphs.router.forward, { h: floatFeed(precision, h, [N, d]), ...partFeeds(graphs, weights, routerPart(l), ROUTER_WEIGHTS) })
+    const xn = floats(r.xn)
+    const sel = selectTopK(floats(r.probs), N, E, K)
+    const plan = dispatchPlan(sel.experts, N, E, K)
+    const dispatch = yield* Effect.forEach(
+      plan,
+      ({ expert, rows, slots }) =>
+        Effect.gen(function* () {
+          const xe = gatherRows(precision, xn, rows, d)
+          const out = yield* runGraph(graphs.expert.forward, {
+            x: floatFeed(precision, xe, [rows.length, d]),
+            ...partFeeds(graphs, weights, expertPart(l, expert), EXPERT_WEIGHTS)
+          })
+          return { expert, rows, slots, x: xe, y: floats(out.y) }
+        }),
+      { concurrency: "unbounded" }
+    )
+    // Summed in a fixed order (by expert), so the result does not depend on scheduling.
+    const next = allocFloat(precision, N * d)
+    next.set(h)
+    for (const de of dispatch) {
+      for (let r2 = 0; r2 < de.rows.length; r2++) {
+        const tok = de.rows[r2]!
+        const g = sel.gates[tok * K + de.slots[r2]!]!
+        for (let c = 0; c < d; c++) next[tok * d + c] = next[tok * d + c]! + g * de.y[r2 * d + c]!
+      }
+    }
+    return { sel, dispatch, next }
   })
 
 /** For each expert that got tokens: the token rows and the top-k slot it holds for each. */
@@ -283,13 +294,92 @@ export const gatherRows = (p: Precision, src: ArrayLike<number>, rows: Int32Arra
   return out
 }
 
+/** The head's logits [batch, seq, 256] over the last residual stream. */
+const headLogits = (graphs: ModelGraphs, weights: ModelWeights, final: FloatArray, batch: number, seq: number) =>
+  Effect.map(
+    runGraph(graphs.head.forward, { h: floatFeed(graphs.precision, final, [batch, seq, graphs.spec.dModel]), ...partFeeds(graphs, weights, HEAD, HEAD_WEIGHTS) }),
+    (out) => floats(out.logits)
+  )
+
 /** Logits [batch, seq, 256] for token ids [batch, seq], with the experts each token used. */
 export const forward = (graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch): Effect.Effect<ForwardResult, ModelError, Executor> =>
   Effect.gen(function* () {
     const trace = yield* forwardTrace(graphs, weights, batch)
-    const out = yield* runGraph(graphs.head.forward, {
-      h: floatFeed(graphs.precision, trace.final, [batch.batch, batch.seq, graphs.spec.dModel]),
-      ...partFeeds(graphs, weights, HEAD, HEAD_WEIGHTS)
+    return { logits: yield* headLogits(graphs, weights, trace.final, batch.batch, batch.seq), routing: trace.routing }
+  })
+
+// ---------------------------------------------------------------------------------------------
+// incremental decoding
+
+/**
+ * The keys and values of every layer for the first `positions` positions of one sequence
+ * ([1, heads, positions, dModel / heads] each), so that decoding the next position attends to
+ * them instead of recomputing them.
+ */
+export interface KvCache {
+  readonly positions: number
+  readonly layers: ReadonlyArray<{ readonly k: FloatArray; readonly v: FloatArray }>
+}
+
+export const emptyKvCache = (graphs: ModelGraphs): KvCache => ({
+  positions: 0,
+  layers: Array.from({ length: graphs.spec.layers }, () => ({ k: allocFloat(graphs.precision, 0), v: allocFloat(graphs.precision, 0) }))
+})
+
+/** Additive mask [S, P + S] for S new positions after P cached ones: each sees the cache, itself and the new ones before it. */
+export const stepMask = (p: Precision, past: number, s: number): FloatArray => {
+  const m = allocFloat(p, s * (past + s))
+  for (let i = 0; i < s; i++) for (let j = past + i + 1; j < past + s; j++) m[i * (past + s) + j] = MASKED
+  return m
+}
+
+/**
+ * Decode `tokens` (one sequence) at the positions after the cache's: their logits [S, 256] and
+ * routing, exactly as a forward pass over the cached positions and these would give them, and
+ * the cache extended by them. The positions must stay within the model's context.
+ */
+export const forwardStep = (
+  graphs: ModelGraphs,
+  weights: ModelWeights,
+  cache: KvCache,
+  tokens: ArrayLike<number>
+): Effect.Effect<ForwardResult & { readonly cache: KvCache }, ModelError, Executor> =>
+  Effect.gen(function* () {
+    const S = tokens.length
+    const P = cache.positions
+    if (P + S > graphs.spec.context)
+      return yield* Effect.fail(new InvalidModelInput({ message: `invalid model input: ${P} cached and ${S} new positions exceed the context of ${graphs.spec.context}` }))
+    yield* validateBatch(weights, { batch: 1, seq: S, tokens })
+    const { spec, precision, d, K } = passDims(graphs, { batch: 1, seq: S })
+    const dh = d / spec.heads
+    const emb = yield* runGraph(graphs.embedding.forward, {
+      tokens: int64Feed(tokens, [1, S]),
+      positions: int64Feed(Array.from({ length: S }, (_, i) => P + i), [S]),
+      ...partFeeds(graphs, weights, EMBEDDING, EMBEDDING_WEIGHTS)
     })
-    return { logits: floats(out.logits), routing: trace.routing }
+    let x = floats(emb.x)
+    const mask = floatFeed(precision, stepMask(precision, P, S), [S, P + S])
+    const layers: Array<KvCache["layers"][number]> = []
+    const experts = new Int32Array(spec.layers * S * K)
+    const gates = new Float32Array(spec.layers * S * K)
+    for (let l = 0; l < spec.layers; l++) {
+      const past = cache.layers[l]!
+      const att = yield* runGraph(graphs.attention.step, {
+        x: floatFeed(precision, x, [1, S, d]),
+        "past.k": floatFeed(precision, past.k, [1, spec.heads, P, dh]),
+        "past.v": floatFeed(precision, past.v, [1, spec.heads, P, dh]),
+        mask,
+        ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS)
+      })
+      layers.push({ k: floats(att.k), v: floats(att.v) })
+      const moe = yield* mixtureOfExperts(graphs, weights, l, floats(att.y), S)
+      experts.set(moe.sel.experts, l * S * K)
+      for (let i = 0; i < S * K; i++) gates[l * S * K + i] = moe.sel.gates[i]!
+      x = moe.next
+    }
+    return {
+      logits: yield* headLogits(graphs, weights, x, 1, S),
+      routing: { layers: spec.layers, tokens: S, topK: K, experts, gates },
+      cache: { positions: P + S, layers }
+    }
   })

@@ -10,7 +10,7 @@ import type { ModelSpec } from "../spec.ts"
 import { differentiate, gradientOf, vjp } from "./autodiff.ts"
 import type { FloatType, Graph } from "./ir.ts"
 import { GraphBuilder } from "./ir.ts"
-import { attention, crossEntropy, embedding, expertFfn, gates, head, router } from "./layers.ts"
+import { attention, attentionWithPast, crossEntropy, embedding, expertFfn, gates, head, router, type AttentionWeights } from "./layers.ts"
 import { serializeGraph } from "./serialize.ts"
 
 export type Precision = "f32" | "f64"
@@ -44,13 +44,26 @@ export const forwardGraphs = (spec: ModelSpec, float: FloatType) => {
     const x = embedding(b, tokens, positions, b.input("tok", [spec.vocab, d]), b.input("pos", [spec.context, d]))
     return b.build([b.identity(x, "x")])
   })()
+  const attentionWeights = (b: GraphBuilder): AttentionWeights => {
+    const [lnWeight, lnBias, wq, wk, wv, wo] = ATTENTION_WEIGHTS.map((n) => b.input(n, n.startsWith("ln") ? [d] : [d, d])) as [string, string, string, string, string, string]
+    return { lnWeight, lnBias, wq, wk, wv, wo }
+  }
   const att = (() => {
     const b = new GraphBuilder("attention.forward", float)
     const x = b.input("x", ["B", "T", d])
     const mask = b.input("mask", ["T", "T"])
-    const [lnWeight, lnBias, wq, wk, wv, wo] = ATTENTION_WEIGHTS.map((n) => b.input(n, n.startsWith("ln") ? [d] : [d, d])) as [string, string, string, string, string, string]
-    const y = attention(b, x, mask, { lnWeight, lnBias, wq, wk, wv, wo }, spec.heads, d)
+    const y = attention(b, x, mask, attentionWeights(b), spec.heads, d)
     return b.build([b.identity(y, "y")])
+  })()
+  // Decoding with a key/value cache: the new positions' attention over the cached ones.
+  const attStep = (() => {
+    const b = new GraphBuilder("attention.step", float)
+    const x = b.input("x", ["B", "S", d])
+    const dh = d / spec.heads
+    const past = { k: b.input("past.k", ["B", spec.heads, "P", dh]), v: b.input("past.v", ["B", spec.heads, "P", dh]) }
+    const mask = b.input("mask", ["S", "L"])
+    const r = attentionWithPast(b, x, past, mask, attentionWeights(b), spec.heads, d)
+    return b.build([b.identity(r.y, "y"), b.identity(r.k, "k"), b.identity(r.v, "v")])
   })()
   const routerGraph = (withGates: boolean) => {
     const b = new GraphBuilder(withGates ? "router.gates" : "router.forward", float)
@@ -83,6 +96,7 @@ export const forwardGraphs = (spec: ModelSpec, float: FloatType) => {
   return {
     embedding: emb,
     attention: att,
+    attentionStep: attStep,
     router: routerGraph(false),
     routerGates: routerGraph(true),
     expert: exp,
@@ -114,7 +128,8 @@ export interface ModelGraphs {
   readonly spec: ModelSpec
   readonly precision: Precision
   readonly embedding: { readonly forward: CompiledGraph; readonly backward: CompiledGraph }
-  readonly attention: { readonly forward: CompiledGraph; readonly backward: CompiledGraph }
+  /** `step`: new positions attending to cached keys and values (incremental decoding). */
+  readonly attention: { readonly forward: CompiledGraph; readonly backward: CompiledGraph; readonly step: CompiledGraph }
   readonly router: { readonly forward: CompiledGraph; readonly backward: CompiledGraph }
   readonly expert: { readonly forward: CompiledGraph; readonly backward: CompiledGraph }
   readonly head: { readonly forward: CompiledGraph; readonly loss: CompiledGraph; readonly backward: CompiledGraph }
@@ -129,7 +144,7 @@ export const buildModelGraphs = (spec: ModelSpec, precision: Precision = "f32"):
     spec,
     precision,
     embedding: { forward: compile(f.embedding), backward: compile(bw.embedding) },
-    attention: { forward: compile(f.attention), backward: compile(bw.attention) },
+    attention: { forward: compile(f.attention), backward: compile(bw.attention), step: compile(f.attentionStep) },
     router: { forward: compile(f.router), backward: compile(bw.router) },
     expert: { forward: compile(f.expert), backward: compile(bw.expert) },
     head: { forward: compile(f.head), loss: compile(f.headLoss), backward: compile(bw.head) }
@@ -143,6 +158,7 @@ export const graphFiles = (g: ModelGraphs): ReadonlyArray<{ readonly file: strin
     g.embedding.backward,
     g.attention.forward,
     g.attention.backward,
+    g.attention.step,
     g.router.forward,
     g.router.backward,
     g.expert.forward,

@@ -245,6 +245,15 @@ export class GraphBuilder {
     return this.node("Gather", [table, indices], { type: this.meta(table).type, shape: [...this.shapeOf(indices), ...st.slice(1)] }, { axis: { i: 0 } })
   }
 
+  /** `xs` joined along `axis`; no gradient rule: for inference graphs only (the decoding step). */
+  concat(xs: ReadonlyArray<string>, axis: number): string {
+    const shapes = xs.map((x) => this.shapeOf(x))
+    const a = normAxis(axis, shapes[0]!.length)
+    const dims = shapes.map((s) => s[a]!)
+    const joined = dims.every((d) => typeof d === "number") ? (dims as number[]).reduce((x, y) => x + y, 0) : this.fresh("?")
+    return this.node("Concat", xs, { type: this.meta(xs[0]!).type, shape: shapes[0]!.map((d, i) => (i === a ? joined : d)) }, { axis: { i: a } })
+  }
+
   // --- ops used by gradient rules (no gradients of their own are needed) ---
 
   shape(x: string): string {

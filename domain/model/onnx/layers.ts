@@ -35,22 +35,40 @@ export interface AttentionWeights {
   readonly wo: string
 }
 
-/**
- * Pre-LN causal multi-head self-attention with its residual: x + Wo·attn(LN(x)).
- * x [B, T, d]; mask [T, T] is additive (0 on and below the diagonal, MASKED above).
- */
-export const attention = (b: GraphBuilder, x: string, mask: string, w: AttentionWeights, heads: number, dModel: number): string => {
+/** Keys and values of earlier positions, [B, H, P, dh] each, as the decoding step carries them. */
+export interface PastKeys {
+  readonly k: string
+  readonly v: string
+}
+
+/** Attention's residual output, and the keys and values it attended to (past ones first). */
+const attend = (b: GraphBuilder, x: string, mask: string, w: AttentionWeights, heads: number, dModel: number, past?: PastKeys) => {
   const dh = dModel / heads
   const xn = layerNorm(b, x, w.lnWeight, w.lnBias)
   const split = (v: string) => b.transpose(b.reshape(v, [0, 0, heads, dh]), [0, 2, 1, 3]) // [B, H, T, dh]
   const q = split(b.matmul(xn, w.wq))
-  const k = split(b.matmul(xn, w.wk))
-  const v = split(b.matmul(xn, w.wv))
+  const k = past === undefined ? split(b.matmul(xn, w.wk)) : b.concat([past.k, split(b.matmul(xn, w.wk))], 2)
+  const v = past === undefined ? split(b.matmul(xn, w.wv)) : b.concat([past.v, split(b.matmul(xn, w.wv))], 2)
   const scores = b.add(b.mul(b.matmul(q, b.transpose(k, [0, 1, 3, 2])), b.scalar(1 / Math.sqrt(dh))), mask)
   const ctx = b.matmul(b.softmax(scores, -1), v) // [B, H, T, dh]
   const merged = b.reshape(b.transpose(ctx, [0, 2, 1, 3]), [0, 0, dModel])
-  return b.add(x, b.matmul(merged, w.wo))
+  return { y: b.add(x, b.matmul(merged, w.wo)), k, v }
 }
+
+/**
+ * Pre-LN causal multi-head self-attention with its residual: x + Wo·attn(LN(x)).
+ * x [B, T, d]; mask [T, T] is additive (0 on and below the diagonal, MASKED above).
+ */
+export const attention = (b: GraphBuilder, x: string, mask: string, w: AttentionWeights, heads: number, dModel: number): string =>
+  attend(b, x, mask, w, heads, dModel).y
+
+/**
+ * The same attention for new positions only (x [B, S, d]), attending to the keys and values of the
+ * positions before them (`past`) and to each other; mask [S, P + S]. Returns the output and the
+ * keys and values of all P + S positions, for the next step.
+ */
+export const attentionWithPast = (b: GraphBuilder, x: string, past: PastKeys, mask: string, w: AttentionWeights, heads: number, dModel: number) =>
+  attend(b, x, mask, w, heads, dModel, past)
 
 /** Router: xn = LN(h) (the experts' input) and probs = softmax(xn W) over experts. h [N, d]. */
 export const router = (b: GraphBuilder, h: string, lnWeight: string, lnBias: string, w: string): { xn: string; probs: string } => {

@@ -1,6 +1,7 @@
 import { Effect, Either } from "effect"
+import fc from "fast-check"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { forward } from "../../../domain/model/forward.ts"
+import { emptyKvCache, forward, forwardStep, routeOf, type KvCache } from "../../../domain/model/forward.ts"
 import { generate, sampleToken } from "../../../domain/model/generate.ts"
 import { buildModelGraphs } from "../../../domain/model/onnx/graphs.ts"
 import { makePrng } from "../../../domain/model/prng.ts"
@@ -50,6 +51,56 @@ layer(TestExecutor)("generate", (it) => {
       const first = (yield* generate(graphs, weights, prompt, { maxTokens: 1, temperature: 0, seed: 0 })).tokens[0]!
       const r = yield* generate(graphs, weights, prompt, { maxTokens: 5, temperature: 0, seed: 0, stopByte: first })
       expect(Array.from(r.tokens)).toEqual([first])
+    })
+  )
+
+  it.effect("decoding with the key/value cache, in chunks of any size, gives the full pass's logits and routing for every position (property)", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: tinySpec.context }),
+          fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: tinySpec.context }),
+          async (tokens, chunks) => {
+            const full = await Effect.runPromise(Effect.provide(forward(graphs, weights, { batch: 1, seq: tokens.length, tokens }), TestExecutor))
+            let cache: KvCache = emptyKvCache(graphs)
+            for (let k = 0; cache.positions < tokens.length; k++) {
+              const from = cache.positions
+              const part = tokens.slice(from, from + chunks[k % chunks.length]!)
+              const step = await Effect.runPromise(Effect.provide(forwardStep(graphs, weights, cache, part), TestExecutor))
+              for (let i = 0; i < part.length * 256; i++) expect(step.logits[i]!).toBeCloseTo(full.logits[from * 256 + i]!, 4)
+              for (let l = 0; l < tinySpec.layers; l++)
+                for (let t = 0; t < part.length; t++)
+                  expect(routeOf(step.routing, l, t).map((e) => e.expert)).toEqual(routeOf(full.routing, l, from + t).map((e) => e.expert))
+              cache = step.cache
+            }
+          }
+        ),
+        { numRuns: 25 }
+      )
+    )
+  )
+
+  it.effect("with the cache, generation gives the tokens and experts of recomputing the window every step, past the context too", () =>
+    Effect.gen(function* () {
+      for (const opts of [
+        { maxTokens: 12, temperature: 0, seed: 0 },
+        { maxTokens: 12, temperature: 1.2, seed: 9, topK: 20 }
+      ]) {
+        const cached = yield* generate(graphs, weights, prompt.subarray(0, 3), opts)
+        const recomputed = yield* generate(graphs, weights, prompt.subarray(0, 3), { ...opts, kvCache: false })
+        expect(Array.from(cached.tokens)).toEqual(Array.from(recomputed.tokens))
+        expect(cached.steps.map((s) => s.experts.map((l) => l.map((e) => e.expert)))).toEqual(
+          recomputed.steps.map((s) => s.experts.map((l) => l.map((e) => e.expert)))
+        )
+      }
+    })
+  )
+
+  it.effect("a decoding step past the context is refused, naming the positions", () =>
+    Effect.gen(function* () {
+      const full = yield* forwardStep(graphs, weights, emptyKvCache(graphs), Array.from({ length: tinySpec.context }, (_, i) => i))
+      const r = yield* Effect.either(forwardStep(graphs, weights, full.cache, [1]))
+      expect(Either.isLeft(r) && r.left.message).toContain(`${tinySpec.context} cached and 1 new positions exceed the context of ${tinySpec.context}`)
     })
   )
 

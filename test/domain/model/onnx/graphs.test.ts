@@ -122,6 +122,7 @@ describe("graph bytes", () => {
       "embedding.backward.onnx",
       "attention.forward.onnx",
       "attention.backward.onnx",
+      "attention.step.onnx",
       "router.forward.onnx",
       "router.backward.onnx",
       "expert.forward.onnx",

@@ -3,7 +3,7 @@ import { Cause, Effect, Either, Exit, Fiber, PubSub, Stream, type Scope } from "
 import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
 import { StoreFailure, type InvalidEvent, type WrongExpectedRevision } from "../../domain/ledger/errors.ts"
-import type { AppendResult, EventStoreApi, ExpectedRevision } from "../../domain/ports/event-store.ts"
+import type { AppendResult, EventStoreApi, ExpectedRevision, ReplicaApi } from "../../domain/ports/event-store.ts"
 import { storeFailure as failure } from "../failure.ts"
 import { framedBytes, recordText, writeAppend } from "./file-format.ts"
 import { encodeEntries, encodeIndexHeader, encodeSummary, entryPosition, type IndexEntry } from "./file-index.ts"
@@ -12,7 +12,7 @@ import { readRange, readStream, type LogFiles } from "./file-reading.ts"
 import { recoverLog } from "./file-recovery.ts"
 import type { StreamTable } from "./file-streams.ts"
 import { nowIso } from "./log-index.ts"
-import { sealAppend } from "./seal-append.ts"
+import { replicaAppend, sealAppend } from "./seal-append.ts"
 
 /** The writer's file operations on segments. */
 export type SegmentIo = {
@@ -38,10 +38,10 @@ const MAX_BATCH = 4096
 const CATCH_UP = 4096
 
 type AppendError = WrongExpectedRevision | InvalidEvent | StoreFailure
+/** An append to seal here (`events`), or envelopes sealed by another store to take verbatim (`replica`). */
 type Request = {
   readonly stream: string
-  readonly events: ReadonlyArray<NewEvent>
-  readonly expected: ExpectedRevision
+  readonly what: { readonly events: ReadonlyArray<NewEvent>; readonly expected: ExpectedRevision } | { readonly replica: ReadonlyArray<Envelope> }
   /** Resumes the appending fiber with the append's outcome; called once. */
   readonly done: (outcome: Effect.Effect<AppendResult, AppendError>) => void
 }
@@ -121,7 +121,7 @@ export const openWriter = (
   segments: Segment[],
   segmentBytes: number,
   overrides: Partial<SegmentIo> = {}
-): Effect.Effect<EventStoreApi, StoreFailure, Scope.Scope> =>
+): Effect.Effect<EventStoreApi & ReplicaApi, StoreFailure, Scope.Scope> =>
   Effect.gen(function* () {
     const io = { ...nodeIo, ...overrides }
     const log = yield* recoverLog(segments, true)
@@ -271,7 +271,10 @@ const stageInto = (w: Writer, staging: Staging, batch: Iterable<Request>): Effec
         continue
       }
       const actual = staging.revisions.get(req.stream) ?? w.streams.revision(req.stream)
-      const sealed = sealAppend(req.stream, req.events, req.expected, actual, staging.head, at)
+      const sealed =
+        "replica" in req.what
+          ? replicaAppend(req.stream, req.what.replica, actual, staging.head)
+          : sealAppend(req.stream, req.what.events, req.what.expected, actual, staging.head, at)
       if (Either.isLeft(sealed)) {
         req.done(Effect.fail(sealed.left))
         continue
@@ -464,13 +467,18 @@ const subscribe = (w: Writer, fromSeq: number): Stream.Stream<Envelope, StoreFai
     })
   )
 
-const writerApi = (w: Writer): EventStoreApi => ({
-  append: (stream, events, expected) =>
-    Effect.async<AppendResult, AppendError>((done) => {
-      if (w.stopped) return done(Effect.fail(w.stopped))
-      w.pending.push({ stream, events, expected, done })
-      w.wake?.()
-    }),
+/** Hand a request to the writer. */
+const request = (w: Writer, stream: string, what: Request["what"]) =>
+  Effect.async<AppendResult, AppendError>((done) => {
+    if (w.stopped) return done(Effect.fail(w.stopped))
+    w.pending.push({ stream, what, done })
+    w.wake?.()
+  })
+
+const writerApi = (w: Writer): EventStoreApi & ReplicaApi => ({
+  append: (stream, events, expected) => request(w, stream, { events, expected }),
+  // A replica is not decided on an expected revision: it never fails with WrongExpectedRevision.
+  replicate: (stream, replica) => request(w, stream, { replica }) as Effect.Effect<AppendResult, InvalidEvent | StoreFailure>,
   read: (stream) => Effect.suspend(() => readStream(w.files, stream, w.streams.get(stream))),
   readAll: (fromSeq = 0) => readRange(w.files, fromSeq, () => nextSeq(w)),
   subscribe: (fromSeq = 0) => subscribe(w, fromSeq),

@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { Chunk, Effect, Layer, Option, Stream, type Scope } from "effect"
 import type { Envelope } from "../../domain/ledger/envelope.ts"
 import { StoreFailure } from "../../domain/ledger/errors.ts"
-import { EventStore, type EventStoreApi } from "../../domain/ports/event-store.ts"
+import { EventStore, type EventStoreApi, type ReplicaApi } from "../../domain/ports/event-store.ts"
 import { storeFailure as failure } from "../failure.ts"
 import { inspectSegment, SegmentReader, type RawRecord, type SegmentInspection } from "./file-format.ts"
 import { eventsDir, listSegments, prepareSegments } from "./file-layout.ts"
@@ -45,17 +45,24 @@ export const DEFAULT_SEGMENT_BYTES = 256 << 20
 
 const POLL = "200 millis"
 
-export const makeFileEventStore = (dir: string, options: FileEventStoreOptions = {}): Effect.Effect<EventStoreApi, StoreFailure, Scope.Scope> => {
-  const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
-  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1)
-    return Effect.fail(new StoreFailure({ reason: `the segment size must be a positive whole number of bytes, not ${segmentBytes}` }))
-  if (options.readOnly) return openReader(dir)
-  return Effect.gen(function* () {
+export const makeFileEventStore = (dir: string, options: FileEventStoreOptions = {}): Effect.Effect<EventStoreApi, StoreFailure, Scope.Scope> =>
+  options.readOnly ? Effect.zipRight(segmentSize(options), openReader(dir)) : makeFileReplica(dir, options)
+
+/** The writable store, which can also hold a copy of another store's log (a node's replica). */
+export const makeFileReplica = (dir: string, options: Omit<FileEventStoreOptions, "readOnly"> = {}): Effect.Effect<EventStoreApi & ReplicaApi, StoreFailure, Scope.Scope> =>
+  Effect.gen(function* () {
+    const segmentBytes = yield* segmentSize(options)
     const evDir = eventsDir(dir)
     yield* Effect.try({ try: () => fs.mkdirSync(evDir, { recursive: true }), catch: failure(`cannot create ${evDir}`) })
     yield* acquireWriterLock(dir, evDir)
     return yield* openWriter(dir, yield* prepareSegments(dir), segmentBytes, options.io)
   })
+
+const segmentSize = (options: FileEventStoreOptions): Effect.Effect<number, StoreFailure> => {
+  const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
+  return Number.isSafeInteger(segmentBytes) && segmentBytes >= 1
+    ? Effect.succeed(segmentBytes)
+    : Effect.fail(new StoreFailure({ reason: `the segment size must be a positive whole number of bytes, not ${segmentBytes}` }))
 }
 
 const openReader = (dir: string): Effect.Effect<EventStoreApi, StoreFailure, Scope.Scope> =>

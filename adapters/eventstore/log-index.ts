@@ -3,7 +3,7 @@ import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
 import type { InvalidEvent, WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import type { ExpectedRevision } from "../../domain/ports/event-store.ts"
-import { sealAppend } from "./seal-append.ts"
+import { replicaAppend, sealAppend } from "./seal-append.ts"
 
 /**
  * The in-memory view every local store shares: committed envelopes, per-stream positions and
@@ -17,6 +17,8 @@ export interface LogIndex {
     expected: ExpectedRevision,
     at: string
   ) => Either.Either<{ envelopes: Envelope[]; revision: number }, WrongExpectedRevision | InvalidEvent>
+  /** Stage envelopes sealed elsewhere (see `replicaAppend`). */
+  readonly stageReplica: (stream: string, envelopes: ReadonlyArray<Envelope>) => Either.Either<{ envelopes: Envelope[]; revision: number }, InvalidEvent>
   readonly publishStaged: Effect.Effect<void>
   readonly dropStaged: () => void
   readonly read: (stream: string) => ReadonlyArray<Envelope>
@@ -47,15 +49,17 @@ export const makeLogIndex = (initial: ReadonlyArray<Envelope>): Effect.Effect<Lo
       return e ? { seq: e.seq, hash: e.hash } : undefined
     }
 
+    const staged = <E>(stream: string, decided: Either.Either<{ envelopes: Envelope[]; revision: number }, E>) => {
+      if (Either.isRight(decided)) {
+        pending = pending.concat(decided.right.envelopes)
+        pendingRevision.set(stream, decided.right.revision)
+      }
+      return decided
+    }
+
     const index: LogIndex = {
-      stage: (stream, events, expected, at) => {
-        const sealed = sealAppend(stream, events, expected, revisionOf(stream), lastOf(pending) ?? lastOf(all), at)
-        if (Either.isRight(sealed)) {
-          pending = pending.concat(sealed.right.envelopes)
-          pendingRevision.set(stream, sealed.right.revision)
-        }
-        return sealed
-      },
+      stage: (stream, events, expected, at) => staged(stream, sealAppend(stream, events, expected, revisionOf(stream), lastOf(pending) ?? lastOf(all), at)),
+      stageReplica: (stream, envelopes) => staged(stream, replicaAppend(stream, envelopes, revisionOf(stream), lastOf(pending) ?? lastOf(all))),
       publishStaged: Effect.suspend(() => {
         const batch = pending
         pending = []

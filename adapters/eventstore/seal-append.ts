@@ -1,5 +1,6 @@
 import { Either } from "effect"
-import { prepareEvent, sealBatch, type Envelope, type Head, type PreparedEvent } from "../../domain/ledger/envelope.ts"
+import { decodeEvent, prepareEvent, sealBatch, verifyLink, type Envelope, type Head, type PreparedEvent } from "../../domain/ledger/envelope.ts"
+import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import type { NewEvent } from "../../domain/ledger/events.ts"
 import { InvalidEvent, WrongExpectedRevision } from "../../domain/ledger/errors.ts"
 import { describeExpected, revisionMatches, type ExpectedRevision } from "../../domain/ports/event-store.ts"
@@ -33,4 +34,31 @@ export const prepareAppend = (stream: string, events: ReadonlyArray<NewEvent>): 
     prepared.push(p.right)
   }
   return Either.right(prepared)
+}
+
+/**
+ * Decide a replica's append for a local store whose `stream` stands at revision `actual` and whose
+ * log at `head`: envelopes sealed by another store, all of `stream`, taken verbatim when each is
+ * the next link of this log (seq, back-pointer and own hash; seq 0 the shared genesis) and an event
+ * the catalog knows in that stream. The first that is not is refused, naming its seq.
+ */
+export const replicaAppend = (
+  stream: string,
+  envelopes: ReadonlyArray<Envelope>,
+  actual: number,
+  head: Head | undefined
+): Either.Either<{ envelopes: Envelope[]; revision: number }, InvalidEvent> => {
+  const refuse = (e: Envelope | undefined, reason: string) => Either.left(InvalidEvent.of({ stream, type: e?.type ?? "-", reason }))
+  if (envelopes.length === 0) return refuse(undefined, "a replicated append needs at least one envelope")
+  let prev = head
+  for (const e of envelopes) {
+    if (e.stream !== stream) return refuse(e, `seq ${e.seq} belongs to ${e.stream}`)
+    const link = verifyLink(prev, e)
+    if (Either.isLeft(link)) return refuse(e, `seq ${link.left.seq} does not extend this log: ${link.left.reason}`)
+    if (e.seq === 0 && e.hash !== GENESIS_HASH) return refuse(e, "seq 0 is not the genesis covenant every install shares")
+    const decoded = decodeEvent(e)
+    if (Either.isLeft(decoded)) return refuse(e, decoded.left.message)
+    prev = { seq: e.seq, hash: e.hash }
+  }
+  return Either.right({ envelopes: [...envelopes], revision: actual + envelopes.length })
 }

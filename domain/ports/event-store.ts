@@ -35,4 +35,13 @@ export interface EventStoreApi {
   readonly head: Effect.Effect<Head | undefined, StoreFailure>
 }
 
+/**
+ * A store that holds a copy of another's log (a node's replica): envelopes sealed by the store
+ * that owns the log, appended verbatim when they extend this log's head. Each is checked again as
+ * the next link (seq, back-pointer, own hash) and as an event the catalog knows in its stream.
+ */
+export interface ReplicaApi {
+  readonly replicate: (stream: string, envelopes: ReadonlyArray<Envelope>) => Effect.Effect<AppendResult, InvalidEvent | StoreFailure>
+}
+
 export class EventStore extends Context.Tag("blyan/EventStore")<EventStore, EventStoreApi>() {}

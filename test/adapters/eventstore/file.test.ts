@@ -5,11 +5,12 @@ import * as path from "node:path"
 import { Chunk, Effect, Either, Fiber, Stream, type Scope } from "effect"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { makeFileEventStore, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
+import { makeFileEventStore, makeFileReplica, type FileEventStoreOptions } from "../../../adapters/eventstore/file.ts"
 import type { EventStoreApi } from "../../../domain/ports/event-store.ts"
 import { verifyLink, type Envelope, type Head } from "../../../domain/ledger/envelope.ts"
 import { newEvent } from "../../../domain/ledger/events.ts"
 import { eventStoreContract } from "../../contract/event-store.ts"
+import { replicaContract } from "../../contract/replica.ts"
 import { genesisEvent, keyIssued } from "../../support/events.ts"
 import { logOf } from "../../support/log.ts"
 import { logBytes, segmentFiles } from "../../support/segment-files.ts"
@@ -22,6 +23,7 @@ const freshDir = Effect.acquireRelease(
 eventStoreContract("file", () => Effect.flatMap(freshDir, (dir) => makeFileEventStore(dir)))
 // A segment per append: every append after the first rolls to a new segment.
 eventStoreContract("file, a segment per append", () => Effect.flatMap(freshDir, (dir) => makeFileEventStore(dir, { segmentBytes: 1 })))
+replicaContract("file", () => Effect.flatMap(freshDir, (dir) => makeFileReplica(dir)))
 
 const dirs: string[] = []
 const tmp = () => {

@@ -28,7 +28,9 @@ export const Subjects = {
     `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.stage.${token("stage", stage)}.${kind}`,
   /** The log served to followers: catch-up reads (request/reply) and live envelopes. */
   ledgerRead: "blyan.ledger.read",
-  ledgerLive: "blyan.ledger.live"
+  ledgerLive: "blyan.ledger.live",
+  /** Blobs (block payloads) served by content address, a chunk per request/reply. */
+  blobRead: "blyan.blob.read"
 } as const
 
 /** The queue group of an expert's replicas: each forward request goes to one of them. */

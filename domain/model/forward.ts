@@ -250,11 +250,7 @@ const mixtureOfExperts = (graphs: ModelGraphs, weights: ModelWeights, l: number,
       ({ expert, rows, slots }) =>
         Effect.gen(function* () {
           const xe = gatherRows(precision, xn, rows, d)
-          const out = yield* runGraph(graphs.expert.forward, {
-            x: floatFeed(precision, xe, [rows.length, d]),
-            ...partFeeds(graphs, weights, expertPart(l, expert), EXPERT_WEIGHTS)
-          })
-          return { expert, rows, slots, x: xe, y: floats(out.y) }
+          return { expert, rows, slots, x: xe, y: yield* expertForward(graphs, weights, expertPart(l, expert), xe, rows.length) }
         }),
       { concurrency: "unbounded" }
     )
@@ -270,6 +266,13 @@ const mixtureOfExperts = (graphs: ModelGraphs, weights: ModelWeights, l: number,
     }
     return { sel, dispatch, next }
   })
+
+/** One expert's FFN over `n` rows of its input x ([n, dModel]): what a node serving the expert computes. */
+export const expertForward = (graphs: ModelGraphs, weights: ModelWeights, part: string, x: FloatArray, n: number): Effect.Effect<FloatArray, ExecutionFailed, Executor> =>
+  Effect.map(
+    runGraph(graphs.expert.forward, { x: floatFeed(graphs.precision, x, [n, graphs.spec.dModel]), ...partFeeds(graphs, weights, part, EXPERT_WEIGHTS) }),
+    (out) => floats(out.y)
+  )
 
 /** For each expert that got tokens: the token rows and the top-k slot it holds for each. */
 export const dispatchPlan = (experts: Int32Array, n: number, e: number, k: number) => {

@@ -11,10 +11,8 @@
  *
  * Both modes must produce the same bytes; the run fails otherwise.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { performance } from "node:perf_hooks"
+import { machineInfo, writeResults } from "./record.ts"
 import { ManagedRuntime } from "effect"
 import { ModelRunnerOnnx } from "../adapters/executor/model-runner.ts"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
@@ -71,19 +69,15 @@ try {
     console.log(`${shape.name}: KV cache ${result.kvCacheTokensPerSec} tokens/s, full recomputation ${result.recomputeTokensPerSec} tokens/s: ${result.ratio}x`)
     results.push(result)
   }
-  const cpus = os.cpus()
   const out = {
     bench: "inference",
     date: new Date().toISOString(),
-    machine: { cpu: cpus[0]?.model.trim() ?? "unknown", cpus: cpus.length, platform: `${os.platform()} ${os.release()}`, node: process.version },
+    machine: machineInfo(),
     device: DEVICE,
     note: `medians of ${REPEATS} alternating runs, greedy, batch 1, genesis weights of ${defaultSpec.name}; both modes gave the same bytes`,
     generation: results
   }
-  const dir = path.join(import.meta.dirname, "results")
-  fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, "inference.json"), JSON.stringify(out, null, 2) + "\n")
-  console.log(`wrote ${path.join("bench", "results", "inference.json")}`)
+  writeResults("inference", out)
 } finally {
   await rt.dispose()
 }

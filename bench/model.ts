@@ -9,10 +9,8 @@
  * (c) greedy generation tokens/s (batch 1, with the key/value cache; `bench/inference.ts` compares it
  *     with recomputing the window for every token).
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { performance } from "node:perf_hooks"
+import { machineInfo, writeResults } from "./record.ts"
 import { Effect, ManagedRuntime } from "effect"
 import { ModelRunnerOnnx } from "../adapters/executor/model-runner.ts"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
@@ -101,11 +99,10 @@ try {
   const gen = median(genRates)
   console.log(`generation ${round(gen)} tokens/s (batch 1, greedy)`)
 
-  const cpus = os.cpus()
   const result = {
     bench: "model",
     date: new Date().toISOString(),
-    machine: { cpu: cpus[0]?.model.trim() ?? "unknown", cpus: cpus.length, platform: `${os.platform()} ${os.release()}`, node: process.version },
+    machine: machineInfo(),
     device: DEVICE,
     note: "medians of 3 runs; baseline: plain TypeScript float64 reference forward, same batch, same run",
     spec,
@@ -127,10 +124,7 @@ try {
     },
     generation: { tokens: GEN_TOKENS, tokensPerSec: round(gen, 2) }
   }
-  const dir = path.join(import.meta.dirname, "results")
-  fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, "model.json"), JSON.stringify(result, null, 2) + "\n")
-  console.log(`wrote ${path.join("bench", "results", "model.json")}`)
+  writeResults("model", result)
 } finally {
   await rt.dispose()
 }

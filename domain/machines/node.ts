@@ -40,7 +40,7 @@ export interface NodeMachineContext {
 
 const without = (r: HostedBlocks, key: string): HostedBlocks => Object.fromEntries(Object.entries(r).filter(([k]) => k !== key))
 
-export const nodeMachine = setup({
+const nodeMachineSetup = setup({
   types: { context: {} as NodeMachineContext, events: {} as NodeMachineEvent },
   actions: {
     named: assign({ node: ({ event }) => (event.type === "registered" ? event.node : undefined) }),
@@ -71,7 +71,12 @@ export const nodeMachine = setup({
     swapsLeft: ({ context }) => Object.keys(context.pending).length > 0,
     noSwapsLeft: ({ context }) => Object.keys(context.pending).length === 0
   }
-}).createMachine({
+})
+
+/** A fatal failure or a ban ends any state a node is active in (a final state takes nothing). */
+const ended = { failed: { target: "failed", actions: "why" }, banned: { target: "failed", actions: "why" } } as const
+
+export const nodeMachine = nodeMachineSetup.createMachine({
   id: "node",
   context: { node: undefined, head: undefined, blocks: {}, pending: {}, reason: undefined },
   initial: "registering",
@@ -88,29 +93,14 @@ export const nodeMachine = setup({
       }
     },
     syncing: {
-      on: {
-        failed: { target: "failed", actions: "why" },
-        synced: { target: "loading", actions: "caughtUp" },
-        banned: { target: "failed", actions: "why" },
-        drain: "draining"
-      }
+      on: { ...ended, synced: { target: "loading", actions: "caughtUp" }, drain: "draining" }
     },
     loading: {
-      on: {
-        failed: { target: "failed", actions: "why" },
-        loaded: { target: "serving", actions: "holdBlocks" },
-        "expert.updated": { actions: "noteUpdate" },
-        banned: { target: "failed", actions: "why" },
-        drain: "draining"
-      }
+      on: { ...ended, loaded: { target: "serving", actions: "holdBlocks" }, "expert.updated": { actions: "noteUpdate" }, drain: "draining" }
     },
     serving: {
       initial: "steady",
-      on: {
-        failed: { target: "failed", actions: "why" },
-        banned: { target: "failed", actions: "why" },
-        drain: "draining"
-      },
+      on: { ...ended, drain: "draining" },
       states: {
         steady: {
           always: { guard: "swapsLeft", target: "swapping" },

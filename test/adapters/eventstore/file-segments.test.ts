@@ -48,6 +48,17 @@ const write = (s: EventStoreApi, xs: ReadonlyArray<Append>) =>
     for (const a of xs) yield* s.append(a.stream, a.events, "any")
   })
 
+/** Genesis, then `appends` appends of `perAppend` keys each: a long log, quickly written; what was appended. */
+const keyRuns = (s: EventStoreApi, appends: number, perAppend: number) =>
+  Effect.gen(function* () {
+    const out = [...(yield* s.append("chain-A", [genesisEvent()], "no_stream")).envelopes]
+    for (let k = 0; k < appends; k++) out.push(...(yield* s.append("keys", Array.from({ length: perAppend }, (_, i) => keyIssued(k * perAppend + i)), "any")).envelopes)
+    return out
+  })
+
+/** Until the verification workers have loaded, large batches are verified inline: wait for them, so that they are used. */
+const poolLoaded = Effect.repeat(Effect.sync(verificationPoolReady), { until: (ready) => ready, schedule: Schedule.spaced("20 millis") })
+
 const streamsOf = (log: ReadonlyArray<Envelope>) => [...new Set(log.map((e) => e.stream))]
 
 /** Everything a store answers about its log: the log, each stream, the head. */
@@ -243,16 +254,10 @@ describe("file event store: segments", () => {
 
   it.live("a log of several read windows reads back whole, in order, as the read reuses its windows behind it", () =>
     Effect.gen(function* () {
-      yield* Effect.repeat(Effect.sync(verificationPoolReady), { until: (ready) => ready, schedule: Schedule.spaced("20 millis") })
+      yield* poolLoaded
       const dir = tmp()
-      const written = yield* withStore(dir, (s) =>
-        Effect.gen(function* () {
-          const out = [...(yield* s.append("chain-A", [genesisEvent()], "no_stream")).envelopes]
-          // About 14 MB: past three 4 MB windows, so that the fourth reuses the first.
-          for (let k = 0; k < 40; k++) out.push(...(yield* s.append("keys", Array.from({ length: 1000 }, (_, i) => keyIssued(k * 1000 + i)), "any")).envelopes)
-          return out
-        })
-      )
+      // About 14 MB: past three 4 MB windows, so that the fourth reuses the first.
+      const written = yield* withStore(dir, (s) => keyRuns(s, 40, 1000))
       expect(segmentFiles(dir)).toHaveLength(1)
       for (const readOnly of [true, false]) expect(yield* withStore(dir, (s) => logOf(s), { readOnly })).toEqual(written)
     })
@@ -260,16 +265,9 @@ describe("file event store: segments", () => {
 
   it.live("deep in a long log, read in batches checked on the worker threads, a damaged payload fails readAll(0) naming its seq, forged checksums or not", () =>
     Effect.gen(function* () {
-      yield* Effect.repeat(Effect.sync(verificationPoolReady), { until: (ready) => ready, schedule: Schedule.spaced("20 millis") })
+      yield* poolLoaded
       const source = tmp()
-      const log = yield* withStore(source, (s) =>
-        Effect.gen(function* () {
-          yield* s.append("chain-A", [genesisEvent()], "no_stream")
-          for (let k = 0; k < 12; k++) yield* s.append("keys", Array.from({ length: 500 }, (_, i) => keyIssued(k * 500 + i)), "any")
-          return yield* logOf(s)
-        }),
-        { segmentBytes: 1 << 20 }
-      )
+      const log = yield* withStore(source, (s) => keyRuns(s, 12, 500), { segmentBytes: 1 << 20 })
       const { records } = yield* inspectLogFile(source)
       // In a sealed segment, so that opening the log reads none of it.
       const victim = records[2500]!

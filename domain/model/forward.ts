@@ -36,6 +36,8 @@ export interface Routing {
   readonly topK: number
   readonly experts: Int32Array
   readonly gates: Float32Array
+  /** Per layer, the node that computed each expert, where a node did (experts computed over the bus). */
+  readonly servedBy?: ReadonlyArray<ReadonlyMap<number, string>>
 }
 
 export interface ForwardResult {
@@ -199,7 +201,12 @@ export const passDims = (graphs: ModelGraphs, batch: { readonly batch: number; r
 })
 
 /** Runs every layer and records what the backward pass needs; the head is left to the caller. */
-export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch): Effect.Effect<ForwardTrace, ModelError, Executor> =>
+export const forwardTrace = <E = never>(
+  graphs: ModelGraphs,
+  weights: ModelWeights,
+  batch: TokenBatch,
+  compute?: ExpertCompute<E>
+): Effect.Effect<ForwardTrace, ModelError | E, Executor> =>
   Effect.gen(function* () {
     yield* validateBatch(weights, batch)
     const { spec, precision, B, T, N, d, K } = passDims(graphs, batch)
@@ -209,6 +216,7 @@ export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: 
     const emb = yield* runGraph(graphs.embedding.forward, { tokens, positions, ...partFeeds(graphs, weights, EMBEDDING, EMBEDDING_WEIGHTS) })
     let x = floats(emb.x)
     const layers: LayerActivations[] = []
+    const servedBy: Array<ReadonlyMap<number, string>> = []
     const routeExperts = new Int32Array(spec.layers * N * K)
     const routeGates = new Float32Array(spec.layers * N * K)
     for (let l = 0; l < spec.layers; l++) {
@@ -218,10 +226,11 @@ export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: 
         ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS)
       })
       const h = floats(att.y)
-      const moe = yield* mixtureOfExperts(graphs, weights, l, h, N)
+      const moe = yield* mixtureOfExperts(graphs, weights, l, h, N, compute)
       routeExperts.set(moe.sel.experts, l * N * K)
       for (let i = 0; i < N * K; i++) routeGates[l * N * K + i] = moe.sel.gates[i]!
       layers.push({ x, h, experts: moe.sel.experts, gates: moe.sel.gates, mask: moe.sel.mask, dispatch: moe.dispatch })
+      servedBy.push(moe.servedBy)
       x = moe.next
     }
     return {
@@ -230,7 +239,7 @@ export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: 
       mask,
       layers,
       final: x,
-      routing: { layers: spec.layers, tokens: N, topK: K, experts: routeExperts, gates: routeGates }
+      routing: { layers: spec.layers, tokens: N, topK: K, experts: routeExperts, gates: routeGates, servedBy }
     }
   })
 
@@ -238,8 +247,9 @@ export const forwardTrace = (graphs: ModelGraphs, weights: ModelWeights, batch: 
  * Layer `l`'s router and top-k experts over its attention output h ([N, d]): the selection, what
  * each expert computed, and the next residual stream h + Σ gate · expert(LN(h)).
  */
-const mixtureOfExperts = (graphs: ModelGraphs, weights: ModelWeights, l: number, h: FloatArray, N: number) =>
+const mixtureOfExperts = <E>(graphs: ModelGraphs, weights: ModelWeights, l: number, h: FloatArray, N: number, compute: ExpertCompute<E> | undefined) =>
   Effect.gen(function* () {
+    const run = compute ?? localExperts(graphs, weights)
     const { precision, d, E, K } = passDims(graphs, { batch: 1, seq: N })
     const r = yield* runGraph(graphs.router.forward, { h: floatFeed(precision, h, [N, d]), ...partFeeds(graphs, weights, routerPart(l), ROUTER_WEIGHTS) })
     const xn = floats(r.xn)
@@ -250,7 +260,8 @@ const mixtureOfExperts = (graphs: ModelGraphs, weights: ModelWeights, l: number,
       ({ expert, rows, slots }) =>
         Effect.gen(function* () {
           const xe = gatherRows(precision, xn, rows, d)
-          return { expert, rows, slots, x: xe, y: yield* expertForward(graphs, weights, expertPart(l, expert), xe, rows.length) }
+          const out = yield* run(l, expert, xe, rows.length)
+          return { expert, rows, slots, x: xe, y: out.y, node: out.node }
         }),
       { concurrency: "unbounded" }
     )
@@ -264,8 +275,22 @@ const mixtureOfExperts = (graphs: ModelGraphs, weights: ModelWeights, l: number,
         for (let c = 0; c < d; c++) next[tok * d + c] = next[tok * d + c]! + g * de.y[r2 * d + c]!
       }
     }
-    return { sel, dispatch, next }
+    const servedBy = new Map<number, string>()
+    for (const de of dispatch) if (de.node !== undefined) servedBy.set(de.expert, de.node)
+    return { sel, dispatch, next, servedBy }
   })
+
+/**
+ * Who computes layer `layer`'s expert `expert` over `rows` rows of x ([rows, dModel]): this
+ * process (`localExperts`), or a node over the bus, which names itself (`node`).
+ */
+export type ExpertCompute<E> = (layer: number, expert: number, x: FloatArray, rows: number) => Effect.Effect<{ readonly y: FloatArray; readonly node?: string }, E, Executor>
+
+/** Every expert computed here, from `weights`. */
+export const localExperts =
+  (graphs: ModelGraphs, weights: ModelWeights): ExpertCompute<ExecutionFailed> =>
+  (layer, expert, x, rows) =>
+    Effect.map(expertForward(graphs, weights, expertPart(layer, expert), x, rows), (y) => ({ y }))
 
 /** One expert's FFN over `n` rows of its input x ([n, dModel]): what a node serving the expert computes. */
 export const expertForward = (graphs: ModelGraphs, weights: ModelWeights, part: string, x: FloatArray, n: number): Effect.Effect<FloatArray, ExecutionFailed, Executor> =>
@@ -305,9 +330,9 @@ const headLogits = (graphs: ModelGraphs, weights: ModelWeights, final: FloatArra
   )
 
 /** Logits [batch, seq, 256] for token ids [batch, seq], with the experts each token used. */
-export const forward = (graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch): Effect.Effect<ForwardResult, ModelError, Executor> =>
+export const forward = <E = never>(graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch, compute?: ExpertCompute<E>): Effect.Effect<ForwardResult, ModelError | E, Executor> =>
   Effect.gen(function* () {
-    const trace = yield* forwardTrace(graphs, weights, batch)
+    const trace = yield* forwardTrace(graphs, weights, batch, compute)
     return { logits: yield* headLogits(graphs, weights, trace.final, batch.batch, batch.seq), routing: trace.routing }
   })
 
@@ -341,12 +366,13 @@ export const stepMask = (p: Precision, past: number, s: number): FloatArray => {
  * routing, exactly as a forward pass over the cached positions and these would give them, and
  * the cache extended by them. The positions must stay within the model's context.
  */
-export const forwardStep = (
+export const forwardStep = <E = never>(
   graphs: ModelGraphs,
   weights: ModelWeights,
   cache: KvCache,
-  tokens: ArrayLike<number>
-): Effect.Effect<ForwardResult & { readonly cache: KvCache }, ModelError, Executor> =>
+  tokens: ArrayLike<number>,
+  compute?: ExpertCompute<E>
+): Effect.Effect<ForwardResult & { readonly cache: KvCache }, ModelError | E, Executor> =>
   Effect.gen(function* () {
     const S = tokens.length
     const P = cache.positions
@@ -363,6 +389,7 @@ export const forwardStep = (
     let x = floats(emb.x)
     const mask = floatFeed(precision, stepMask(precision, P, S), [S, P + S])
     const layers: Array<KvCache["layers"][number]> = []
+    const servedBy: Array<ReadonlyMap<number, string>> = []
     const experts = new Int32Array(spec.layers * S * K)
     const gates = new Float32Array(spec.layers * S * K)
     for (let l = 0; l < spec.layers; l++) {
@@ -375,14 +402,15 @@ export const forwardStep = (
         ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS)
       })
       layers.push({ k: floats(att.k), v: floats(att.v) })
-      const moe = yield* mixtureOfExperts(graphs, weights, l, floats(att.y), S)
+      const moe = yield* mixtureOfExperts(graphs, weights, l, floats(att.y), S, compute)
+      servedBy.push(moe.servedBy)
       experts.set(moe.sel.experts, l * S * K)
       for (let i = 0; i < S * K; i++) gates[l * S * K + i] = moe.sel.gates[i]!
       x = moe.next
     }
     return {
       logits: yield* headLogits(graphs, weights, x, 1, S),
-      routing: { layers: spec.layers, tokens: S, topK: K, experts, gates },
+      routing: { layers: spec.layers, tokens: S, topK: K, experts, gates, servedBy },
       cache: { positions: P + S, layers }
     }
   })

@@ -1,0 +1,80 @@
+import { randomBytes } from "node:crypto"
+import { Effect, Either, Exit, Scope } from "effect"
+import { expect, layer } from "@effect/vitest"
+import { remoteExperts } from "../../actors/expert-router.ts"
+import { serveExpert } from "../../actors/expert-service.ts"
+import { makeMemoryBus } from "../../adapters/bus/memory.ts"
+import { Bus, type BusApi } from "../../domain/ports/bus.ts"
+import type { ExpertCompute } from "../../domain/model/forward.ts"
+import { generate } from "../../domain/model/generate.ts"
+import { buildModelGraphs } from "../../domain/model/onnx/graphs.ts"
+import { expertPart } from "../../domain/model/spec.ts"
+import { sha256Hex } from "../../domain/ledger/hash.ts"
+import { derivePublicHex } from "../../domain/ledger/signing.ts"
+import { encodeExpertRefusal } from "../../domain/network/expert-wire.ts"
+import { expertQueue, Subjects } from "../../domain/network/subjects.ts"
+import { randomWeights, TestExecutor, tinySpec } from "../domain/model/support.ts"
+
+const graphs = buildModelGraphs(tinySpec)
+const weights = randomWeights(tinySpec, 11, 0.6)
+const blockOf = (layer: number, expert: number) => sha256Hex(`block of ${expertPart(layer, expert)}`)
+const prompt = new TextEncoder().encode("ledger")
+const options = { maxTokens: 12, temperature: 0.8, seed: 5 }
+
+/** A node serving every expert of the model on `bus`, in a scope of its own (closing it takes the node away). */
+const startNode = (bus: BusApi, node: string) =>
+  Effect.gen(function* () {
+    const seed = randomBytes(32).toString("hex")
+    const scope = yield* Scope.make()
+    for (let layer = 0; layer < tinySpec.layers; layer++)
+      for (let expert = 0; expert < tinySpec.experts; expert++)
+        yield* serveExpert({ layer, expert, block: blockOf(layer, expert), graphs, weights }, { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
+    return { node, publicKey: derivePublicHex(seed), scope }
+  })
+
+const remote = (bus: BusApi, keys: ReadonlyMap<string, string>) => {
+  let n = 0
+  return remoteExperts(bus, { blockOf, publicKeyOf: (node) => keys.get(node), width: tinySpec.dModel, timeoutMs: 2000, attempts: 3, requestId: () => `q${n++}` })
+}
+
+const nodesOf = (steps: ReadonlyArray<{ experts: ReadonlyArray<ReadonlyArray<{ node?: string }>> }>) => steps.map((s) => [...new Set(s.experts.flat().map((e) => e.node))].sort())
+
+layer(TestExecutor)("generation with experts on nodes over the bus", (it) => {
+  it.scoped("gives the bytes of local generation, every expert answer attributed to the node that ran it", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      const nodes = [yield* startNode(bus, "n1"), yield* startNode(bus, "n2")]
+      const local = yield* generate(graphs, weights, prompt, options)
+      const distributed = yield* generate(graphs, weights, prompt, options, remote(bus, new Map(nodes.map((n) => [n.node, n.publicKey]))))
+      expect(Array.from(distributed.tokens)).toEqual(Array.from(local.tokens))
+      expect(distributed.steps.map((s) => s.experts.map((l) => l.map((e) => e.expert)))).toEqual(local.steps.map((s) => s.experts.map((l) => l.map((e) => e.expert))))
+      for (const names of nodesOf(distributed.steps)) for (const name of names) expect(["n1", "n2"]).toContain(name)
+      expect(new Set(nodesOf(distributed.steps).flat())).toEqual(new Set(["n1", "n2"]))
+    })
+  )
+
+  it.scoped("a node that leaves mid-generation, or one that refuses, is replaced by another replica: the same bytes, attributed to who answered", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      const [a, b] = [yield* startNode(bus, "n1"), yield* startNode(bus, "n2")]
+      // A third member of every queue group that refuses every request.
+      for (let layer = 0; layer < tinySpec.layers; layer++)
+        for (let expert = 0; expert < tinySpec.experts; expert++)
+          yield* bus.serve(Subjects.expertForward(layer, expert), () => Effect.succeed(encodeExpertRefusal("out of memory")), { queue: expertQueue(layer, expert) })
+      const keys = new Map([a, b].map((n) => [n.node, n.publicKey]))
+      const inner = remote(bus, keys)
+      let calls = 0
+      // n1 leaves after the first few expert calls.
+      const leaving: ExpertCompute<unknown> = (l, e, x, rows) =>
+        Effect.zipRight(++calls === 10 ? Scope.close(a.scope, Exit.void) : Effect.void, inner(l, e, x, rows))
+      const local = yield* generate(graphs, weights, prompt, options)
+      const r = yield* Effect.either(generate(graphs, weights, prompt, options, leaving))
+      expect(Either.isRight(r)).toBe(true)
+      if (Either.isLeft(r)) return
+      expect(Array.from(r.right.tokens)).toEqual(Array.from(local.tokens))
+      const attributed = nodesOf(r.right.steps)
+      expect(attributed[0]).toContain("n1")
+      expect(attributed.at(-1)).toEqual([b.node])
+    })
+  )
+})

@@ -58,13 +58,8 @@ const NATS_DEFAULTS = { replicas: "1", stream: "BLYAN_LEDGER", bucket: "blyan-bl
 const parseNatsLocation = (store: string, data: string): Either.Either<NatsLocation, string> => {
   const rest = store.slice("nats://".length)
   const q = rest.indexOf("?")
-  const servers = (q < 0 ? rest : rest.slice(0, q)).split(",").map((s) => s.replace(/^nats:\/\//, ""))
-  const bad = servers.find((s) => {
-    const m = NATS_SERVER.exec(s)
-    const port = Number(m?.[1] ?? 4222)
-    return m === null || port < 1 || port > 65535
-  })
-  if (bad !== undefined) return Either.left(`${JSON.stringify(bad)} is not a NATS server as host:port, e.g. nats://127.0.0.1:4222,10.0.0.2:4222`)
+  const servers = natsServers(q < 0 ? rest : rest.slice(0, q))
+  if (Either.isLeft(servers)) return Either.left(servers.left)
   const params = new URLSearchParams(q < 0 ? "" : rest.slice(q + 1))
   const unknown = [...params.keys()].find((k) => !(k in NATS_DEFAULTS))
   if (unknown !== undefined) return Either.left(`unknown option ${JSON.stringify(unknown)}; nats:// takes replicas, stream and bucket`)
@@ -72,8 +67,25 @@ const parseNatsLocation = (store: string, data: string): Either.Either<NatsLocat
   if (!/^[1-5]$/.test(get("replicas"))) return Either.left(`replicas must be 1 to 5 (JetStream's limit), not ${JSON.stringify(get("replicas"))}`)
   for (const k of ["stream", "bucket"] as const)
     if (!JETSTREAM_NAME.test(get(k))) return Either.left(`${k} must be 1 to 64 letters, digits, _ or -, not ${JSON.stringify(get(k))}`)
-  return Either.right({ scheme: "nats", url: store, servers: servers.map((s) => `nats://${s}`), replicas: Number(get("replicas")), stream: get("stream"), bucket: get("bucket"), dataDir: path.resolve(data) })
+  return Either.right({ scheme: "nats", url: store, servers: servers.right, replicas: Number(get("replicas")), stream: get("stream"), bucket: get("bucket"), dataDir: path.resolve(data) })
 }
+
+/** Comma-separated `host[:port]` servers (each may repeat the `nats://` scheme), as `nats://host:port` URLs. */
+const natsServers = (list: string): Either.Either<string[], string> => {
+  const servers = list.split(",").map((s) => s.replace(/^nats:\/\//, ""))
+  const bad = servers.find((s) => {
+    const m = NATS_SERVER.exec(s)
+    const port = Number(m?.[1] ?? 4222)
+    return m === null || port < 1 || port > 65535
+  })
+  return bad !== undefined
+    ? Either.left(`${JSON.stringify(bad)} is not a NATS server as host:port, e.g. nats://127.0.0.1:4222,10.0.0.2:4222`)
+    : Either.right(servers.map((s) => `nats://${s}`))
+}
+
+/** The network's bus (`--nats` / `BLYAN_NATS`): `nats://HOST:PORT[,HOST:PORT…]`, no options. */
+export const parseNatsBus = (url: string): Either.Either<string[], string> =>
+  url.startsWith("nats://") ? natsServers(url.slice("nats://".length)) : Either.left(`${JSON.stringify(url)} is not a NATS URL; use nats://HOST:PORT[,HOST:PORT…]`)
 
 /** `BLYAN_SEGMENT_BYTES`: the size at which the file store starts a new segment, for a file location. */
 export const withSegmentBytes = (loc: StoreLocation, raw: string | undefined): Either.Either<StoreLocation, StoreSettingInvalid> => {

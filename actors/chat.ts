@@ -1,12 +1,22 @@
 import { Effect } from "effect"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
+import type { ExpertCompute } from "../domain/model/forward.ts"
 import { textBytes } from "../domain/model/data.ts"
 import { expertPart } from "../domain/model/spec.ts"
-import { loadModel } from "./model-ledger.ts"
+import { loadModel, type LoadedModel } from "./model-ledger.ts"
 
 export type ChatOptions = { readonly maxTokens: number; readonly temperature: number; readonly seed: number }
 
-export type ExpertAttribution = { readonly token: number; readonly layer: number; readonly expert: number; readonly weight: number; readonly block: string }
+export type ExpertAttribution = {
+  readonly token: number
+  readonly layer: number
+  readonly expert: number
+  readonly weight: number
+  readonly block: string
+  /** The node that ran it and the id of its request, when a node did. */
+  readonly node?: string
+  readonly request?: string
+}
 
 export type ChatAnswer = {
   readonly text: string
@@ -16,15 +26,25 @@ export type ChatAnswer = {
   readonly experts: ReadonlyArray<ExpertAttribution>
 }
 
-/** Answer a prompt with the current model of the ledger, attributing every token to its expert blocks. */
-export const chat = (prompt: string, options: ChatOptions) =>
+/**
+ * Answer a prompt with the current model of the ledger, attributing every token to its expert
+ * blocks; with `computeFor`, the experts run where it says (on nodes) and each names its node.
+ */
+export const chat = <E = never>(prompt: string, options: ChatOptions, computeFor?: (model: LoadedModel) => ExpertCompute<E>) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
     const model = yield* loadModel
-    const r = yield* runner.generate(model.weights, textBytes(prompt), options)
+    const r = yield* runner.generate(model.weights, textBytes(prompt), options, computeFor?.(model))
     const experts = r.steps.flatMap((step, token) =>
       step.experts.flatMap((perLayer, layer) =>
-        perLayer.map(({ expert, gate }) => ({ token, layer, expert, weight: gate, block: model.blocks.get(expertPart(layer, expert))! }))
+        perLayer.map(({ expert, gate, served }) => ({
+          token,
+          layer,
+          expert,
+          weight: gate,
+          block: model.blocks.get(expertPart(layer, expert))!,
+          ...(served === undefined ? {} : { node: served.node, request: served.request })
+        }))
       )
     )
     return { text: new TextDecoder().decode(r.tokens), tokens: [...r.tokens], experts } satisfies ChatAnswer

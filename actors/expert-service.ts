@@ -30,8 +30,14 @@ export type HostedExpert = {
 
 export type NodeIdentity = { readonly node: string; readonly seed: string }
 
-/** Answer forward requests for `hosted` until the scope closes. */
-export const serveExpert = (hosted: HostedExpert, identity: NodeIdentity) =>
+/** A node's load, counted across its experts: what its heartbeats report. */
+export type ServiceLoad = { queue: number; served: number }
+
+/**
+ * Answer forward requests for `hosted` until the scope closes: those for any replica (the
+ * expert's queue group) and those addressed to this node.
+ */
+export const serveExpert = (hosted: HostedExpert, identity: NodeIdentity, load: ServiceLoad = { queue: 0, served: 0 }) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const context = yield* Effect.context<Executor>()
@@ -49,13 +55,20 @@ export const serveExpert = (hosted: HostedExpert, identity: NodeIdentity) =>
         if (x === undefined) return encodeExpertRefusal(`the input is not ${header.rows} finite rows of ${width} float32`)
         const output = rowBytes(yield* expertForward(graphs, weights, part, x, header.rows))
         if (rowsOf(output, header.rows, width) === undefined) return encodeExpertRefusal(`${part} computed a non-finite output`)
-        const claim = { requestId: header.requestId, node: identity.node, layer, expert, block, inputDigest: bytesDigest(input), outputDigest: bytesDigest(output) }
+        const claim = { requestId: header.requestId, node: identity.node, layer, expert, block, rows: header.rows, inputDigest: bytesDigest(input), outputDigest: bytesDigest(output) }
         return encodeExpertAnswer(signReceipt(claim, identity.seed), output)
       }).pipe(
         Effect.catchAll((e) => Effect.succeed(encodeExpertRefusal(`${part} failed: ${e.message}`))),
         Effect.provide(context)
       )
-    yield* bus.serve(Subjects.expertForward(layer, expert), (request) => answer(request.data), { queue: expertQueue(layer, expert) })
+    const counted = (data: Uint8Array) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => load.queue++),
+        () => answer(data),
+        () => Effect.sync(() => (load.queue--, load.served++))
+      )
+    yield* bus.serve(Subjects.expertForward(layer, expert), (request) => counted(request.data), { queue: expertQueue(layer, expert) })
+    yield* bus.serve(Subjects.expertForwardOn(layer, expert, identity.node), (request) => counted(request.data))
   })
 
 /** An expert answer the router does not accept, and why; `node` is who sent it, where known. */
@@ -78,6 +91,8 @@ export type ExpertCall = {
   readonly timeoutMs: number
   /** The registered public key of a node, if it is registered and not banned. */
   readonly publicKeyOf: (node: string) => string | undefined
+  /** Ask this node alone; by default, whichever replica the queue group picks. */
+  readonly node?: string
 }
 
 /** One expert's output for `call.x`, with the receipt of the node that computed it. */
@@ -85,18 +100,18 @@ export const callExpert = (call: ExpertCall) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const { layer, expert } = call
-    const refuse = (message: string, node?: string) => new ExpertAnswerRefused({ layer, expert, message, ...(node === undefined ? {} : { node }) })
+    const refuse = (message: string, node = call.node) => new ExpertAnswerRefused({ layer, expert, message, ...(node === undefined ? {} : { node }) })
     const input = rowBytes(call.x)
-    const data = yield* bus.request(Subjects.expertForward(layer, expert), encodeExpertRequest({ requestId: call.requestId, block: call.block, rows: call.rows }, input), {
-      timeoutMs: call.timeoutMs
-    })
+    const subject = call.node === undefined ? Subjects.expertForward(layer, expert) : Subjects.expertForwardOn(layer, expert, call.node)
+    const data = yield* bus.request(subject, encodeExpertRequest({ requestId: call.requestId, block: call.block, rows: call.rows }, input), { timeoutMs: call.timeoutMs })
     const answer = yield* Either.mapLeft(decodeExpertAnswer(data), (e) => refuse(e.message))
     const { receipt, output } = answer
+    if (call.node !== undefined && receipt.node !== call.node) return yield* refuse(`node ${call.node} answered with a receipt of ${receipt.node}`)
     const y = rowsOf(output, call.rows, call.width)
     if (y === undefined) return yield* refuse(`the output is not ${call.rows} finite rows of ${call.width} float32`, receipt.node)
     const publicKey = call.publicKeyOf(receipt.node)
     if (publicKey === undefined) return yield* refuse(`node ${receipt.node} is not a registered, active node`, receipt.node)
-    const expected = { requestId: call.requestId, node: receipt.node, layer, expert, block: call.block, inputDigest: bytesDigest(input), outputDigest: bytesDigest(output) }
+    const expected = { requestId: call.requestId, node: receipt.node, layer, expert, block: call.block, rows: call.rows, inputDigest: bytesDigest(input), outputDigest: bytesDigest(output) }
     const problem = receiptProblem(receipt, publicKey, expected)
     if (problem !== undefined) return yield* refuse(problem, receipt.node)
     return { y, receipt } as { readonly y: Float32Array; readonly receipt: Receipt }

@@ -52,9 +52,23 @@ const traffic = (i: number): readonly [string, NewEvent] => {
     Streams.inference,
     newEvent("InferenceServed", {
       request: `req-${i}`,
+      part: 0,
       experts: [{ layer: i % 4, expert: i % 8, node: `n${i - (i % 50)}`, block: hex(`block${i % 64}`) }],
       tokens: 16 + (i % 100),
-      receipt: hex(`receipt${i}`, 128)
+      receipts: [
+        {
+          requestId: `req-${i}.0`,
+          node: `n${i - (i % 50)}`,
+          layer: i % 4,
+          expert: i % 8,
+          block: hex(`block${i % 64}`),
+          rows: 16 + (i % 100),
+          inputDigest: hex(`in${i}`),
+          outputDigest: hex(`out${i}`),
+          signature: hex(`receipt${i}`, 128)
+        }
+      ],
+      failures: []
     })
   ]
 }

@@ -36,7 +36,7 @@ export const makeModelRunner = (precision: Precision = "f32"): Effect.Effect<Mod
     return {
       graphs,
       forward: (w, batch) => provide(forward(graphs(w.spec), w, batch)),
-      generate: (w, prompt, options) => provide(generate(graphs(w.spec), w, prompt, options)),
+      generate: (w, prompt, options, compute) => provide(generate(graphs(w.spec), w, prompt, options, compute)),
       evaluateLoss: (w, batch) => provide(evaluateLoss(graphs(w.spec), w, batch)),
       lossAndGradients: (w, batch) => provide(lossAndGradients(graphs(w.spec), w, batch)),
       trainStep: (w, state, batch, config, options) => provide(trainStep(graphs(w.spec), w, state, batch, config, options))

@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { ModelSpec } from "../model/spec.ts"
 import { Plan } from "../pipeline/plan.ts"
+import { Receipt } from "../network/receipts.ts"
 import type { StreamKind } from "./streams.ts"
 
 /**
@@ -45,6 +46,9 @@ export const BlockAppendedData = Schema.Struct({ ...BlockHeader.fields, hash: Ha
 export type BlockAppendedData = typeof BlockAppendedData.Type
 
 const ExpertUse = Schema.Struct({ layer: Count, expert: Count, node: NonEmpty, block: Hash })
+/** An expert request that a node did not answer acceptably: no answer in time, a refusal, or a wrong one. */
+const ExpertFailure = Schema.Struct({ layer: Count, expert: Count, node: NonEmpty, reason: NonEmpty })
+const InferenceServedV1 = Schema.Struct({ request: NonEmpty, experts: Schema.Array(ExpertUse), tokens: Count, receipt: Signature })
 
 /**
  * An older version of an event type as it is stored: its schema and streams, and the pure upcaster
@@ -112,11 +116,35 @@ export const Catalog = {
     Schema.Struct({ node: NonEmpty, publicKey: PublicKey, keyHash: Hash, device: NonEmpty, memory: Count, speed: Schema.Number })
   ),
   NodeExpertsAnnounced: event(["node"], Schema.Struct({ node: NonEmpty, blocks: Schema.Array(Hash) })),
-  NodeBanned: event(["node"], Schema.Struct({ node: NonEmpty, reason: NonEmpty })),
+  /** `until` (ms since the epoch): a ban for a while, for failing; without it, for cheating, with the evidence in `reason`. */
+  NodeBanned: event(["node"], Schema.Struct({ node: NonEmpty, reason: NonEmpty, until: Schema.optional(Count) })),
   NodeRetired: event(["node"], Schema.Struct({ node: NonEmpty })),
   RewardPaid: event(["rewards"], Schema.Struct({ to: NonEmpty, amount: Amount, kind: Schema.Literal("inference", "learning"), cause: NonEmpty })),
   TransferMade: event(["rewards"], Schema.Struct({ from: NonEmpty, to: NonEmpty, amount: Amount })),
-  InferenceServed: event(["inference"], Schema.Struct({ request: NonEmpty, experts: Schema.Array(ExpertUse), tokens: Count, receipt: Signature })),
+  /**
+   * One chat request's expert answers, with every node's signed receipt and the requests that
+   * failed; a long answer is recorded in parts (`part` 0, 1, …), each small enough for one message.
+   */
+  InferenceServed: event(
+    ["inference"],
+    Schema.Struct({
+      request: NonEmpty,
+      part: Count,
+      tokens: Count,
+      experts: Schema.Array(ExpertUse),
+      receipts: Schema.Array(Receipt),
+      failures: Schema.Array(ExpertFailure)
+    }),
+    [
+      legacy({
+        version: 1,
+        streams: ["inference"],
+        schema: InferenceServedV1,
+        // Version 1 kept one signature without what it signed: nothing of it can be checked.
+        upcast: (d) => ({ request: d.request, part: 0, tokens: d.tokens, experts: d.experts, receipts: [], failures: [] })
+      })
+    ]
+  ),
   EpochPlanned: event(["epoch"], Schema.Struct({ plan: Plan })),
   PlanPromoted: event(["epoch"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
   RoundStarted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, planId: NonEmpty })),

@@ -36,8 +36,8 @@ export interface Routing {
   readonly topK: number
   readonly experts: Int32Array
   readonly gates: Float32Array
-  /** Per layer, the node that computed each expert, where a node did (experts computed over the bus). */
-  readonly servedBy?: ReadonlyArray<ReadonlyMap<number, string>>
+  /** Per layer, who computed each expert, where a node did (experts computed over the bus). */
+  readonly servedBy?: ReadonlyArray<ReadonlyMap<number, Served>>
 }
 
 export interface ForwardResult {
@@ -216,7 +216,7 @@ export const forwardTrace = <E = never>(
     const emb = yield* runGraph(graphs.embedding.forward, { tokens, positions, ...partFeeds(graphs, weights, EMBEDDING, EMBEDDING_WEIGHTS) })
     let x = floats(emb.x)
     const layers: LayerActivations[] = []
-    const servedBy: Array<ReadonlyMap<number, string>> = []
+    const servedBy: Array<ReadonlyMap<number, Served>> = []
     const routeExperts = new Int32Array(spec.layers * N * K)
     const routeGates = new Float32Array(spec.layers * N * K)
     for (let l = 0; l < spec.layers; l++) {
@@ -261,7 +261,7 @@ const mixtureOfExperts = <E>(graphs: ModelGraphs, weights: ModelWeights, l: numb
         Effect.gen(function* () {
           const xe = gatherRows(precision, xn, rows, d)
           const out = yield* run(l, expert, xe, rows.length)
-          return { expert, rows, slots, x: xe, y: out.y, node: out.node }
+          return { expert, rows, slots, x: xe, y: out.y, served: out.served }
         }),
       { concurrency: "unbounded" }
     )
@@ -275,16 +275,19 @@ const mixtureOfExperts = <E>(graphs: ModelGraphs, weights: ModelWeights, l: numb
         for (let c = 0; c < d; c++) next[tok * d + c] = next[tok * d + c]! + g * de.y[r2 * d + c]!
       }
     }
-    const servedBy = new Map<number, string>()
-    for (const de of dispatch) if (de.node !== undefined) servedBy.set(de.expert, de.node)
+    const servedBy = new Map<number, Served>()
+    for (const de of dispatch) if (de.served !== undefined) servedBy.set(de.expert, de.served)
     return { sel, dispatch, next, servedBy }
   })
 
+/** The node that computed an expert's rows, and the id of the request it answered (its receipt's). */
+export type Served = { readonly node: string; readonly request: string }
+
 /**
  * Who computes layer `layer`'s expert `expert` over `rows` rows of x ([rows, dModel]): this
- * process (`localExperts`), or a node over the bus, which names itself (`node`).
+ * process (`localExperts`), or a node over the bus, which names itself (`served`).
  */
-export type ExpertCompute<E> = (layer: number, expert: number, x: FloatArray, rows: number) => Effect.Effect<{ readonly y: FloatArray; readonly node?: string }, E, Executor>
+export type ExpertCompute<E> = (layer: number, expert: number, x: FloatArray, rows: number) => Effect.Effect<{ readonly y: FloatArray; readonly served?: Served }, E, Executor>
 
 /** Every expert computed here, from `weights`. */
 export const localExperts =
@@ -389,7 +392,7 @@ export const forwardStep = <E = never>(
     let x = floats(emb.x)
     const mask = floatFeed(precision, stepMask(precision, P, S), [S, P + S])
     const layers: Array<KvCache["layers"][number]> = []
-    const servedBy: Array<ReadonlyMap<number, string>> = []
+    const servedBy: Array<ReadonlyMap<number, Served>> = []
     const experts = new Int32Array(spec.layers * S * K)
     const gates = new Float32Array(spec.layers * S * K)
     for (let l = 0; l < spec.layers; l++) {

@@ -1,7 +1,7 @@
 /**
  * A node's receipt for one expert answer: its ed25519 signature over what it was asked and what
- * it answered (request id, layer, expert, block hash, sha256 of the input bytes and of the output
- * bytes). Whoever holds the receipt and the node's registered public key can check that this node
+ * it answered (request id, layer, expert, block hash, rows, sha256 of the input bytes and of the
+ * output bytes). Whoever holds the receipt and the node's registered public key can check that this node
  * produced this output from this input with this block; a receipt for other bytes, another block
  * or another request does not verify.
  */
@@ -19,6 +19,8 @@ export const ReceiptClaim = Schema.Struct({
   layer: Index,
   expert: Index,
   block: Hash,
+  /** Tokens (rows) computed: what the node is paid for. */
+  rows: Schema.Int.pipe(Schema.positive()),
   inputDigest: Hash,
   outputDigest: Hash
 })
@@ -29,7 +31,7 @@ export type Receipt = typeof Receipt.Type
 
 const claimHex = (c: ReceiptClaim) =>
   Buffer.from(
-    canonicalize({ requestId: c.requestId, node: c.node, layer: c.layer, expert: c.expert, block: c.block, inputDigest: c.inputDigest, outputDigest: c.outputDigest }),
+    canonicalize({ requestId: c.requestId, node: c.node, layer: c.layer, expert: c.expert, block: c.block, rows: c.rows, inputDigest: c.inputDigest, outputDigest: c.outputDigest }),
     "utf8"
   ).toString("hex")
 
@@ -43,7 +45,7 @@ export const signReceipt = (claim: ReceiptClaim, seedHex: string): Receipt => ({
  * the bytes it got back), if it is not.
  */
 export const receiptProblem = (receipt: Receipt, publicKeyHex: string, expected: ReceiptClaim): string | undefined => {
-  for (const k of ["requestId", "node", "layer", "expert", "block", "inputDigest", "outputDigest"] as const)
+  for (const k of ["requestId", "node", "layer", "expert", "block", "rows", "inputDigest", "outputDigest"] as const)
     if (receipt[k] !== expected[k]) return `the receipt names ${k} ${String(receipt[k]).slice(0, 16)}, not ${String(expected[k]).slice(0, 16)}`
   return verifyHex(publicKeyHex, claimHex(receipt), receipt.signature) ? undefined : "the receipt's signature is not the node's"
 }

@@ -10,7 +10,7 @@ import { sha256Hex } from "../ledger/hash.ts"
 import { signHex, verifyHex } from "../ledger/signing.ts"
 import { newEvent, type NewEvent } from "../ledger/events.ts"
 import type { KeysState } from "../projections/keys.ts"
-import type { NodesState } from "../projections/nodes.ts"
+import { mayServe, type NodesState } from "../projections/nodes.ts"
 
 /** A node id: one subject token and part of a stream name. */
 export const NodeId = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,128}$/), Schema.annotations({ identifier: "NodeId" }))
@@ -35,8 +35,6 @@ export const RegistrationRequest = Schema.Struct({
 })
 export type RegistrationRequest = typeof RegistrationRequest.Type
 
-export type RegistrationReply = { readonly ok: true; readonly node: string } | { readonly ok: false; readonly reason: string }
-
 export class RegistrationRefused extends Schema.TaggedError<RegistrationRefused>()("RegistrationRefused", { message: Schema.String }) {
   static because = (reason: string) => new RegistrationRefused({ message: `registration refused: ${reason}` })
 }
@@ -59,9 +57,10 @@ export const parseRegistration = (text: string): Either.Either<RegistrationReque
 /**
  * Decide a registration against the keys and the node registry: the API key must be issued, of
  * role node and not revoked; the signature must be the node key's over the profile; the id must
- * be free, or already this key's (a re-registration records the new profile), and not banned.
+ * be free, or already this key's (a re-registration records the new profile), and not banned at
+ * `now` (ms since the epoch; a ban for failing ends, one for cheating does not).
  */
-export const decideRegistration = (keys: KeysState, nodes: NodesState, req: RegistrationRequest): Either.Either<ReadonlyArray<NewEvent>, RegistrationRefused> => {
+export const decideRegistration = (keys: KeysState, nodes: NodesState, req: RegistrationRequest, now: number): Either.Either<ReadonlyArray<NewEvent>, RegistrationRefused> => {
   const refuse = (reason: string) => Either.left(RegistrationRefused.because(reason))
   const keyHash = sha256Hex(req.apiKey)
   const key = keys.get(keyHash)
@@ -71,6 +70,7 @@ export const decideRegistration = (keys: KeysState, nodes: NodesState, req: Regi
   if (!verifyHex(req.profile.publicKey, signedBytes(req.profile), req.signature)) return refuse("the signature is not the node key's over its profile")
   const known = nodes.get(req.profile.node)
   if (known !== undefined && known.publicKey !== req.profile.publicKey) return refuse(`node id ${req.profile.node} belongs to another key`)
-  if (known?.status === "banned") return refuse(`node ${req.profile.node} is banned`)
+  if (known !== undefined && known.status === "banned" && !mayServe(known, now))
+    return refuse(`node ${req.profile.node} is banned${known.bannedUntil === undefined ? "" : ` until ${new Date(known.bannedUntil).toISOString()}`}: ${known.banReason}`)
   return Either.right([newEvent("NodeRegistered", { ...req.profile, keyHash })])
 }

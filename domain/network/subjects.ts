@@ -19,8 +19,15 @@ export const Subjects = {
   allHeartbeats: "blyan.node.*.heartbeat",
   /** Registration: request/reply with the API key and the node's ed25519 key. */
   nodeRegister: "blyan.node.register",
+  /** A registered node's signed word on what it serves, or that it has retired (request/reply). */
+  nodeAnnounce: "blyan.node.announce",
   /** One expert's forward pass: request/reply, its replicas in one queue group. */
   expertForward: (layer: number, expert: number) => `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward`,
+  /** One expert's forward pass on one named node: how a router picks the replica (load, spot-checks). */
+  expertForwardOn: (layer: number, expert: number, node: string) =>
+    `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward.${token("node id", node)}`,
+  /** Chat with the network's router (request/reply): a prompt in, the attributed answer out. */
+  chat: "blyan.chat",
   /** A Proof-of-Learning round's traffic (contributions, evaluations, votes). */
   round: (id: string, topic: "contribution" | "evaluation" | "vote") => `blyan.round.${token("round id", id)}.${topic}`,
   /** One pipeline stage's activations or gradients for an epoch's round. */

@@ -4,7 +4,7 @@
  */
 import { Context, type Effect } from "effect"
 import type { AdamWConfig, AdamWState } from "../model/adamw.ts"
-import type { ForwardResult, ModelError, TokenBatch } from "../model/forward.ts"
+import type { ExpertCompute, ForwardResult, ModelError, TokenBatch } from "../model/forward.ts"
 import type { GenerateOptions, GenerateResult } from "../model/generate.ts"
 import type { ModelGraphs } from "../model/onnx/graphs.ts"
 import type { ModelSpec } from "../model/spec.ts"
@@ -15,7 +15,8 @@ export interface ModelRunnerApi {
   /** The compiled graphs for a spec (memoised by the sizes the graphs depend on). */
   readonly graphs: (spec: ModelSpec) => ModelGraphs
   readonly forward: (weights: ModelWeights, batch: TokenBatch) => Effect.Effect<ForwardResult, ModelError>
-  readonly generate: (weights: ModelWeights, prompt: Uint8Array, options: GenerateOptions) => Effect.Effect<GenerateResult, ModelError>
+  /** With `compute`, the experts are computed by it (e.g. by nodes over the bus) instead of here. */
+  readonly generate: <E = never>(weights: ModelWeights, prompt: Uint8Array, options: GenerateOptions, compute?: ExpertCompute<E>) => Effect.Effect<GenerateResult, ModelError | E>
   readonly evaluateLoss: (weights: ModelWeights, batch: TrainBatch) => Effect.Effect<number, ModelError>
   readonly lossAndGradients: (weights: ModelWeights, batch: TrainBatch) => Effect.Effect<LossAndGradients, ModelError>
   readonly trainStep: (

@@ -9,6 +9,7 @@ import type { ExpertCompute } from "../../domain/model/forward.ts"
 import { generate } from "../../domain/model/generate.ts"
 import { buildModelGraphs } from "../../domain/model/onnx/graphs.ts"
 import { expertPart } from "../../domain/model/spec.ts"
+import type { NodeEntry } from "../../domain/projections/nodes.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { derivePublicHex } from "../../domain/ledger/signing.ts"
 import { encodeExpertRefusal } from "../../domain/network/expert-wire.ts"
@@ -32,12 +33,36 @@ const startNode = (bus: BusApi, node: string) =>
     return { node, publicKey: derivePublicHex(seed), scope }
   })
 
-const remote = (bus: BusApi, keys: ReadonlyMap<string, string>) => {
+const allBlocks = Array.from({ length: tinySpec.layers * tinySpec.experts }, (_, i) => blockOf(Math.floor(i / tinySpec.experts), i % tinySpec.experts))
+
+/** The registry entry of a node serving every expert. */
+const entry = (node: string, publicKey: string): NodeEntry => ({
+  node, publicKey, device: "cpu", memory: 1e9, speed: 1, status: "active", bannedUntil: undefined, banReason: undefined, blocks: allBlocks, served: 0, rows: 0, failures: 0, earned: "0"
+})
+
+/** Experts over `bus`, with `keys`' nodes registered; `live`: which of them heartbeat (none: the queue groups choose). */
+const remote = (bus: BusApi, keys: ReadonlyMap<string, string>, live: ReadonlyArray<string> = []) => {
   let n = 0
-  return remoteExperts(bus, { blockOf, publicKeyOf: (node) => keys.get(node), width: tinySpec.dModel, timeoutMs: 2000, attempts: 3, requestId: () => `q${n++}` })
+  const nodes = new Map([...keys].map(([node, key]) => [node, entry(node, key)]))
+  return remoteExperts(bus, {
+    blockOf,
+    nodes: () => nodes,
+    live: new Map(live.map((node) => [node, { status: "serving.steady", queue: 0, at: 0 }])),
+    outstanding: new Map(),
+    now: () => 0,
+    staleMs: 1000,
+    width: tinySpec.dModel,
+    timeoutMs: 2000,
+    attempts: 3,
+    requestId: () => `q${n++}`,
+    spotCheck: () => false,
+    onAccepted: () => Effect.void,
+    onFailed: () => Effect.void,
+    onCheated: () => Effect.void
+  })
 }
 
-const nodesOf = (steps: ReadonlyArray<{ experts: ReadonlyArray<ReadonlyArray<{ node?: string }>> }>) => steps.map((s) => [...new Set(s.experts.flat().map((e) => e.node))].sort())
+const nodesOf = (steps: ReadonlyArray<{ experts: ReadonlyArray<ReadonlyArray<{ served?: { node: string } }>> }>) => steps.map((s) => [...new Set(s.experts.flat().map((e) => e.served?.node))].sort())
 
 layer(TestExecutor)("generation with experts on nodes over the bus", (it) => {
   it.scoped("gives the bytes of local generation, every expert answer attributed to the node that ran it", () =>

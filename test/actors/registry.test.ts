@@ -38,7 +38,7 @@ describe("node registration over the bus", () => {
     Effect.gen(function* () {
       const { store, register } = yield* network
       const s = seed()
-      expect(yield* register(profileOf("gpu-1", s), "node-key", s)).toEqual(Either.right("gpu-1"))
+      expect(yield* register(profileOf("gpu-1", s), "node-key", s)).toEqual(Either.right(undefined))
       const [e] = yield* nodeEvents(store)
       expect(e).toMatchObject({ stream: "node-gpu-1", type: "NodeRegistered", data: { ...profileOf("gpu-1", s), keyHash: sha256Hex("node-key") } })
       expect(JSON.stringify(yield* logOf(store))).not.toContain('"node-key"')
@@ -62,7 +62,7 @@ describe("node registration over the bus", () => {
         [profileOf("gpu-2", s), "spare-key", s, "the API key is revoked"],
         [profileOf("gpu-2", s), "contrib-key", s, "the API key is for a contributor, not a node"],
         [profileOf("gpu-2", s), "node-key", seed(), "the signature is not the node key's over its profile"],
-        [profileOf("gpu-9", s), "node-key", s, "node gpu-9 is banned"]
+        [profileOf("gpu-9", s), "node-key", s, "node gpu-9 is banned: wrong outputs"]
       ]
       for (const [profile, key, signer, reason] of cases) {
         const r = yield* register(profile, key, signer)

@@ -59,7 +59,7 @@ describe("blyan up --nats: the ledger's holder serves the network", () => {
       // A node registers with the key; the replica sees NodeRegistered arrive live.
       const seed = randomBytes(32).toString("hex")
       const profile = { node: "gpu-1", publicKey: derivePublicHex(seed), device: "cpu", memory: 2 ** 30, speed: 100 }
-      expect(yield* registerNode(profile, key, seed, 5000).pipe(Effect.provideService(Bus, bus))).toBe("gpu-1")
+      yield* registerNode(profile, key, seed, 5000).pipe(Effect.provideService(Bus, bus))
       yield* Effect.repeat(
         Effect.map(logOf(replica), (l) => l.some((e) => e.type === "NodeRegistered")),
         { until: (seen) => seen, schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")) }

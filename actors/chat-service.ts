@@ -1,0 +1,180 @@
+/**
+ * The network's router, hosted by the process that holds the store: it answers chat requests
+ * (`Subjects.chat`) by running embeddings, attention and routers here and every expert on the
+ * nodes (see `remoteExperts`); it keeps the nodes' latest heartbeats for load-aware choice, bans
+ * a node that keeps failing (for a while) or that a spot-check caught (for good, with the
+ * evidence), and records each answer's receipts and failures (`InferenceServed`) and the nodes'
+ * earnings (`RewardPaid`). `askChat` is a client's side.
+ */
+import { randomBytes } from "node:crypto"
+import { Clock, Effect, Either, ParseResult, Schema, Stream } from "effect"
+import { Bus } from "../domain/ports/bus.ts"
+import { EventStore } from "../domain/ports/event-store.ts"
+import { newEvent } from "../domain/ledger/events.ts"
+import { Streams } from "../domain/ledger/streams.ts"
+import { makePrng } from "../domain/model/prng.ts"
+import { expertPart } from "../domain/model/spec.ts"
+import { decodeHeartbeat } from "../domain/network/heartbeat.ts"
+import type { Receipt } from "../domain/network/receipts.ts"
+import type { LiveNode } from "../domain/network/replica-choice.ts"
+import { Subjects } from "../domain/network/subjects.ts"
+import { NodesProjection } from "../domain/projections/nodes.ts"
+import { inferenceRewards } from "../domain/rewards/inference.ts"
+import { chat, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
+import { foldStream } from "./command.ts"
+import { askJson } from "./owner-requests.ts"
+import type { LoadedModel } from "./model-ledger.ts"
+import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
+
+/** The most tokens one network chat generates: its answer, receipts included, must fit one message. */
+export const MAX_NETWORK_TOKENS = 256
+/** Receipts per `InferenceServed` part: each part stays well inside one message. */
+const RECEIPTS_PER_PART = 256
+
+export const ChatRequest = Schema.Struct({
+  prompt: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(16_384)),
+  maxTokens: Schema.Int.pipe(Schema.between(1, MAX_NETWORK_TOKENS)),
+  temperature: Schema.Number.pipe(Schema.between(0, 10)),
+  seed: Schema.Int
+})
+export type ChatRequest = typeof ChatRequest.Type
+
+export type NetworkChatAnswer = ChatAnswer & {
+  readonly request: string
+  readonly experts: ReadonlyArray<ExpertAttribution & { readonly receipt?: Receipt }>
+}
+
+type ChatReply = { readonly ok: true; readonly answer: NetworkChatAnswer } | { readonly ok: false; readonly reason: string }
+
+export type RouterSettings = {
+  /** Deadline of one expert request. */
+  readonly timeoutMs: number
+  /** Tries per expert call, the first included. */
+  readonly attempts: number
+  /** Share of expert calls sent to two replicas (BLYAN_SPOTCHECK_RATE). */
+  readonly spotCheckRate: number
+  /** A node silent for longer is not chosen. */
+  readonly staleMs: number
+  /** Failures in a row that get a node banned, and for how long. */
+  readonly banAfter: number
+  readonly banMs: number
+  /** Seeds the choice of calls to spot-check. */
+  readonly seed: number
+}
+
+/** A chat the router could not answer, in words. */
+export class ChatFailed extends Schema.TaggedError<ChatFailed>()("ChatFailed", { message: Schema.String }) {}
+
+const encoder = new TextEncoder()
+const decodeRequest = Schema.decodeUnknownEither(Schema.parseJson(ChatRequest), { onExcessProperty: "error" })
+
+/** Serve chat until the scope closes. */
+export const serveChat = (settings: RouterSettings) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const store = yield* EventStore
+    const live = new Map<string, LiveNode>()
+    const outstanding = new Map<string, number>()
+    const failingStreak = new Map<string, number>()
+    const rng = makePrng(settings.seed)
+
+    const heartbeats = yield* bus.subscribe(Subjects.allHeartbeats)
+    yield* Effect.forkScoped(
+      Stream.runForEach(heartbeats, (m) =>
+        Effect.gen(function* () {
+          const hb = decodeHeartbeat(m.data)
+          // A heartbeat counts only on its node's own subject.
+          if (hb !== undefined && m.subject === Subjects.nodeHeartbeat(hb.node)) live.set(hb.node, { status: hb.status, queue: hb.queue, at: yield* Clock.currentTimeMillis })
+        })
+      )
+    )
+
+    const answer = (req: ChatRequest) =>
+      Effect.gen(function* () {
+        const request = `chat-${randomBytes(8).toString("hex")}`
+        const { state: nodes } = yield* foldStream("*", NodesProjection)
+        const receipts = new Map<string, Receipt>()
+        const failures: ExpertFailure[] = []
+        let calls = 0
+        const ban = (node: string, reason: string, until?: number) =>
+          Effect.gen(function* () {
+            const n = nodes.get(node)
+            if (n === undefined || n.status === "banned") return
+            Object.assign(n, { status: "banned", bannedUntil: until, banReason: reason })
+            yield* store.append(Streams.node(node), [newEvent("NodeBanned", { node, reason, ...(until === undefined ? {} : { until }) })], "any")
+          }).pipe(Effect.catchAll((e) => Effect.logError(`the ban of ${node} was not recorded: ${e.message}`)))
+        const now = Date.now
+        const computeFor = (model: LoadedModel) =>
+          remoteExperts(bus, {
+            blockOf: (l, e) => model.blocks.get(expertPart(l, e)),
+            nodes: () => nodes,
+            live,
+            outstanding,
+            now,
+            staleMs: settings.staleMs,
+            width: model.weights.spec.dModel,
+            timeoutMs: settings.timeoutMs,
+            attempts: settings.attempts,
+            requestId: () => `${request}.${calls++}`,
+            spotCheck: () => rng.next() < settings.spotCheckRate,
+            onAccepted: (r) =>
+              Effect.sync(() => {
+                receipts.set(r.requestId, r)
+                failingStreak.delete(r.node)
+              }),
+            onFailed: (f) =>
+              Effect.gen(function* () {
+                failures.push(f)
+                const streak = (failingStreak.get(f.node) ?? 0) + 1
+                failingStreak.set(f.node, streak)
+                if (streak < settings.banAfter) return
+                failingStreak.delete(f.node)
+                yield* ban(f.node, `failed ${streak} expert requests in a row; the last: ${f.reason}`, now() + settings.banMs)
+              }),
+            onCheated: (node, evidence) => ban(node, evidence)
+          })
+        const result = yield* Effect.either(chat(req.prompt, req, computeFor))
+        yield* record(request, [...receipts.values()], failures, Either.isRight(result) ? result.right.tokens.length : 0)
+        if (Either.isLeft(result)) return yield* new ChatFailed({ message: result.left.message })
+        const experts = result.right.experts.map((e) => {
+          const receipt = e.request === undefined ? undefined : receipts.get(e.request)
+          return receipt === undefined ? e : { ...e, receipt }
+        })
+        return { ...result.right, request, experts } satisfies NetworkChatAnswer
+      })
+
+    /** The answer's receipts and failures, then what the nodes earned. */
+    const record = (request: string, receipts: ReadonlyArray<Receipt>, failures: ReadonlyArray<ExpertFailure>, tokens: number) =>
+      Effect.gen(function* () {
+        if (receipts.length === 0 && failures.length === 0) return
+        const parts = Math.max(1, Math.ceil(receipts.length / RECEIPTS_PER_PART))
+        const served = Array.from({ length: parts }, (_, part) => {
+          const rs = receipts.slice(part * RECEIPTS_PER_PART, (part + 1) * RECEIPTS_PER_PART)
+          const uses = new Map(rs.map((r) => [`${r.layer}/${r.expert}/${r.node}/${r.block}`, { layer: r.layer, expert: r.expert, node: r.node, block: r.block }]))
+          return newEvent("InferenceServed", { request, part, tokens, experts: [...uses.values()], receipts: rs, failures: part === 0 ? failures : [] })
+        })
+        yield* store.append(Streams.inference, served, "any")
+        const rewards = inferenceRewards(request, receipts)
+        if (rewards.length > 0) yield* store.append(Streams.rewards, rewards, "any")
+      })
+
+    const context = yield* Effect.context<Effect.Effect.Context<ReturnType<typeof answer>>>()
+    const reply = (r: ChatReply) => encoder.encode(JSON.stringify(r))
+    yield* bus.serve(Subjects.chat, (m) =>
+      Effect.gen(function* () {
+        const req = decodeRequest(new TextDecoder().decode(m.data))
+        if (Either.isLeft(req)) return reply({ ok: false, reason: `not a chat request: ${ParseResult.TreeFormatter.formatErrorSync(req.left)}` })
+        return reply({ ok: true, answer: yield* answer(req.right) })
+      }).pipe(
+        Effect.catchAll((e) => Effect.succeed(reply({ ok: false, reason: e.message }))),
+        Effect.provide(context)
+      )
+    )
+  })
+
+/** Ask the network's router to chat; its refusal or failure as ChatFailed. */
+export const askChat = (req: ChatRequest, timeoutMs: number) =>
+  Effect.map(
+    askJson<{ readonly answer: NetworkChatAnswer }, ChatFailed>(Subjects.chat, req, timeoutMs, (reason) => new ChatFailed({ message: reason })),
+    (r) => r.answer
+  )

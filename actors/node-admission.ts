@@ -1,0 +1,65 @@
+/**
+ * Announcements, decided by the owner of the node streams (the process that holds the store): a
+ * node says it serves certain expert blocks (`NodeExpertsAnnounced`) or that it has retired
+ * (`NodeRetired`). Before a serving announcement is recorded, the node is asked to compute each
+ * expert it claims on a fresh random input, and its signed answer must match what the owner
+ * computes from the block it holds: a node that does not hold a block it names is refused.
+ */
+import { randomBytes } from "node:crypto"
+import { Effect, Either } from "effect"
+import { BlobStore } from "../domain/ports/blob-store.ts"
+import { Streams } from "../domain/ledger/streams.ts"
+import { ModelProjection, type ModelState } from "../domain/projections/model.ts"
+import { NodesProjection, type NodesState } from "../domain/projections/nodes.ts"
+import type { Projection } from "../domain/projections/projection.ts"
+import { expertForward } from "../domain/model/forward.ts"
+import type { ModelGraphs } from "../domain/model/onnx/graphs.ts"
+import { decodePart } from "../domain/model/safetensors.ts"
+import { expertPart, type ModelSpec } from "../domain/model/spec.ts"
+import { AnnouncementRefused, decideAnnouncement, parseAnnouncement, type Announcement } from "../domain/network/announcement.ts"
+import { disagreement } from "../domain/network/agreement.ts"
+import { Subjects } from "../domain/network/subjects.ts"
+import { foldStream, handleCommand } from "./command.ts"
+import { callExpert } from "./expert-service.ts"
+import { serveOwnerRequests } from "./owner-requests.ts"
+
+const AnnouncementProjection: Projection<{ nodes: NodesState; model: ModelState }, unknown> = {
+  name: "announcements",
+  initial: () => ({ nodes: NodesProjection.initial(), model: ModelProjection.initial() }),
+  evolve: (s, e) => ({ nodes: NodesProjection.evolve(s.nodes, e), model: ModelProjection.evolve(s.model, e) }),
+  view: (s) => ({ nodes: NodesProjection.view(s.nodes), model: ModelProjection.view(s.model) })
+}
+
+/** The node computes each expert it claims, on a random row, as the owner does from the block. */
+const checkPossession = (a: Announcement, state: { nodes: NodesState; model: ModelState }, graphsOf: (spec: ModelSpec) => ModelGraphs, timeoutMs: number) =>
+  Effect.gen(function* () {
+    const blobs = yield* BlobStore
+    const spec = state.model.spec!.spec
+    const graphs = graphsOf(spec)
+    const publicKey = state.nodes.get(a.node)!.publicKey
+    for (const h of a.hosted) {
+      const part = expertPart(h.layer, h.expert)
+      const payload = state.model.current.get(part)!.payload
+      const weights = { spec, parts: new Map([[part, yield* decodePart(yield* blobs.get(payload))]]) }
+      const x = Float32Array.from(randomBytes(spec.dModel), (b) => (b - 127.5) / 64)
+      const expected = yield* expertForward(graphs, weights, part, x, 1)
+      const answered = yield* Effect.either(
+        callExpert({ requestId: `admission-${randomBytes(8).toString("hex")}`, node: a.node, layer: h.layer, expert: h.expert, block: h.block, rows: 1, x, width: spec.dModel, timeoutMs, publicKeyOf: () => publicKey })
+      )
+      if (Either.isLeft(answered)) return yield* AnnouncementRefused.because(`node ${a.node} did not compute ${part} with block ${h.block.slice(0, 16)}…: ${answered.left.message}`)
+      const differs = disagreement(answered.right.y, expected)
+      if (differs !== undefined) return yield* AnnouncementRefused.because(`node ${a.node}'s ${part} does not compute block ${h.block.slice(0, 16)}…: ${differs}`)
+    }
+  })
+
+/** Decide announcements until the scope closes; `graphsOf` compiles the model's graphs (memoised by the caller). */
+export const serveAnnouncements = (graphsOf: (spec: ModelSpec) => ModelGraphs, timeoutMs: number) =>
+  serveOwnerRequests(Subjects.nodeAnnounce, "AnnouncementRefused", (text) =>
+    Effect.gen(function* () {
+      const a = yield* parseAnnouncement(text)
+      const { state } = yield* foldStream("*", AnnouncementProjection)
+      yield* decideAnnouncement(state.nodes, state.model, a)
+      if (a.kind === "serving") yield* checkPossession(a, state, graphsOf, timeoutMs)
+      yield* handleCommand({ stream: Streams.node(a.node), projection: AnnouncementProjection, reads: "log", decide: (s) => decideAnnouncement(s.nodes, s.model, a) })
+    })
+  )

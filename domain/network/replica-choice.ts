@@ -1,0 +1,38 @@
+/**
+ * Which replica of an expert the router asks, in order of preference: a node that may serve,
+ * announced the block, and sent a heartbeat from a serving state recently; the one with the
+ * shortest queue first (what it reported, plus what this router sent it and has not heard back
+ * about); among equals, an order that differs per request, so equal nodes share the work.
+ */
+import { mayServe, type NodeEntry } from "../projections/nodes.ts"
+
+export type LiveNode = { readonly status: string; readonly queue: number; readonly at: number }
+
+export type ChoiceContext = {
+  readonly nodes: Iterable<NodeEntry>
+  /** The latest heartbeat of each node, stamped when it arrived. */
+  readonly live: ReadonlyMap<string, LiveNode>
+  /** Requests this router has in flight, per node. */
+  readonly outstanding: ReadonlyMap<string, number>
+  readonly now: number
+  /** A heartbeat older than this says nothing about the node. */
+  readonly staleMs: number
+}
+
+/** FNV-1a of a string: a cheap, stable tie-break. */
+const fnv = (s: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
+/** The replicas holding `block`, best first; `salt` (the request id) varies the order among equals. */
+export const replicaOrder = (c: ChoiceContext, block: string, salt: string): ReadonlyArray<string> =>
+  [...c.nodes]
+    .filter((n) => {
+      const hb = c.live.get(n.node)
+      return mayServe(n, c.now) && n.blocks.includes(block) && hb !== undefined && hb.status.startsWith("serving") && c.now - hb.at <= c.staleMs
+    })
+    .map((n) => ({ node: n.node, load: c.live.get(n.node)!.queue + (c.outstanding.get(n.node) ?? 0), tie: fnv(`${salt}/${n.node}`) }))
+    .sort((a, b) => a.load - b.load || a.tie - b.tie || (a.node < b.node ? -1 : 1))
+    .map((x) => x.node)

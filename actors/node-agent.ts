@@ -69,7 +69,7 @@ const measureSpeed = Effect.gen(function* () {
 const hostedParts = (spec: ModelSpec, experts: NodeAgentConfig["experts"]) =>
   experts === "all" ? Array.from({ length: spec.layers * spec.experts }, (_, i) => ({ layer: Math.floor(i / spec.experts), expert: i % spec.experts })) : experts
 
-/** Run a node until its scope closes (it drains then) or it fails. */
+/** Run a node until interrupted (it drains then) or it fails. */
 export const runNode = (config: NodeAgentConfig, replica: Replica) =>
   Effect.gen(function* () {
     const bus = yield* Bus
@@ -89,7 +89,10 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
       before = after
     })
     const hostedClaims = (blocks: HostedBlocks): HostedExpertClaim[] =>
-      Object.entries(blocks).map(([part, block]) => ({ ...(parsePartName(part) as { layer: number; expert: number }), block }))
+      Object.entries(blocks).map(([part, block]) => {
+        const { layer, expert } = parsePartName(part) as { layer: number; expert: number }
+        return { layer, expert, block }
+      })
     const announce = Effect.gen(function* () {
       while (announcements.length > 0) {
         const a = announcements.shift()!
@@ -98,7 +101,8 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
         yield* askOwner(Subjects.nodeAnnounce, signAnnouncement(claim, config.seed), config.timeoutMs, fail)
       }
     })
-    const failWith = (e: { readonly message: string }) => Effect.zipRight(Effect.sync(() => actor.send({ type: "failed", reason: e.message })), Effect.fail(fail(e.message)))
+    const failWith = (e: { readonly message: string }) =>
+      Effect.zipRight(Effect.sync(() => actor.send({ type: "failed", reason: e.message })), Effect.fail(e instanceof NodeFailed ? e : fail(e.message)))
 
     // Registering: the profile names the key, the device and the measured throughput.
     const speed = yield* measureSpeed
@@ -137,9 +141,10 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     // Draining when the scope closes: no new requests, the taken ones answered, retirement announced.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
-        if (actor.getSnapshot().status !== "active") return
-        actor.send({ type: "drain" })
+        const active = actor.getSnapshot().status === "active"
+        if (active) actor.send({ type: "drain" })
         for (const h of hosted.values()) yield* Scope.close(h.scope, Exit.void)
+        if (!active) return
         actor.send({ type: "drained" })
         yield* announce.pipe(Effect.catchAll((e) => Effect.logWarning(`retirement not recorded: ${e.message}`)))
       })
@@ -150,7 +155,7 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     )
     for (const f of fetched) yield* serve(f).pipe(Effect.catchAll(failWith))
     actor.send({ type: "loaded", blocks: Object.fromEntries(fetched.map((f) => [expertPart(f.layer, f.expert), f.block])) })
-    yield* announce
+    yield* announce.pipe(Effect.catchAll(failWith))
 
     const heartbeat = Effect.suspend(() =>
       bus.publish(Subjects.nodeHeartbeat(config.node), encodeHeartbeat({ node: config.node, status: nodeStatus(actor.getSnapshot()), queue: servingLoad.queue, served: servingLoad.served }))
@@ -184,7 +189,7 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     yield* Effect.forkScoped(heartbeat)
     const watcher = yield* Effect.forkScoped(watch)
     yield* Effect.raceFirst(followed.following.pipe(Effect.catchAll(failWith)), Fiber.join(watcher))
-  })
+  }).pipe(Effect.scoped)
 
 /** The current block of an expert as the replica says, with the payload's address. */
 const currentExpert = (state: ModelState, layer: number, expert: number) => {

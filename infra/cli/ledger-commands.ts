@@ -56,3 +56,7 @@ export const keysCommand = Command.make("keys").pipe(
   Command.withSubcommands([keysCreate, keysRevoke, keysList]),
   Command.withDescription("API keys")
 )
+
+export const nodesCommand = Command.make("nodes", { ...ledgerOptions, json: jsonOption }, (args) => Effect.flatMap(handlers, (h) => h.nodesList(args))).pipe(
+  Command.withDescription("list the network's nodes: status, experts held, requests served, failures and BLY earned")
+)

@@ -10,6 +10,8 @@ import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { isValidStreamName, Streams } from "../../domain/ledger/streams.ts"
 import type { Role } from "../../domain/ledger/events.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
+import { NodesProjection, type NodeEntry } from "../../domain/projections/nodes.ts"
+import { formatBly } from "../../domain/rewards/inference.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { ORPHAN_GRACE_MS } from "../../actors/blob-gc.ts"
@@ -124,4 +126,22 @@ export const keysList = ({ json }: { readonly json: boolean }) =>
     const { state } = yield* foldStream(Streams.keys, KeysProjection)
     const keys = KeysProjection.view(state) as ReadonlyArray<{ keyHash: string; role: string; revoked: boolean; issuedSeq: number }>
     yield* emit(json, keys, () => keys.map((k) => `${k.keyHash}  ${k.role.padEnd(11)} ${k.revoked ? "revoked" : "active"}  seq ${k.issuedSeq}`).join("\n") || "no keys")
+  })
+
+export const nodesList = ({ json }: { readonly json: boolean }) =>
+  Effect.gen(function* () {
+    const { state } = yield* foldStream("*", NodesProjection)
+    const nodes = NodesProjection.view(state) as ReadonlyArray<NodeEntry>
+    const shown = nodes.map((n) => ({ ...n, earnedBly: formatBly(BigInt(n.earned)) }))
+    yield* emit(json, shown, () =>
+      shown.length === 0
+        ? "no nodes"
+        : shown
+            .map(
+              (n) =>
+                `${n.node.padEnd(20)} ${n.status.padEnd(8)} ${n.device.padEnd(5)} blocks ${String(n.blocks.length).padStart(3)}  served ${String(n.served).padStart(6)} (${n.rows} rows)  failures ${String(n.failures).padStart(4)}  earned ${n.earnedBly} BLY` +
+                (n.status === "banned" ? `\n  banned${n.bannedUntil === undefined ? "" : ` until ${new Date(n.bannedUntil).toISOString()}`}: ${n.banReason}` : "")
+            )
+            .join("\n")
+    )
   })

@@ -1,5 +1,6 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
+import { natsOption } from "./node.ts"
 import { jsonOption, ledgerOptions } from "./options.ts"
 
 /** The handlers, with the model and onnxruntime behind them, load only when one of these commands runs. */
@@ -20,9 +21,17 @@ const promptArg = Args.text({ name: "prompt" })
 
 export const chatCommand = Command.make(
   "chat",
-  { ...ledgerOptions, json: jsonOption, maxTokens: maxTokensOption, temperature: temperatureOption, seed: seedOption, prompt: promptArg },
+  {
+    ...ledgerOptions,
+    json: jsonOption,
+    maxTokens: maxTokensOption,
+    temperature: temperatureOption,
+    seed: seedOption,
+    nats: natsOption("chat with the network's router instead of running the model here").pipe(Options.optional),
+    prompt: promptArg
+  },
   (args) => Effect.flatMap(handlers, (h) => h.chatWithModel(args))
-).pipe(Command.withDescription("generate with the ledger's current model and show which expert blocks produced each byte"))
+).pipe(Command.withDescription("generate with the ledger's current model and show which expert blocks (and, on a network, which nodes) produced each byte"))
 
 const corpusOption = Options.text("corpus").pipe(Options.withDescription("training text (UTF-8)"))
 const heldOutOption = Options.text("held-out").pipe(Options.optional, Options.withDescription("held-out text; default: the last tenth of the corpus"))

@@ -1,13 +1,24 @@
 /** What `blyan up` does. Loaded when it runs (see up.ts): the stores and the model stay out of `--help`. */
 import { Console, Effect, Either, Option, Schedule } from "effect"
 import { serveBlobs } from "../../actors/blob-exchange.ts"
+import { serveChat, type RouterSettings } from "../../actors/chat-service.ts"
 import { serveLog } from "../../actors/log-server.ts"
+import { serveAnnouncements } from "../../actors/node-admission.ts"
+import { runNode } from "../../actors/node-agent.ts"
 import { serveRegistry } from "../../actors/registry.ts"
+import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
-import { Bus } from "../../domain/ports/bus.ts"
+import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
+import { Bus, type BusApi } from "../../domain/ports/bus.ts"
+import { ModelRunner } from "../../domain/ports/model-runner.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
+import { homeConfig, setting } from "../config.ts"
+import { localKey } from "../identity.ts"
 import { createLedger, parseNatsBus } from "../ledger.ts"
+import { modelRunnerLayer } from "../model-layer.ts"
+import { networkTimings, routerSettings } from "../network-settings.ts"
+import { inProcessNodeKey } from "../node-keys.ts"
 import { emit, ExitCode, fail } from "./output.ts"
 
 /**
@@ -21,32 +32,61 @@ const parentGone = Effect.gen(function* () {
 })
 
 /**
- * The network's services on the bus at `servers`, for as long as the scope: the log served to
- * followers, blobs by address, node registration. This process holds the store; nodes never
- * write the log.
+ * The network's services on `bus`, for as long as the scope: the log served to followers, blobs
+ * by address, node registration and announcements, and the router answering chat. This process
+ * holds the store; nodes never write the log.
  */
-const serveNetwork = (servers: ReadonlyArray<string>) =>
+const serveNetwork = (bus: BusApi, router: RouterSettings) =>
   Effect.gen(function* () {
-    const bus = yield* makeNatsBus(servers)
-    yield* Effect.all([serveLog, serveBlobs, serveRegistry], { discard: true }).pipe(Effect.provideService(Bus, bus))
+    const runner = yield* ModelRunner
+    yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router)], { discard: true })
+  }).pipe(Effect.provideService(Bus, bus))
+
+/** `count` node agents in this process, each serving every expert; their replicas in memory, their blocks from this store. */
+const inProcessNodes = (bus: BusApi, count: number) =>
+  Effect.gen(function* () {
+    if (count === 0) return
+    const home = yield* setting(homeConfig)
+    const apiKey = yield* inProcessNodeKey(home)
+    const { timeoutMs, heartbeatMs } = yield* networkTimings
+    for (let i = 1; i <= count; i++) {
+      const node = `local-${i}`
+      const key = yield* localKey(home, `up-${node}`)
+      const replica = yield* makeMemoryEventStore()
+      const agent = runNode(
+        { node, apiKey, seed: key.seed, device: "cpu", memory: 0, experts: "all", timeoutMs, heartbeatMs, watchMs: heartbeatMs, onStatus: (s, why) => console.error(`blyan up: node ${node}: ${s}${why === undefined ? "" : ` (${why})`}`) },
+        replica
+      )
+      yield* Effect.forkScoped(agent.pipe(Effect.provideService(Bus, bus), Effect.catchAll((e) => Console.error(`blyan up: ${e.message}`))))
+    }
   })
 
-/** A whole local network in one process: the ledger, held open as its writer until interrupted, served over NATS with `--nats`. */
-export const up = ({ json, nats }: { readonly json: boolean; readonly nats: Option.Option<string> }) =>
+/**
+ * A Blyan network: the ledger, held open as its writer until interrupted, with its router and
+ * `nodes` node agents; on the memory bus inside this process, or served over NATS with `--nats`.
+ */
+export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nats: Option.Option<string>; readonly nodes: Option.Option<number> }) =>
   Effect.gen(function* () {
     const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
     if (servers !== undefined && Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, ExitCode.usage)
+    const count = Option.getOrElse(nodes, () => (servers === undefined ? 2 : 0))
+    if (count < 0 || count > 64) return yield* fail(`--nodes must be within 0..64, got ${count}`, ExitCode.usage)
+    const router = yield* routerSettings
     const r = yield* createLedger(defaultSpec)
-    if (servers !== undefined) yield* serveNetwork(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+    const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+    yield* serveNetwork(bus, router)
+    yield* inProcessNodes(bus, count)
     const on = servers === undefined ? undefined : servers.right.join(",")
-    yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null }, () =>
+    yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count }, () =>
       [
         `blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`,
         `genesis ${GENESIS_HASH}`,
         `head    seq ${r.head?.seq} ${r.head?.hash}`,
-        ...(on === undefined ? [] : [`serving the ledger, blobs and node registration on ${on}`]),
+        on === undefined
+          ? `network in this process (memory bus): router and ${count} node${count === 1 ? "" : "s"}`
+          : `serving the ledger, blobs, node registration and chat on ${on}; ${count} node${count === 1 ? "" : "s"} in this process`,
         "running; Ctrl-C to stop"
       ].join("\n")
     )
     yield* parentGone
-  }).pipe(Effect.scoped, Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed")))
+  }).pipe(Effect.scoped, Effect.provide(modelRunnerLayer), Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed")))

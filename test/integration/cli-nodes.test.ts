@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Effect, Exit, Scope, Stream } from "effect"
+import { afterAll, describe, expect, it } from "vitest"
+import { makeNatsBus } from "../../adapters/bus/nats.ts"
+import { decodeHeartbeat } from "../../domain/network/heartbeat.ts"
+import { Subjects } from "../../domain/network/subjects.ts"
+import { blyan } from "../support/cli.ts"
+import { ownNatsServer } from "../support/nats-server.ts"
+
+const bin = path.resolve(import.meta.dirname, "../../bin/blyan.mjs")
+const scope = Effect.runSync(Scope.make())
+const children: ChildProcess[] = []
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-nodes-"))
+const env = { ...process.env, BLYAN_HOME: path.join(root, "home"), BLYAN_HEARTBEAT_MS: "100", BLYAN_REQUEST_TIMEOUT_MS: "2000" }
+afterAll(async () => {
+  for (const c of children) c.kill("SIGKILL")
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+/** A long-running `blyan` process, its stdout and stderr collected. */
+const start = (args: ReadonlyArray<string>) => {
+  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
+  children.push(child)
+  const out = { text: "" }
+  child.stdout.on("data", (d) => (out.text += d))
+  child.stderr.on("data", (d) => (out.text += d))
+  return { child, out }
+}
+
+const eventually = async (ok: () => boolean, what: string) => {
+  for (let i = 0; i < 1200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50))
+  if (!ok()) throw new Error(`timed out waiting for ${what}`)
+}
+
+type Answer = {
+  readonly text: string
+  readonly tokens: ReadonlyArray<number>
+  readonly experts: ReadonlyArray<{ readonly token: number; readonly node?: string; readonly receipt?: { readonly node: string; readonly signature: string } }>
+}
+
+const nodesOfToken = (a: Answer, t: number) => [...new Set(a.experts.filter((e) => e.token === t).map((e) => e.node))]
+
+describe("three blyan node processes over a real nats-server", () => {
+  it("a node killed with kill -9 mid-generation: the answer completes with the undisturbed tokens, its later bytes attributed to the nodes that replaced it", async () => {
+    const server = await Effect.runPromise(ownNatsServer().pipe(Scope.extend(scope)))
+    const data = path.join(root, "ledger")
+    expect((await blyan(["init", "--data", data], env)).code).toBe(0)
+    const created = await blyan(["keys", "create", "--role", "node", "--json", "--data", data], env)
+    const { key } = JSON.parse(created.stdout) as { key: string }
+    const up = start(["up", "--data", data, "--nats", server.url])
+    await eventually(() => up.out.text.includes("running"), "blyan up")
+    const nodes = ["n1", "n2", "n3"].map((id) => ({ id, ...start(["node", "--nats", server.url, "--api-key", key, "--data", path.join(root, id), "--node-id", id]) }))
+    for (const n of nodes) await eventually(() => n.out.text.includes(`node ${n.id}: serving.steady`), `${n.id} serving`)
+    // Every node's announcement is recorded once the owner has checked that it computes its experts.
+    for (let i = 0; ; i++) {
+      const listed = JSON.parse((await blyan(["nodes", "--json", "--data", data], env)).stdout) as ReadonlyArray<{ blocks: ReadonlyArray<string> }>
+      if (listed.length === 3 && listed.every((n) => n.blocks.length > 0)) break
+      if (i > 100) throw new Error("the nodes' announcements were not recorded")
+      await new Promise((r) => setTimeout(r, 100))
+    }
+
+    const chatArgs = ["chat", "--nats", server.url, "--json", "--max-tokens", "160", "--seed", "7", "ledgers remember"]
+    const undisturbed = await blyan(chatArgs, env)
+    expect(undisturbed.code, undisturbed.stderr).toBe(0)
+    const calm = JSON.parse(undisturbed.stdout) as Answer
+    expect(calm.tokens.length).toBe(160)
+    // Every expert answer names its node and carries that node's receipt.
+    for (const e of calm.experts) {
+      expect(["n1", "n2", "n3"]).toContain(e.node)
+      expect(e.receipt?.node).toBe(e.node)
+      expect(e.receipt?.signature).toMatch(/^[0-9a-f]{128}$/)
+    }
+
+    // n2's heartbeats say when it has begun serving this chat: then it is killed.
+    const victim = nodes[1]!
+    const killed = Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const bus = yield* makeNatsBus([server.url])
+          const beats = yield* bus.subscribe(Subjects.nodeHeartbeat(victim.id))
+          let baseline: number | undefined
+          yield* Stream.runForEachWhile(beats, (m) =>
+            Effect.sync(() => {
+              const served = decodeHeartbeat(m.data)?.served ?? 0
+              baseline ??= served
+              if (served <= baseline) return true
+              victim.child.kill("SIGKILL")
+              return false
+            })
+          )
+        })
+      )
+    )
+    const disturbed = blyan(chatArgs, env)
+    await killed
+    const r = await disturbed
+    expect(r.code, r.stderr).toBe(0)
+    const stormy = JSON.parse(r.stdout) as Answer
+    expect(stormy.tokens).toEqual(calm.tokens)
+    expect(stormy.text).toBe(calm.text)
+    // n2 served the first bytes; the last ones were served by the nodes that took over.
+    expect(stormy.experts.some((e) => e.node === victim.id)).toBe(true)
+    const last = stormy.tokens.length - 1
+    for (let t = last - 20; t <= last; t++) for (const n of nodesOfToken(stormy, t)) expect(["n1", "n3"]).toContain(n)
+
+    // SIGTERM: the nodes drain and retire, then the ledger's holder stops.
+    const stopped = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null
+    for (const n of [nodes[0]!, nodes[2]!]) n.child.kill("SIGTERM")
+    await eventually(() => stopped(nodes[0]!.child) && stopped(nodes[2]!.child), "nodes stopped")
+    up.child.kill("SIGTERM")
+    await eventually(() => stopped(up.child), "blyan up stopped")
+    // The ledger has the answers' receipts and the nodes' earnings; the local model gives the same bytes.
+    const local = await blyan(["chat", "--json", "--data", data, "--max-tokens", "160", "--seed", "7", "ledgers remember"], env)
+    expect((JSON.parse(local.stdout) as Answer).tokens).toEqual(calm.tokens)
+    const listed = await blyan(["nodes", "--json", "--data", data], env)
+    const registry = JSON.parse(listed.stdout) as ReadonlyArray<{ node: string; status: string; served: number; earned: string }>
+    expect(registry.map((n) => n.node)).toEqual(["n1", "n2", "n3"])
+    for (const n of registry) expect(BigInt(n.earned)).toBeGreaterThan(0n)
+    expect(registry.find((n) => n.node === "n1")?.status).toBe("retired")
+    expect(registry.find((n) => n.node === "n2")?.status).not.toBe("retired")
+  })
+})

@@ -7,7 +7,7 @@
  * earnings (`RewardPaid`). `askChat` is a client's side.
  */
 import { randomBytes } from "node:crypto"
-import { Clock, Effect, Either, ParseResult, Schema, Stream } from "effect"
+import { Effect, Either, ParseResult, Schema, Stream } from "effect"
 import { Bus } from "../domain/ports/bus.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { newEvent } from "../domain/ledger/events.ts"
@@ -77,6 +77,8 @@ export const serveChat = (settings: RouterSettings) =>
     const outstanding = new Map<string, number>()
     const failingStreak = new Map<string, number>()
     const rng = makePrng(settings.seed)
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
 
     const heartbeats = yield* bus.subscribe(Subjects.allHeartbeats)
     yield* Effect.forkScoped(
@@ -84,7 +86,7 @@ export const serveChat = (settings: RouterSettings) =>
         Effect.gen(function* () {
           const hb = decodeHeartbeat(m.data)
           // A heartbeat counts only on its node's own subject.
-          if (hb !== undefined && m.subject === Subjects.nodeHeartbeat(hb.node)) live.set(hb.node, { status: hb.status, queue: hb.queue, at: yield* Clock.currentTimeMillis })
+          if (hb !== undefined && m.subject === Subjects.nodeHeartbeat(hb.node)) live.set(hb.node, { status: hb.status, queue: hb.queue, at: now() })
         })
       )
     )
@@ -103,7 +105,6 @@ export const serveChat = (settings: RouterSettings) =>
             Object.assign(n, { status: "banned", bannedUntil: until, banReason: reason })
             yield* store.append(Streams.node(node), [newEvent("NodeBanned", { node, reason, ...(until === undefined ? {} : { until }) })], "any")
           }).pipe(Effect.catchAll((e) => Effect.logError(`the ban of ${node} was not recorded: ${e.message}`)))
-        const now = Date.now
         const computeFor = (model: LoadedModel) =>
           remoteExperts(bus, {
             blockOf: (l, e) => model.blocks.get(expertPart(l, e)),
@@ -164,7 +165,11 @@ export const serveChat = (settings: RouterSettings) =>
       Effect.gen(function* () {
         const req = decodeRequest(new TextDecoder().decode(m.data))
         if (Either.isLeft(req)) return reply({ ok: false, reason: `not a chat request: ${ParseResult.TreeFormatter.formatErrorSync(req.left)}` })
-        return reply({ ok: true, answer: yield* answer(req.right) })
+        const answered = reply({ ok: true, answer: yield* answer(req.right) })
+        // Too large to send back: say so, rather than leave the asker to time out.
+        return answered.length <= bus.maxPayload
+          ? answered
+          : reply({ ok: false, reason: `the answer (${answered.length} bytes with its receipts) exceeds the bus's ${bus.maxPayload}-byte limit; ask for fewer tokens` })
       }).pipe(
         Effect.catchAll((e) => Effect.succeed(reply({ ok: false, reason: e.message }))),
         Effect.provide(context)

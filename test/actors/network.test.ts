@@ -1,0 +1,266 @@
+import { randomBytes } from "node:crypto"
+import { Effect, Either, Exit, Layer, Schedule, Scope } from "effect"
+import { expect, layer } from "@effect/vitest"
+import { serveBlobs } from "../../actors/blob-exchange.ts"
+import { askChat, serveChat, type NetworkChatAnswer, type RouterSettings } from "../../actors/chat-service.ts"
+import { chat } from "../../actors/chat.ts"
+import { foldStream, handleCommand } from "../../actors/command.ts"
+import { initLedger } from "../../actors/genesis.ts"
+import { serveLog } from "../../actors/log-server.ts"
+import { serveAnnouncements } from "../../actors/node-admission.ts"
+import { runNode, type NodeAgentConfig } from "../../actors/node-agent.ts"
+import { registerNode, serveRegistry } from "../../actors/registry.ts"
+import { askOwner } from "../../actors/owner-requests.ts"
+import { signAnnouncement } from "../../domain/network/announcement.ts"
+import { makeMemoryBus } from "../../adapters/bus/memory.ts"
+import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
+import { makeFileBlobStore } from "../../adapters/blobs/file.ts"
+import { ModelRunnerLive } from "../../adapters/executor/model-runner.ts"
+import { Bus, type BusApi } from "../../domain/ports/bus.ts"
+import { BlobStore, type BlobStoreApi } from "../../domain/ports/blob-store.ts"
+import { EventStore, type EventStoreApi } from "../../domain/ports/event-store.ts"
+import { ModelRunner, type ModelRunnerApi } from "../../domain/ports/model-runner.ts"
+import type { Executor } from "../../domain/ports/executor.ts"
+import { newEvent } from "../../domain/ledger/events.ts"
+import { sha256Hex } from "../../domain/ledger/hash.ts"
+import { derivePublicHex } from "../../domain/ledger/signing.ts"
+import { Streams } from "../../domain/ledger/streams.ts"
+import { expertForward } from "../../domain/model/forward.ts"
+import { decodePart } from "../../domain/model/safetensors.ts"
+import { expertPart } from "../../domain/model/spec.ts"
+import { decodeExpertRequest, encodeExpertAnswer, rowBytes, rowsOf } from "../../domain/network/expert-wire.ts"
+import { encodeHeartbeat } from "../../domain/network/heartbeat.ts"
+import { bytesDigest, signReceipt } from "../../domain/network/receipts.ts"
+import { Subjects } from "../../domain/network/subjects.ts"
+import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
+import { ModelProjection } from "../../domain/projections/model.ts"
+import { INFERENCE_RATE_PER_ROW } from "../../domain/rewards/inference.ts"
+import { logOf } from "../support/log.ts"
+import { tempDir } from "../support/tmp.ts"
+import { TestExecutor, tinySpec } from "../domain/model/support.ts"
+
+const Runtime = Layer.provideMerge(ModelRunnerLive, TestExecutor)
+
+const settings: RouterSettings = { timeoutMs: 2000, attempts: 4, spotCheckRate: 0, staleMs: 2000, banAfter: 3, banMs: 60_000, seed: 1 }
+const request = { prompt: "nodes", maxTokens: 10, temperature: 0.8, seed: 4 }
+
+type Owner = { readonly bus: BusApi; readonly events: EventStoreApi; readonly blobs: BlobStoreApi; readonly key: string; readonly runner: ModelRunnerApi }
+
+const issueKey = (key: string) =>
+  handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex(key), "node") })
+
+/** The holder of a tiny model's ledger, serving the network on a memory bus, with an API key for nodes. */
+const startOwner = (router: Partial<RouterSettings> = {}, bus?: BusApi) =>
+  Effect.gen(function* () {
+    const o: Owner = {
+      bus: bus ?? (yield* makeMemoryBus()),
+      events: yield* makeMemoryEventStore(),
+      blobs: yield* makeFileBlobStore(tempDir()),
+      key: `bly_node_${randomBytes(8).toString("hex")}`,
+      runner: yield* ModelRunner
+    }
+    yield* asOwner(o)(
+      Effect.gen(function* () {
+        yield* initLedger(tinySpec)
+        yield* issueKey(o.key)
+        yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(o.runner.graphs, 2000), serveChat({ ...settings, ...router })], { discard: true })
+      })
+    )
+    return o
+  })
+
+const asOwner = (o: Owner) => <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+  eff.pipe(Effect.provideService(EventStore, o.events), Effect.provideService(BlobStore, o.blobs), Effect.provideService(Bus, o.bus))
+
+const eventually = <A>(eff: Effect.Effect<A, unknown>, ok: (a: A) => boolean) =>
+  Effect.repeat(eff, { until: ok, schedule: Schedule.spaced("20 millis").pipe(Schedule.upTo("30 seconds")) })
+
+const logAt = (o: Owner) => logOf(o.events)
+const announced = (o: Owner, node: string) => Effect.map(logAt(o), (log) => log.some((e) => e.type === "NodeExpertsAnnounced" && e.stream === Streams.node(node)))
+
+/** A real node agent, with its own replica and blob store, until its scope closes. */
+const startNode = (o: Owner, node: string, over: Partial<NodeAgentConfig> = {}) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const statuses: string[] = []
+    const config: NodeAgentConfig = {
+      node,
+      apiKey: o.key,
+      seed: randomBytes(32).toString("hex"),
+      device: "cpu",
+      memory: 1 << 30,
+      experts: "all",
+      timeoutMs: 2000,
+      heartbeatMs: 50,
+      watchMs: 50,
+      onStatus: (s, why) => void statuses.push(why === undefined ? s : `${s}: ${why}`),
+      ...over
+    }
+    const replica = yield* makeMemoryEventStore()
+    const blobs = yield* makeFileBlobStore(tempDir())
+    const fiber = yield* Effect.forkIn(Effect.either(runNode(config, replica).pipe(Effect.provideService(Bus, o.bus), Effect.provideService(BlobStore, blobs))), scope)
+    return { node, scope, fiber, statuses }
+  })
+
+/** Answers for every expert on `node`'s own subjects: the honest output passed through `spoil`, signed with `signer`. */
+const serveSpoiled = (o: Owner, node: string, signer: string, spoil: (y: Float32Array) => Float32Array) =>
+  Effect.gen(function* () {
+    const { state } = yield* foldStream("*", ModelProjection).pipe(Effect.provideService(EventStore, o.events))
+    const graphs = o.runner.graphs(tinySpec)
+    const executor = yield* Effect.context<Executor>()
+    for (let layer = 0; layer < tinySpec.layers; layer++)
+      for (let expert = 0; expert < tinySpec.experts; expert++) {
+        const part = expertPart(layer, expert)
+        const weights = { spec: tinySpec, parts: new Map([[part, Either.getOrThrow(decodePart(yield* o.blobs.get(state.current.get(part)!.payload)))]]) }
+        yield* o.bus.serve(Subjects.expertForwardOn(layer, expert, node), (m) =>
+          Effect.gen(function* () {
+            const { header, input } = Either.getOrThrow(decodeExpertRequest(m.data))
+            const x = rowsOf(input, header.rows, tinySpec.dModel)!
+            const output = rowBytes(spoil(Float32Array.from(yield* expertForward(graphs, weights, part, x, header.rows))))
+            const claim = { requestId: header.requestId, node, layer, expert, block: header.block, rows: header.rows, inputDigest: bytesDigest(input), outputDigest: bytesDigest(output) }
+            return encodeExpertAnswer(signReceipt(claim, signer), output)
+          }).pipe(Effect.orDie, Effect.provide(executor))
+        )
+      }
+    return state
+  })
+
+/**
+ * A node recorded as registered and serving every expert, that heartbeats and answers with the
+ * honest output passed through `spoil`, signed with `signer` (its own key by default): how a
+ * dishonest node looks to the router once it is in.
+ */
+const rogueNode = (o: Owner, node: string, spoil: (y: Float32Array) => Float32Array, signer?: string) =>
+  Effect.gen(function* () {
+    const seed = randomBytes(32).toString("hex")
+    const state = yield* serveSpoiled(o, node, signer ?? seed, spoil)
+    const blocks = [...state.current].filter(([n]) => n.includes("expert")).map(([, c]) => c.block)
+    yield* o.events.append(
+      Streams.node(node),
+      [
+        newEvent("NodeRegistered", { node, publicKey: derivePublicHex(seed), keyHash: sha256Hex(o.key), device: "cpu", memory: 1, speed: 1 }),
+        newEvent("NodeExpertsAnnounced", { node, blocks: blocks.sort() })
+      ],
+      "any"
+    )
+    yield* Effect.forkScoped(
+      Effect.repeat(o.bus.publish(Subjects.nodeHeartbeat(node), encodeHeartbeat({ node, status: "serving.steady", queue: 0, served: 0 })), Schedule.spaced("50 millis"))
+    )
+  })
+
+const ask = (o: Owner, req = request) => Effect.either(askChat(req, 60_000).pipe(Effect.provideService(Bus, o.bus)))
+const localChat = (o: Owner) => chat(request.prompt, request).pipe(Effect.provideService(EventStore, o.events), Effect.provideService(BlobStore, o.blobs))
+
+/** Base units paid to each node, from the log. */
+const paid = (o: Owner) =>
+  Effect.map(logAt(o), (log) => {
+    const to = new Map<string, bigint>()
+    for (const e of log) if (e.type === "RewardPaid") to.set((e.data as { to: string }).to, (to.get((e.data as { to: string }).to) ?? 0n) + BigInt((e.data as { amount: string }).amount))
+    return to
+  })
+
+layer(Runtime, { timeout: 120_000, excludeTestServices: true })("a network in one process: the ledger's holder, its router and node agents on a memory bus", (it) => {
+  it.scoped("nodes register, sync, load and announce; chat runs every expert on them with the bytes of local chat; receipts are recorded and each node is paid for its rows; drained nodes retire", () =>
+    Effect.gen(function* () {
+      const o = yield* startOwner()
+      const nodes = [yield* startNode(o, "n1"), yield* startNode(o, "n2")]
+      for (const n of nodes) yield* eventually(announced(o, n.node), (a) => a)
+      const r = yield* ask(o)
+      expect(Either.isRight(r), Either.isLeft(r) ? r.left.message : "").toBe(true)
+      const answer = Either.getOrThrow(r) as NetworkChatAnswer
+      const local = yield* localChat(o)
+      expect(answer.tokens).toEqual(local.tokens)
+      for (const e of answer.experts) {
+        expect(["n1", "n2"]).toContain(e.node)
+        expect(e.receipt).toMatchObject({ node: e.node, layer: e.layer, expert: e.expert, block: e.block, requestId: e.request })
+      }
+      const log = yield* logAt(o)
+      const served = log.filter((e) => e.type === "InferenceServed").flatMap((e) => (e.data as { receipts: ReadonlyArray<{ node: string; rows: number; requestId: string }> }).receipts)
+      // Every receipt the answer shows is in the record, and the rows recorded are what is paid.
+      for (const e of answer.experts) expect(served.map((s) => s.requestId)).toContain(e.request)
+      const rows = new Map<string, bigint>()
+      for (const s of served) rows.set(s.node, (rows.get(s.node) ?? 0n) + BigInt(s.rows))
+      expect(yield* paid(o)).toEqual(new Map([...rows].map(([n, k]) => [n, k * INFERENCE_RATE_PER_ROW])))
+      // Drained: each node's lifecycle ends stopped and the ledger records its retirement.
+      for (const n of nodes) yield* Scope.close(n.scope, Exit.void)
+      for (const n of nodes) expect(n.statuses).toEqual(["syncing", "loading", "serving.steady", "draining", "stopped"])
+      const retired = (yield* logAt(o)).filter((e) => e.type === "NodeRetired").map((e) => (e.data as { node: string }).node)
+      expect(retired.sort()).toEqual(["n1", "n2"])
+    })
+  )
+
+  it.scoped("a node that returns wrong outputs is caught by spot-checks and banned with the evidence; it earns nothing for them; the answer keeps the honest bytes", () =>
+    Effect.gen(function* () {
+      const o = yield* startOwner({ spotCheckRate: 1 })
+      for (const n of ["n1", "n2"]) yield* eventually(announced(o, (yield* startNode(o, n)).node), (a) => a)
+      yield* rogueNode(o, "liar", (y) => y.map((v, i) => (i === 0 ? v + 0.5 : v)))
+      const answer = Either.getOrThrow(yield* ask(o)) as NetworkChatAnswer
+      expect(answer.tokens).toEqual((yield* localChat(o)).tokens)
+      expect(answer.experts.some((e) => e.node === "liar")).toBe(false)
+      const bans = (yield* logAt(o)).filter((e) => e.type === "NodeBanned")
+      expect(bans.map((e) => e.data)).toEqual([expect.objectContaining({ node: "liar", reason: expect.stringContaining("spot-check of layer") })])
+      expect((bans[0]!.data as { until?: number }).until).toBeUndefined()
+      expect((bans[0]!.data as { reason: string }).reason).toMatch(/contradicts n[12]'s [0-9a-f]{16}… \(request chat-[0-9a-f]+\.\d+\) and n[12]'s/)
+      expect((yield* paid(o)).has("liar")).toBe(false)
+    })
+  )
+
+  it.scoped("forged receipts, NaN or wrongly shaped outputs are refused naming the node; another replica answers; the refused node is banned for a while after repeated failures and paid nothing", () =>
+    Effect.gen(function* () {
+      for (const [name, spoil, forged, reason] of [
+        ["forger", (y: Float32Array) => y, true, "the receipt's signature is not the node's"],
+        ["nan", (y: Float32Array) => y.map((v, i) => (i === 3 ? NaN : v)), false, "finite rows"],
+        ["short", (y: Float32Array) => y.subarray(1), false, "finite rows"]
+      ] as const) {
+        const o = yield* startOwner()
+        yield* eventually(announced(o, (yield* startNode(o, "honest")).node), (a) => a)
+        yield* rogueNode(o, name, spoil, forged ? randomBytes(32).toString("hex") : undefined)
+        const answer = Either.getOrThrow(yield* ask(o)) as NetworkChatAnswer
+        expect(answer.tokens).toEqual((yield* localChat(o)).tokens)
+        expect(new Set(answer.experts.map((e) => e.node))).toEqual(new Set(["honest"]))
+        const log = yield* logAt(o)
+        const failures = log.filter((e) => e.type === "InferenceServed").flatMap((e) => (e.data as { failures: ReadonlyArray<{ node: string; reason: string }> }).failures)
+        expect(failures.length, name).toBeGreaterThan(0)
+        for (const f of failures) expect(f).toMatchObject({ node: name, reason: expect.stringContaining(reason) })
+        const ban = log.find((e) => e.type === "NodeBanned")
+        expect(ban?.data, name).toMatchObject({ node: name, reason: expect.stringContaining("failed 3 expert requests in a row"), until: expect.any(Number) })
+        expect([...(yield* paid(o)).keys()]).toEqual(["honest"])
+      }
+    })
+  )
+
+  it.scoped("an unknown or revoked API key, a node announcing blocks whose experts it does not compute, or an oversized message is refused in words; nothing of it is recorded and no balance changes", () =>
+    Effect.gen(function* () {
+      const o = yield* startOwner({}, yield* makeMemoryBus({ maxPayload: 4096 }))
+      const before = (yield* logAt(o)).length
+      const unknown = yield* startNode(o, "stranger", { apiKey: "bly_node_unknown" })
+      const refused = yield* unknown.fiber.await
+      expect(refused._tag === "Success" && Either.isLeft(refused.value) && refused.value.left.message).toContain("registration refused: unknown API key")
+      expect(unknown.statuses).toEqual(["failed: registration refused: unknown API key"])
+
+      // Registered for real, but what it computes is not the blocks it names.
+      const seed = randomBytes(32).toString("hex")
+      const profile = { node: "pretender", publicKey: derivePublicHex(seed), device: "cpu", memory: 1, speed: 1 }
+      yield* asOwner(o)(registerNode(profile, o.key, seed, 2000))
+      const state = yield* serveSpoiled(o, "pretender", seed, (y) => y.map((v) => v * 1.01))
+      const hosted = [...state.current].flatMap(([n, c]) => {
+        const m = /^layer(\d+)\.expert(\d+)$/.exec(n)
+        return m === null ? [] : [{ layer: Number(m[1]), expert: Number(m[2]), block: c.block }]
+      })
+      const announced = yield* Effect.either(
+        asOwner(o)(askOwner(Subjects.nodeAnnounce, signAnnouncement({ node: "pretender", kind: "serving", hosted }, seed), 2000, (reason) => new Error(reason)))
+      )
+      expect(Either.isLeft(announced) && announced.left.message).toMatch(/^announcement refused: node pretender's layer0\.expert0 does not compute block [0-9a-f]{16}…: element \d+ differs by/)
+
+      const chatTooLarge = yield* ask(o, { ...request, prompt: "x".repeat(8000) })
+      expect(Either.isLeft(chatTooLarge) && chatTooLarge.left.message).toContain("exceeds the bus's 4096-byte limit")
+
+      yield* asOwner(o)(handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideRevokeKey(s, sha256Hex(o.key), "leaked") }))
+      const revoked = yield* (yield* startNode(o, "late")).fiber.await
+      expect(revoked._tag === "Success" && Either.isLeft(revoked.value) && revoked.value.left.message).toContain("the API key is revoked")
+      // Only the pretender's registration and the revocation were recorded.
+      expect((yield* logAt(o)).slice(before).map((e) => e.type)).toEqual(["NodeRegistered", "ApiKeyRevoked"])
+      expect((yield* paid(o)).size).toBe(0)
+    })
+  )
+})

@@ -39,7 +39,7 @@ export const ChatRequest = Schema.Struct({
 })
 export type ChatRequest = typeof ChatRequest.Type
 
-export type NetworkChatAnswer = ChatAnswer & {
+export type NetworkChatAnswer = Omit<ChatAnswer, "experts"> & {
   readonly request: string
   readonly experts: ReadonlyArray<ExpertAttribution & { readonly receipt?: Receipt }>
 }

@@ -5,6 +5,9 @@ import { serveBlobs } from "../../actors/blob-exchange.ts"
 import { askChat, serveChat, type NetworkChatAnswer, type RouterSettings } from "../../actors/chat-service.ts"
 import { chat } from "../../actors/chat.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
+import { completeExpertUpdates, signParts } from "../../actors/model-ledger.ts"
+import { decideRecordTraining } from "../../domain/projections/model-deciders.ts"
+import { contributorSeed } from "../support/ledger.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { serveLog } from "../../actors/log-server.ts"
 import { serveAnnouncements } from "../../actors/node-admission.ts"
@@ -186,6 +189,36 @@ layer(Runtime, { timeout: 120_000, excludeTestServices: true })("a network in on
       for (const n of nodes) expect(n.statuses).toEqual(["syncing", "loading", "serving.steady", "draining", "stopped"])
       const retired = (yield* logAt(o)).filter((e) => e.type === "NodeRetired").map((e) => (e.data as { node: string }).node)
       expect(retired.sort()).toEqual(["n1", "n2"])
+    })
+  )
+
+  it.scoped("an ExpertUpdated naming a new block is swapped in while serving: the node fetches and verifies it, announces its new blocks, and chat uses the new weights", () =>
+    Effect.gen(function* () {
+      const o = yield* startOwner()
+      const n = yield* startNode(o, "n1")
+      yield* eventually(announced(o, "n1"), (a) => a)
+      // A training run's result for an expert the chat uses: new weights, a new block, its ExpertUpdated.
+      const first = (Either.getOrThrow(yield* ask(o)) as NetworkChatAnswer).experts.find((e) => e.layer === 1)!
+      const part = expertPart(1, first.expert)
+      const { state } = yield* foldStream("*", ModelProjection).pipe(Effect.provideService(EventStore, o.events))
+      const old = Either.getOrThrow(decodePart(yield* o.blobs.get(state.current.get(part)!.payload)))
+      const changed = { ...old, tensors: Object.fromEntries(Object.entries(old.tensors).map(([k, t]) => [k, { ...t, data: Float32Array.from(t.data, (v) => v * 1.5) }])) }
+      const blocks = yield* asOwner(o)(signParts([changed], (name) => [state.current.get(name)!.block], contributorSeed(1)))
+      const outcome = { steps: 1, corpus: "a".repeat(64), heldOut: null, trainLossBefore: 2, trainLossAfter: 1, heldOutLossBefore: 2, heldOutLossAfter: 1 }
+      yield* asOwner(o)(handleCommand({ stream: Streams.chainB, projection: ModelProjection, reads: "log", decide: (s) => decideRecordTraining(s, blocks, outcome) }))
+      yield* asOwner(o)(completeExpertUpdates)
+      const newBlock = blocks[0]!.hash
+      const announcements = Effect.map(logAt(o), (log) => log.filter((e) => e.type === "NodeExpertsAnnounced").map((e) => (e.data as { blocks: ReadonlyArray<string> }).blocks))
+      yield* eventually(announcements, (a) => a.length === 2)
+      const after = yield* announcements
+      expect(after[1]).toContain(newBlock)
+      expect(after[1]).not.toContain(state.current.get(part)!.block)
+      expect(n.statuses).toEqual(["syncing", "loading", "serving.steady", "serving.swapping", "serving.steady"])
+      const answer = Either.getOrThrow(yield* ask(o)) as NetworkChatAnswer
+      expect(answer.tokens).toEqual((yield* localChat(o)).tokens)
+      const used = answer.experts.filter((e) => e.layer === 1 && e.expert === first.expert)
+      expect(used.length).toBeGreaterThan(0)
+      for (const e of used) expect(e.receipt?.block).toBe(newBlock)
     })
   )
 

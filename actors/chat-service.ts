@@ -30,6 +30,9 @@ import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
 export const MAX_NETWORK_TOKENS = 256
 /** Receipts per `InferenceServed` part: each part stays well inside one message. */
 const RECEIPTS_PER_PART = 256
+/** A replica silent for this many times the usual answer time (and at least the floor) is not waited for alone. */
+const HEDGE_FACTOR = 10
+const HEDGE_FLOOR_MS = 50
 
 export const ChatRequest = Schema.Struct({
   prompt: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(16_384)),
@@ -76,6 +79,8 @@ export const serveChat = (settings: RouterSettings) =>
     const live = new Map<string, LiveNode>()
     const outstanding = new Map<string, number>()
     const failingStreak = new Map<string, number>()
+    /** The usual time of an accepted expert answer: a moving average. */
+    let usualMs = 0
     const rng = makePrng(settings.seed)
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
@@ -116,6 +121,8 @@ export const serveChat = (settings: RouterSettings) =>
             width: model.weights.spec.dModel,
             timeoutMs: settings.timeoutMs,
             attempts: settings.attempts,
+            hedgeAfterMs: () => Math.min(settings.timeoutMs, Math.max(HEDGE_FLOOR_MS, HEDGE_FACTOR * usualMs)),
+            onLatency: (ms) => void (usualMs = usualMs === 0 ? ms : 0.95 * usualMs + 0.05 * ms),
             requestId: () => `${request}.${calls++}`,
             spotCheck: () => rng.next() < settings.spotCheckRate,
             onAccepted: (r) =>

@@ -42,6 +42,13 @@ export type RemoteExpertsOptions = {
   readonly timeoutMs: number
   /** Tries per expert call, the first included. */
   readonly attempts: number
+  /**
+   * How long to wait for a replica before asking the next one too (the first acceptable answer
+   * wins): a node that dies holding a request never answers it, and its deadline is long.
+   */
+  readonly hedgeAfterMs: () => number
+  /** Told how long each accepted answer took. */
+  readonly onLatency: (ms: number) => void
   /** A fresh id for each request, named in its receipt. */
   readonly requestId: () => string
   /** Whether to spot-check the next call. */
@@ -72,8 +79,12 @@ export const remoteExperts =
           const call = callExpert({ requestId: o.requestId(), layer, expert, block, rows, x, width: o.width, timeoutMs: o.timeoutMs, publicKeyOf, ...(node === undefined ? {} : { node }) })
           const inFlight = (d: number) => Effect.sync(() => node !== undefined && o.outstanding.set(node, (o.outstanding.get(node) ?? 0) + d))
           yield* inFlight(1)
+          const started = performance.now()
           const r = yield* Effect.either(Effect.provideService(call, Bus, bus)).pipe(Effect.ensuring(inFlight(-1)))
-          if (Either.isRight(r)) return Either.right<Answer>(r.right)
+          if (Either.isRight(r)) {
+            o.onLatency(performance.now() - started)
+            return Either.right<Answer>(r.right)
+          }
           const who = node ?? (r.left._tag === "ExpertAnswerRefused" ? r.left.node : undefined)
           yield* Effect.logWarning(`${part} on ${who ?? "a replica"}: ${r.left.message}`)
           if (who !== undefined) yield* o.onFailed({ layer, expert, node: who, reason: r.left.message })
@@ -85,8 +96,8 @@ export const remoteExperts =
       for (let attempt = 0; attempt < o.attempts; attempt++) {
         const order = replicaOrder({ nodes: o.nodes().values(), live: o.live, outstanding: o.outstanding, now: o.now(), staleMs: o.staleMs }, block, salt).filter((n) => !tried.has(n))
         const checked = order.length >= 2 && o.spotCheck() ? yield* spotCheck(order, ask, o, part) : undefined
-        const answer = checked ?? (yield* ask(order[0]))
-        for (const n of order.slice(0, checked === undefined ? 1 : 3)) tried.add(n)
+        const answer = checked ?? (order.length >= 2 ? yield* hedged(ask(order[0]), ask(order[1]), o.hedgeAfterMs()) : yield* ask(order[0]))
+        for (const n of order.slice(0, checked === undefined ? 2 : 3)) tried.add(n)
         if (Either.isLeft(answer)) {
           problems.push(answer.left)
           continue
@@ -96,6 +107,13 @@ export const remoteExperts =
       }
       return yield* new ExpertUnavailable({ layer, expert, message: `no replica of ${part} answered acceptably in ${o.attempts} attempts: ${problems.join("; ")}` })
     })
+
+/** `first`, and `second` too if `first` has not answered within `afterMs`: the first acceptable answer, or why neither was. */
+const hedged = <A>(first: Effect.Effect<Either.Either<A, string>>, second: Effect.Effect<Either.Either<A, string>>, afterMs: number) => {
+  const orFail = (e: Effect.Effect<Either.Either<A, string>>) => Effect.flatMap(e, (r) => r)
+  // Both failed: the race's error is the last one; each was reported as it happened.
+  return Effect.either(Effect.race(orFail(first), Effect.delay(orFail(second), afterMs)))
+}
 
 /**
  * Ask the first two replicas of `order`; when both answer and differ, the third decides and the

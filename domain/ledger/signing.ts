@@ -6,20 +6,34 @@ import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 
  */
 const b64url = (hex: string) => Buffer.from(hex, "hex").toString("base64url")
 
-export const publicKeyFromHex = (hex: string): KeyObject =>
-  createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: b64url(hex) }, format: "jwk" })
-
-/** A private key from its 32-byte seed; the public key is derived from it. */
-export const privateKeyFromSeed = (seedHex: string): KeyObject => {
-  const pub = derivePublicHex(seedHex)
-  return createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d: b64url(seedHex), x: b64url(pub) }, format: "jwk" })
+/**
+ * Key objects by their hex, memoised: building one costs more than a signature, and a node signs,
+ * and a router verifies, with the same few keys thousands of times. Bounded: cleared when full.
+ */
+const memo = <V>(make: (hex: string) => V) => {
+  const cache = new Map<string, V>()
+  return (hex: string): V => {
+    let v = cache.get(hex)
+    if (v === undefined) {
+      if (cache.size >= 4096) cache.clear()
+      v = make(hex)
+      cache.set(hex, v)
+    }
+    return v
+  }
 }
+
+export const publicKeyFromHex: (hex: string) => KeyObject = memo((hex) => createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: b64url(hex) }, format: "jwk" }))
 
 const PKCS8_ED25519_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex")
 
+/** A private key from its 32-byte seed. */
+export const privateKeyFromSeed: (seedHex: string) => KeyObject = memo((seedHex) =>
+  createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(seedHex, "hex")]), format: "der", type: "pkcs8" })
+)
+
 export const derivePublicHex = (seedHex: string): string => {
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(seedHex, "hex")]), format: "der", type: "pkcs8" })
-  const jwk = createPublicKey(key).export({ format: "jwk" })
+  const jwk = createPublicKey(privateKeyFromSeed(seedHex)).export({ format: "jwk" })
   return Buffer.from(String(jwk.x), "base64url").toString("hex")
 }
 

@@ -59,5 +59,10 @@ export const runNodeAgent = (args: {
         onStatus: (status, reason) => console.log(`node ${node}: ${status}${reason === undefined ? "" : ` (${reason})`}`)
       },
       replica
-    ).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, blobs), Effect.provide(OnnxExecutorLive({ device: args.device })))
+    ).pipe(
+      Effect.provideService(Bus, bus),
+      Effect.provideService(BlobStore, blobs),
+      // One thread per session: a node answers small requests, and spinning pool threads would take the cores its neighbours need.
+      Effect.provide(OnnxExecutorLive({ device: args.device, intraOpThreads: 1 }))
+    )
   }).pipe(Effect.scoped)

@@ -54,6 +54,8 @@ const remote = (bus: BusApi, keys: ReadonlyMap<string, string>, live: ReadonlyAr
     width: tinySpec.dModel,
     timeoutMs: 2000,
     attempts: 3,
+    hedgeAfterMs: () => 1000,
+    onLatency: () => undefined,
     requestId: () => `q${n++}`,
     spotCheck: () => false,
     onAccepted: () => Effect.void,

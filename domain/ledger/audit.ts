@@ -4,6 +4,7 @@ import { GENESIS_HASH } from "./genesis.ts"
 import { checkBlock, type PayloadFact } from "./blocks.ts"
 import { evolveLedgerState, initialLedgerState, type LedgerState } from "../projections/ledger-state.ts"
 import { isKnown } from "../projections/chain.ts"
+import { makeInferenceLedger } from "../rewards/inference.ts"
 
 export type AuditFinding = { readonly seq: number; readonly reason: string }
 
@@ -25,8 +26,8 @@ export interface Replayer {
 
 /**
  * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
- * hash chain, the genesis constant, its schema and version, and the rules of the DAG (hash,
- * signature, dependencies, payload). The same log always replays to the same state.
+ * hash chain, the genesis constant, its schema and version, the rules of the DAG (hash,
+ * signature, dependencies, payload), and inference's receipts and rewards. The same log always replays to the same state.
  */
 export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer => {
   const state = initialLedgerState()
@@ -34,6 +35,7 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
   let head: Head | undefined
   let events = 0
   let firstBad: AuditFinding | undefined
+  const inference = makeInferenceLedger()
   const stop = (seq: number, reason: string) => {
     firstBad = { seq, reason }
     return false
@@ -51,6 +53,8 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
       const ok = checkBlock((h) => isKnown(state.chain, h), event.data, payload?.(event.data.payload))
       if (Either.isLeft(ok)) return stop(env.seq, ok.left.message)
     }
+    const wrong = event.type === "InferenceServed" ? inference.served(state.nodes, event.data) : event.type === "RewardPaid" ? inference.paid(event.data) : undefined
+    if (wrong !== undefined) return stop(env.seq, wrong)
     evolveLedgerState(state, event)
     streams.add(env.stream)
     head = { seq: env.seq, hash: env.hash }

@@ -47,7 +47,10 @@ export const signReceipt = (claim: ReceiptClaim, seedHex: string): Receipt => ({
 export const receiptProblem = (receipt: Receipt, publicKeyHex: string, expected: ReceiptClaim): string | undefined => {
   for (const k of ["requestId", "node", "layer", "expert", "block", "rows", "inputDigest", "outputDigest"] as const)
     if (receipt[k] !== expected[k]) return `the receipt names ${k} ${String(receipt[k]).slice(0, 16)}, not ${String(expected[k]).slice(0, 16)}`
-  return verifyHex(publicKeyHex, claimHex(receipt), receipt.signature) ? undefined : "the receipt's signature is not the node's"
+  return receiptSigned(receipt, publicKeyHex) ? undefined : "the receipt's signature is not the node's"
 }
+
+/** Whether `receipt` is signed by the key `publicKeyHex` over exactly what it claims. */
+export const receiptSigned = (receipt: Receipt, publicKeyHex: string): boolean => verifyHex(publicKeyHex, claimHex(receipt), receipt.signature)
 
 export const decodeReceipt = Schema.decodeUnknownEither(Receipt, { onExcessProperty: "error" })

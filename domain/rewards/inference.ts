@@ -3,7 +3,9 @@
  * computed in an answer the router accepted. Failed and disputed answers carry no receipt in the
  * record and earn nothing. Integer arithmetic throughout: amounts never lose a unit.
  */
-import { newEvent, type NewEvent } from "../ledger/events.ts"
+import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
+import { receiptSigned } from "../network/receipts.ts"
+import type { NodesState } from "../projections/nodes.ts"
 
 /** Base units in one BLY. */
 export const BASE_UNITS_PER_BLY = 10n ** 18n
@@ -26,4 +28,34 @@ export const formatBly = (units: bigint): string => {
   const whole = units / BASE_UNITS_PER_BLY
   const frac = (units % BASE_UNITS_PER_BLY).toString().padStart(18, "0").replace(/0+$/, "")
   return frac.length === 0 ? whole.toString() : `${whole}.${frac}`
+}
+
+/**
+ * What a replay checks of inference: every receipt recorded is signed by the registered key of
+ * the node it names, and every inference `RewardPaid` pays exactly what that request's receipts
+ * earned that node, once. `due` holds what is earned and not yet paid, per request and node.
+ */
+export const makeInferenceLedger = () => {
+  const due = new Map<string, Map<string, bigint>>()
+  return {
+    served: (nodes: NodesState, d: EventData<"InferenceServed">): string | undefined => {
+      for (const r of d.receipts) {
+        const key = nodes.get(r.node)?.publicKey
+        if (key === undefined) return `receipt ${r.requestId} names node ${r.node}, which is not registered`
+        if (!receiptSigned(r, key)) return `receipt ${r.requestId} is not signed by node ${r.node}'s registered key`
+      }
+      const owed = due.get(d.request) ?? new Map<string, bigint>()
+      for (const [node, amount] of inferenceEarnings(d.receipts)) owed.set(node, (owed.get(node) ?? 0n) + amount)
+      due.set(d.request, owed)
+      return undefined
+    },
+    paid: (d: EventData<"RewardPaid">): string | undefined => {
+      if (d.kind !== "inference") return undefined
+      const owed = due.get(d.cause)?.get(d.to)
+      if (owed === undefined) return `an inference reward to ${d.to} for ${d.cause}, which earned it nothing (or was paid already)`
+      if (owed !== BigInt(d.amount)) return `an inference reward of ${d.amount} to ${d.to} for ${d.cause}, whose receipts earned it ${owed}`
+      due.get(d.cause)!.delete(d.to)
+      return undefined
+    }
+  }
 }

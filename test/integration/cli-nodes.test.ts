@@ -122,5 +122,8 @@ describe("three blyan node processes over a real nats-server", () => {
     for (const n of registry) expect(BigInt(n.earned)).toBeGreaterThan(0n)
     expect(registry.find((n) => n.node === "n1")?.status).toBe("retired")
     expect(registry.find((n) => n.node === "n2")?.status).not.toBe("retired")
+    // A replay verifies every receipt's signature and that each reward is what its receipts earned.
+    const audit = await blyan(["audit", "--data", data], env)
+    expect(audit.code, audit.stderr).toBe(0)
   })
 })

@@ -17,7 +17,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { Effect, ManagedRuntime, Stream } from "effect"
+import { Effect, Fiber, ManagedRuntime, Stream } from "effect"
 import { askChat } from "../actors/chat-service.ts"
 import { makeNatsBus } from "../adapters/bus/nats.ts"
 import { ModelRunnerOnnx } from "../adapters/executor/model-runner.ts"
@@ -26,8 +26,7 @@ import { ModelRunner } from "../domain/ports/model-runner.ts"
 import { textBytes } from "../domain/model/data.ts"
 import { initWeights } from "../domain/model/init.ts"
 import { defaultSpec } from "../domain/model/spec.ts"
-import { decodeHeartbeat } from "../domain/network/heartbeat.ts"
-import { Subjects } from "../domain/network/subjects.ts"
+import { killWhenServing } from "../test/support/kill-when-serving.ts"
 import { machineInfo, writeResults } from "./record.ts"
 
 const NATS = process.env.BENCH_NATS ?? "nats://127.0.0.1:4222"
@@ -106,25 +105,9 @@ try {
     }
     // Failover: b2 dies as soon as its heartbeat shows it serving the chat.
     const victim = nodes[1]!
-    const beats = yield* bus.subscribe(Subjects.nodeHeartbeat(victim.id))
-    let killedAt = 0
-    const killer = yield* Effect.fork(
-      Effect.gen(function* () {
-        let baseline: number | undefined
-        yield* Stream.runForEachWhile(beats, (m) =>
-          Effect.sync(() => {
-            const served = decodeHeartbeat(m.data)?.served ?? 0
-            baseline ??= served
-            if (served <= baseline) return true
-            victim.child.kill("SIGKILL")
-            killedAt = performance.now()
-            return false
-          })
-        )
-      })
-    )
+    const killer = yield* Effect.fork(killWhenServing(bus, victim.id, () => victim.child.kill("SIGKILL")))
     const disturbed = yield* distributed
-    yield* killer.await
+    const killedAt = yield* Fiber.join(killer)
     if (disturbed.text !== (yield* Effect.promise(local)).text) return yield* Effect.die(new Error("the chat with a node killed gave other bytes"))
     const after = seen.filter((s) => s.at >= killedAt && s.at <= disturbed.t1)
     const firstElsewhere = after.find((s) => s.node !== victim.id)
@@ -156,7 +139,10 @@ try {
     ...result
   })
 } finally {
-  for (const c of children) c.kill("SIGTERM")
+  // The nodes first, so that the ledger's holder records their retirement.
+  for (const c of children.slice(1)) c.kill("SIGTERM")
+  await sleep(1500)
+  children[0]?.kill("SIGTERM")
   await rt.dispose()
   await sleep(1000)
   fs.rmSync(root, { recursive: true, force: true })

@@ -2,12 +2,11 @@ import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
-import { decodeHeartbeat } from "../../domain/network/heartbeat.ts"
-import { Subjects } from "../../domain/network/subjects.ts"
 import { blyan } from "../support/cli.ts"
+import { killWhenServing } from "../support/kill-when-serving.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
 
 const bin = path.resolve(import.meta.dirname, "../../bin/blyan.mjs")
@@ -78,22 +77,7 @@ describe("three blyan node processes over a real nats-server", () => {
     // n2's heartbeats say when it has begun serving this chat: then it is killed.
     const victim = nodes[1]!
     const killed = Effect.runPromise(
-      Effect.scoped(
-        Effect.gen(function* () {
-          const bus = yield* makeNatsBus([server.url])
-          const beats = yield* bus.subscribe(Subjects.nodeHeartbeat(victim.id))
-          let baseline: number | undefined
-          yield* Stream.runForEachWhile(beats, (m) =>
-            Effect.sync(() => {
-              const served = decodeHeartbeat(m.data)?.served ?? 0
-              baseline ??= served
-              if (served <= baseline) return true
-              victim.child.kill("SIGKILL")
-              return false
-            })
-          )
-        })
-      )
+      Effect.scoped(Effect.flatMap(makeNatsBus([server.url]), (bus) => killWhenServing(bus, victim.id, () => victim.child.kill("SIGKILL"))))
     )
     const disturbed = blyan(chatArgs, env)
     await killed

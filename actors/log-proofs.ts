@@ -1,0 +1,102 @@
+/**
+ * Proofs about the log (see `domain/ledger/merkle.ts`): its Merkle tree head at a size, that an
+ * event is in it, that an older head is a prefix of a newer one. Computed by reading the log's
+ * envelope hashes; checked by `verifyLogProof` with the proof alone.
+ */
+import { Effect, Either, Schema, Stream } from "effect"
+import { EventStore } from "../domain/ports/event-store.ts"
+import {
+  consistencyProof,
+  fromHex,
+  inclusionProof,
+  leafHash,
+  toHex,
+  treeRoot,
+  verifyConsistency,
+  verifyInclusion,
+  type Digest
+} from "../domain/ledger/merkle.ts"
+
+/** A proof asked of a log that does not reach it. */
+export class ProofUnavailable extends Schema.TaggedError<ProofUnavailable>()("ProofUnavailable", { message: Schema.String }) {}
+
+const Hex32 = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))
+const Size = Schema.Int.pipe(Schema.nonNegative())
+
+export const InclusionProof = Schema.Struct({
+  kind: Schema.Literal("inclusion"),
+  seq: Size,
+  size: Size,
+  /** The envelope's hash: the leaf. */
+  hash: Hex32,
+  root: Hex32,
+  proof: Schema.Array(Hex32)
+})
+export const ConsistencyProof = Schema.Struct({
+  kind: Schema.Literal("consistency"),
+  from: Size,
+  to: Size,
+  fromRoot: Hex32,
+  toRoot: Hex32,
+  proof: Schema.Array(Hex32)
+})
+export const LogProof = Schema.Union(InclusionProof, ConsistencyProof)
+export type LogProof = typeof LogProof.Type
+
+/** The leaf hashes of the first `size` events (all of them by default). */
+const leaves = (size?: number) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const head = ((yield* store.head)?.seq ?? -1) + 1
+    const n = size ?? head
+    if (n > head) return yield* new ProofUnavailable({ message: `the log holds ${head} events, not ${n}` })
+    const out: Digest[] = []
+    yield* Stream.runForEach(Stream.take(store.readAll(0), n), (e) => Effect.sync(() => void out.push(leafHash(fromHex(e.hash)))))
+    return out
+  })
+
+export const proveInclusion = (seq: number, size?: number) =>
+  Effect.gen(function* () {
+    const all = yield* leaves(size)
+    if (seq < 0 || seq >= all.length) return yield* new ProofUnavailable({ message: `seq ${seq} is not among the ${all.length} events of the tree` })
+    const store = yield* EventStore
+    const env = yield* Stream.runHead(store.readAll(seq))
+    const hash = env._tag === "Some" ? env.value.hash : ""
+    return { kind: "inclusion", seq, size: all.length, hash, root: toHex(treeRoot(all)), proof: inclusionProof(all, seq, all.length).map(toHex) } satisfies LogProof
+  })
+
+export const proveConsistency = (from: number, to?: number) =>
+  Effect.gen(function* () {
+    const all = yield* leaves(to)
+    if (from < 0 || from > all.length) return yield* new ProofUnavailable({ message: `a tree of ${from} events is not a prefix of one of ${all.length}` })
+    return {
+      kind: "consistency",
+      from,
+      to: all.length,
+      fromRoot: toHex(treeRoot(all, from)),
+      toRoot: toHex(treeRoot(all)),
+      proof: consistencyProof(all, from, all.length).map(toHex)
+    } satisfies LogProof
+  })
+
+const decodeProof = Schema.decodeUnknownEither(Schema.parseJson(LogProof), { onExcessProperty: "error" })
+
+/**
+ * Check a proof offline; with `root`, also that it ends at that tree head. Either why it does not
+ * hold, or what it shows.
+ */
+export const verifyLogProof = (text: string, root?: string): Either.Either<string, string> =>
+  Either.flatMap(
+    Either.mapLeft(decodeProof(text), () => "not a proof: expected the JSON `blyan proof` prints"),
+    (p): Either.Either<string, string> => {
+      const head = p.kind === "inclusion" ? p.root : p.toRoot
+      if (root !== undefined && head !== root) return Either.left(`the proof is against root ${head}, not ${root}`)
+      if (p.kind === "inclusion")
+        return verifyInclusion(leafHash(fromHex(p.hash)), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
+          ? Either.right(`event ${p.hash} is seq ${p.seq} of the log of ${p.size} events with root ${p.root}`)
+          : Either.left(`the inclusion proof of seq ${p.seq} does not lead to root ${p.root}`)
+      return verifyConsistency(p.from, p.to, fromHex(p.fromRoot), fromHex(p.toRoot), p.proof.map(fromHex))
+        ? Either.right(`the log of ${p.from} events (root ${p.fromRoot}) is a prefix of the log of ${p.to} (root ${p.toRoot})`)
+        : Either.left(`the log of ${p.from} events with root ${p.fromRoot} is not shown to be a prefix of the log of ${p.to} with root ${p.toRoot}`)
+    }
+  )

@@ -1,0 +1,30 @@
+import { Command, Options } from "@effect/cli"
+import { Effect } from "effect"
+import { jsonOption, ledgerOptions } from "./options.ts"
+
+/** The handlers (the store behind them) load only when one of these commands runs. */
+const handlers = Effect.promise(() => import("./proof-handlers.ts"))
+
+const sizeOption = Options.integer("size").pipe(Options.optional, Options.withDescription("the tree's size in events (default: the whole log)"))
+
+const inclusion = Command.make("inclusion", { ...ledgerOptions, json: jsonOption, seq: Options.integer("seq"), size: sizeOption }, (args) =>
+  Effect.flatMap(handlers, (h) => h.inclusion(args))
+).pipe(Command.withDescription("the proof that the event at --seq is in the log's Merkle tree (RFC 9162), as JSON"))
+
+const consistency = Command.make(
+  "consistency",
+  { ...ledgerOptions, json: jsonOption, from: Options.integer("from"), to: Options.integer("to").pipe(Options.optional, Options.withDescription("default: the whole log")) },
+  (args) => Effect.flatMap(handlers, (h) => h.consistency(args))
+).pipe(Command.withDescription("the proof that the log's first --from events are a prefix of its first --to, as JSON"))
+
+export const proofCommand = Command.make("proof").pipe(Command.withSubcommands([inclusion, consistency]), Command.withDescription("Merkle proofs about the log"))
+
+export const verifyCommand = Command.make(
+  "verify",
+  {
+    json: jsonOption,
+    proof: Options.file("proof").pipe(Options.withDescription("a proof `blyan proof` printed")),
+    root: Options.text("root").pipe(Options.optional, Options.withDescription("the tree head (hex) the proof must end at"))
+  },
+  (args) => Effect.flatMap(handlers, (h) => h.verify(args))
+).pipe(Command.withDescription("check a proof offline, without the log; exit 3 if it does not hold"))

@@ -5,6 +5,10 @@ import { checkBlock, type PayloadFact } from "./blocks.ts"
 import { evolveLedgerState, initialLedgerState, type LedgerState } from "../projections/ledger-state.ts"
 import { isKnown } from "../projections/chain.ts"
 import { makeInferenceLedger } from "../rewards/inference.ts"
+import { initPart } from "../model/init.ts"
+import { encodePart } from "../model/safetensors.ts"
+import { partNames, type ModelSpec } from "../model/spec.ts"
+import { sha256Hex } from "./hash.ts"
 
 export type AuditFinding = { readonly seq: number; readonly reason: string }
 
@@ -27,7 +31,8 @@ export interface Replayer {
 /**
  * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
  * hash chain, the genesis constant, its schema and version, the rules of the DAG (hash,
- * signature, dependencies, payload), and inference's receipts and rewards. The same log always replays to the same state.
+ * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed), and
+ * inference's receipts and rewards. The same log always replays to the same state.
  */
 export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer => {
   const state = initialLedgerState()
@@ -36,6 +41,17 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
   let events = 0
   let firstBad: AuditFinding | undefined
   const inference = makeInferenceLedger()
+  // A genesis block holds exactly the weights the spec's seed gives: re-derived, never taken on trust.
+  const seededPayloads = new Map<string, string>()
+  const genesisPayload = (spec: ModelSpec, specHash: string, name: string): string => {
+    const key = `${specHash}/${name}`
+    let hash = seededPayloads.get(key)
+    if (hash === undefined) {
+      hash = partNames(spec).includes(name) ? sha256Hex(encodePart(initPart(spec, name))) : `(no part ${name} in ${spec.name})`
+      seededPayloads.set(key, hash)
+    }
+    return hash
+  }
   const stop = (seq: number, reason: string) => {
     firstBad = { seq, reason }
     return false
@@ -52,6 +68,12 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
     if (event.type === "BlockAppended") {
       const ok = checkBlock((h) => isKnown(state.chain, h), event.data, payload?.(event.data.payload))
       if (Either.isLeft(ok)) return stop(env.seq, ok.left.message)
+      const spec = state.model.spec
+      if (spec !== undefined && event.data.dependsOn.includes(spec.hash)) {
+        const seeded = genesisPayload(spec.spec, spec.hash, event.data.name)
+        if (seeded !== event.data.payload)
+          return stop(env.seq, `block ${event.data.name} depends on the model spec but its payload ${event.data.payload} is not the spec's seeded genesis weights (${seeded})`)
+      }
     }
     const wrong = event.type === "InferenceServed" ? inference.served(state.nodes, event.data) : event.type === "RewardPaid" ? inference.paid(event.data) : undefined
     if (wrong !== undefined) return stop(env.seq, wrong)

@@ -13,6 +13,8 @@ import { foldStream } from "../../../actors/command.ts"
 import { ModelProjection, trainingReason } from "../../../domain/projections/model.ts"
 import { ledgerLayer } from "../../../infra/ledger.ts"
 import { BlobStore } from "../../../domain/ports/blob-store.ts"
+import { initPart } from "../../../domain/model/init.ts"
+import { encodePart } from "../../../domain/model/safetensors.ts"
 import { defaultSpec } from "../../../domain/model/spec.ts"
 import { sealLog } from "../../support/decider-spec.ts"
 import { makeBlock } from "../../support/ledger.ts"
@@ -97,7 +99,8 @@ describe("upcasting", () => {
       const dir = tempDir()
       const base = sealLog([["chain-A", newEvent("ModelSpecPublished", { spec: defaultSpec })]])
       const specHash = base[1]!.hash
-      const payload = new Uint8Array(8).fill(4)
+      // A block on the spec holds the spec's seeded weights (audit re-derives them).
+      const payload = encodePart(initPart(defaultSpec, "layer0.expert0"))
       const block = makeBlock("layer0.expert0", payload, [specHash])
       const withBlock = extend(base, [{ stream: "chain-B", type: "BlockAppended", version: 1, at: "2026-01-01T00:00:01.000Z", data: block }])
       const log = extend(withBlock, [{ stream: "chain-A", type: "ModelTrained", version: 1, at: "2026-01-01T00:00:02.000Z", data: v1Trained([block.hash]) }])

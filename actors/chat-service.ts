@@ -18,12 +18,12 @@ import { decodeHeartbeat } from "../domain/network/heartbeat.ts"
 import type { Receipt } from "../domain/network/receipts.ts"
 import type { LiveNode } from "../domain/network/replica-choice.ts"
 import { Subjects } from "../domain/network/subjects.ts"
-import { NodesProjection } from "../domain/projections/nodes.ts"
+import type { NodesState } from "../domain/projections/nodes.ts"
 import { inferenceRewards } from "../domain/rewards/inference.ts"
-import { chat, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
-import { foldStream } from "./command.ts"
+import { chatWith, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
 import { askJson } from "./owner-requests.ts"
-import type { LoadedModel } from "./model-ledger.ts"
+import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
+import { startProjector } from "./projector.ts"
 import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
 
 /** The most tokens one network chat generates: its answer, receipts included, must fit one message. */
@@ -84,6 +84,16 @@ export const serveChat = (settings: RouterSettings) =>
     const rng = makePrng(settings.seed)
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
+    // The registry and the model, kept live: a chat costs nothing of the log's length.
+    const projector = yield* startProjector
+    let cached: { readonly key: string; readonly model: LoadedModel } | undefined
+    /** The current model, decoded once per set of current blocks. */
+    const currentModel = Effect.gen(function* () {
+      const state = projector.state().model
+      const key = [...state.current.values()].map((c) => c.block).join()
+      if (cached?.key !== key) cached = { key, model: yield* loadModelOf(state) }
+      return cached.model
+    })
 
     const heartbeats = yield* bus.subscribe(Subjects.allHeartbeats)
     yield* Effect.forkScoped(
@@ -99,7 +109,9 @@ export const serveChat = (settings: RouterSettings) =>
     const answer = (req: ChatRequest) =>
       Effect.gen(function* () {
         const request = `chat-${randomBytes(8).toString("hex")}`
-        const { state: nodes } = yield* foldStream("*", NodesProjection)
+        // Everything appended before this chat is in the projector; the chat's own bans apply to its copy.
+        yield* projector.awaitSeq((yield* store.head)?.seq ?? -1)
+        const nodes: NodesState = new Map([...projector.state().nodes].map(([id, n]) => [id, { ...n }]))
         const receipts = new Map<string, Receipt>()
         const failures: ExpertFailure[] = []
         let calls = 0
@@ -141,7 +153,7 @@ export const serveChat = (settings: RouterSettings) =>
               }),
             onCheated: (node, evidence) => ban(node, evidence)
           })
-        const result = yield* Effect.either(chat(req.prompt, req, computeFor))
+        const result = yield* Effect.either(Effect.flatMap(currentModel, (model) => chatWith(model, req.prompt, req, computeFor(model))))
         yield* record(request, [...receipts.values()], failures, Either.isRight(result) ? result.right.tokens.length : 0)
         if (Either.isLeft(result)) return yield* new ChatFailed({ message: result.left.message })
         const experts = result.right.experts.map((e) => {

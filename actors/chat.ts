@@ -26,15 +26,14 @@ export type ChatAnswer = {
   readonly experts: ReadonlyArray<ExpertAttribution>
 }
 
-/**
- * Answer a prompt with the current model of the ledger, attributing every token to its expert
- * blocks; with `computeFor`, the experts run where it says (on nodes) and each names its node.
- */
-export const chat = <E = never>(prompt: string, options: ChatOptions, computeFor?: (model: LoadedModel) => ExpertCompute<E>) =>
+/** Answer a prompt with the current model of the ledger, attributing every token to its expert blocks. */
+export const chat = (prompt: string, options: ChatOptions) => Effect.flatMap(loadModel, (model) => chatWith(model, prompt, options))
+
+/** Answer a prompt with `model`; with `compute`, its experts run where that says (on nodes), each naming its node. */
+export const chatWith = <E = never>(model: LoadedModel, prompt: string, options: ChatOptions, compute?: ExpertCompute<E>) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
-    const model = yield* loadModel
-    const r = yield* runner.generate(model.weights, textBytes(prompt), options, computeFor?.(model))
+    const r = yield* runner.generate(model.weights, textBytes(prompt), options, compute)
     const experts = r.steps.flatMap((step, token) =>
       step.experts.flatMap((perLayer, layer) =>
         perLayer.map(({ expert, gate, served }) => ({

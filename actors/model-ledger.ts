@@ -4,7 +4,7 @@ import type { BlockAppendedData } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { signBlock } from "../domain/ledger/blocks.ts"
 import { keyPairFromSeed } from "../domain/ledger/signing.ts"
-import { ModelProjection, expertsPendingUpdate, pendingExpertUpdates } from "../domain/projections/model.ts"
+import { ModelProjection, expertsPendingUpdate, pendingExpertUpdates, type ModelState } from "../domain/projections/model.ts"
 import { decidePublishGenesis, decidePublishSpec } from "../domain/projections/model-deciders.ts"
 import { partNames, parsePartName, validateSpec, type ModelSpec } from "../domain/model/spec.ts"
 import { initWeights } from "../domain/model/init.ts"
@@ -82,17 +82,20 @@ export type LoadedModel = {
 }
 
 /** The current model as the ledger defines it, each payload verified against its block. */
-export const loadModel = Effect.gen(function* () {
-  const blobs = yield* BlobStore
-  const { state } = yield* foldStream("*", ModelProjection)
-  if (!state.spec) return yield* new ModelUnavailable({ message: "the ledger holds no model yet: run `blyan init`" })
-  const spec = state.spec.spec
-  const parts: Part[] = []
-  for (const name of partNames(spec)) {
-    const current = state.current.get(name)
-    if (!current) return yield* new ModelUnavailable({ message: `no block for part ${name}: run \`blyan init\`` })
-    parts.push(yield* decodePart(yield* blobs.get(current.payload)))
-  }
-  const weights = yield* assembleWeights(spec, parts)
-  return { specHash: state.spec.hash, weights, blocks: new Map([...state.current].map(([n, c]) => [n, c.block])) } satisfies LoadedModel
-})
+export const loadModel = Effect.flatMap(foldStream("*", ModelProjection), ({ state }) => loadModelOf(state))
+
+/** The model that `state` (the model projection) says is current, its payloads read and verified. */
+export const loadModelOf = (state: ModelState) =>
+  Effect.gen(function* () {
+    const blobs = yield* BlobStore
+    if (!state.spec) return yield* new ModelUnavailable({ message: "the ledger holds no model yet: run `blyan init`" })
+    const spec = state.spec.spec
+    const parts: Part[] = []
+    for (const name of partNames(spec)) {
+      const current = state.current.get(name)
+      if (!current) return yield* new ModelUnavailable({ message: `no block for part ${name}: run \`blyan init\`` })
+      parts.push(yield* decodePart(yield* blobs.get(current.payload)))
+    }
+    const weights = yield* assembleWeights(spec, parts)
+    return { specHash: state.spec.hash, weights, blocks: new Map([...state.current].map(([n, c]) => [n, c.block])) } satisfies LoadedModel
+  })

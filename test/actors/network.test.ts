@@ -25,6 +25,7 @@ import { EventStore, type EventStoreApi } from "../../domain/ports/event-store.t
 import { ModelRunner, type ModelRunnerApi } from "../../domain/ports/model-runner.ts"
 import type { Executor } from "../../domain/ports/executor.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
+import type { Envelope } from "../../domain/ledger/envelope.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { derivePublicHex } from "../../domain/ledger/signing.ts"
 import { Streams } from "../../domain/ledger/streams.ts"
@@ -82,7 +83,7 @@ const logAt = (o: Owner) => logOf(o.events)
 const announced = (o: Owner, node: string) => Effect.map(logAt(o), (log) => log.some((e) => e.type === "NodeExpertsAnnounced" && e.stream === Streams.node(node)))
 
 /** A real node agent, with its own replica and blob store, until its scope closes. */
-const startNode = (o: Owner, node: string, over: Partial<NodeAgentConfig> = {}) =>
+const startNode = (o: Owner, node: string, over: Partial<NodeAgentConfig> = {}, history: ReadonlyArray<Envelope> = []) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     const statuses: string[] = []
@@ -99,7 +100,7 @@ const startNode = (o: Owner, node: string, over: Partial<NodeAgentConfig> = {}) 
       onStatus: (s, why) => void statuses.push(why === undefined ? s : `${s}: ${why}`),
       ...over
     }
-    const replica = yield* makeMemoryEventStore()
+    const replica = yield* makeMemoryEventStore(history)
     const blobs = yield* makeFileBlobStore(tempDir())
     const fiber = yield* Effect.forkIn(Effect.either(runNode(config, replica).pipe(Effect.provideService(Bus, o.bus), Effect.provideService(BlobStore, blobs))), scope)
     return { node, scope, fiber, statuses }
@@ -189,6 +190,29 @@ layer(Runtime, { timeout: 120_000, excludeTestServices: true })("a network in on
       for (const n of nodes) expect(n.statuses).toEqual(["syncing", "loading", "serving.steady", "draining", "stopped"])
       const retired = (yield* logAt(o)).filter((e) => e.type === "NodeRetired").map((e) => (e.data as { node: string }).node)
       expect(retired.sort()).toEqual(["n1", "n2"])
+    })
+  )
+
+  it.scoped("nodes hosting parts of the model serve together; a node whose replica holds another history stops at the first link that breaks, naming its seq", () =>
+    Effect.gen(function* () {
+      const o = yield* startOwner()
+      const half = (keep: (expert: number) => boolean) =>
+        Array.from({ length: tinySpec.layers * tinySpec.experts }, (_, i) => ({ layer: Math.floor(i / tinySpec.experts), expert: i % tinySpec.experts })).filter((e) => keep(e.expert))
+      yield* startNode(o, "evens", { experts: half((e) => e % 2 === 0) })
+      yield* startNode(o, "odds", { experts: half((e) => e % 2 === 1) })
+      for (const n of ["evens", "odds"]) yield* eventually(announced(o, n), (a) => a)
+      const answer = Either.getOrThrow(yield* ask(o)) as NetworkChatAnswer
+      expect(answer.tokens).toEqual((yield* localChat(o)).tokens)
+      for (const e of answer.experts) expect(e.node).toBe(e.expert % 2 === 0 ? "evens" : "odds")
+
+      // Another ledger's first events: the same genesis, then other hashes.
+      const other = yield* startOwner()
+      const foreign = (yield* logAt(other)).slice(0, 5)
+      const lost = yield* startNode(o, "lost", {}, foreign)
+      const exit = yield* lost.fiber.await
+      expect(exit._tag === "Success" && Either.isLeft(exit.value) && exit.value.left.message).toContain("the log served from seq 5 is refused by the replica")
+      expect(lost.statuses).toEqual(["syncing", expect.stringMatching(/^failed: .*the log served from seq 5 is refused by the replica/)])
+      expect((yield* logAt(o)).some((e) => e.stream === Streams.node("lost") && e.type === "NodeExpertsAnnounced")).toBe(false)
     })
   )
 

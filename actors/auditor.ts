@@ -7,6 +7,8 @@ import { viewLedgerState } from "../domain/projections/ledger-state.ts"
 import { expertsPendingUpdate } from "../domain/projections/model.ts"
 import { referencedPayloads } from "../domain/projections/chain.ts"
 import { startSnapshotAudit, type SnapshotAudit } from "./snapshot-audit.ts"
+import { fromHex, leafHash, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
+import type { TreeHead } from "../domain/ledger/tree-head.ts"
 
 export type BlobFinding = { readonly blob: string; readonly reason: string }
 
@@ -20,13 +22,17 @@ export type AuditReport = {
   readonly orphans: ReadonlyArray<string>
   /** Every projection snapshot compared with the replay at its seq; bad ones are reported and removed, never fatal. */
   readonly snapshots: SnapshotAudit
+  /** Signed tree heads compared with the log: how many matched, and each one the log contradicts. */
+  readonly heads: { readonly matched: number; readonly contradicted: ReadonlyArray<string> }
 }
 
 /**
  * Verify every stored blob against its address, then replay the log from seq 0 with those facts,
- * so a block whose payload was altered fails at its own seq.
+ * so a block whose payload was altered fails at its own seq; and compare the log with each signed
+ * tree head in `heads` (already verified as signed by a trusted key): a log shorter than a head,
+ * or whose first events have another root, contradicts it.
  */
-export const auditLedger = (onProgress: (done: number, total: number) => void = () => {}) =>
+export const auditLedger = (onProgress: (done: number, total: number) => void = () => {}, heads: ReadonlyArray<TreeHead & { readonly signer: string }> = []) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const blobs = yield* BlobStore
@@ -47,17 +53,34 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
     const replayer = makeReplayer((h) => facts.get(h) ?? "missing")
     const snapshots = yield* startSnapshotAudit
     const rebuilt = () => replayer.result().state
+    const tree = new MerkleAccumulator()
+    const pending = [...heads].sort((a, b) => a.size - b.size)
+    const contradicted: string[] = []
+    let matched = 0
+    const compareHeads = () => {
+      while (pending.length > 0 && pending[0]!.size === tree.size) {
+        const h = pending.shift()!
+        const root = toHex(tree.root())
+        if (root === h.root) matched++
+        else contradicted.push(`the log's first ${h.size} events have Merkle root ${root}, but ${h.signer} signed root ${h.root} for them: the log was rewritten`)
+      }
+    }
+    compareHeads()
     let n = 0
     yield* store.readAll(0).pipe(
       Stream.takeUntil((env) => {
         if (++n % 10_000 === 0) onProgress(n, total)
         if (!replayer.step(env)) return true
         if (snapshots.watching) snapshots.step(env, rebuilt)
+        tree.push(leafHash(fromHex(env.hash)))
+        compareHeads()
         return false
       }),
       Stream.runDrain
     )
     const result = replayer.result()
+    if (result.firstBad === undefined)
+      for (const h of pending) contradicted.push(`the log holds ${tree.size} events, but ${h.signer} signed a head of ${h.size}: the log was cut short`)
     const referenced = referencedPayloads(result.state.chain)
     const orphans = hashes.filter((h) => !referenced.has(h))
     return {
@@ -66,7 +89,8 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
       badBlobs,
       incomplete: expertsPendingUpdate(result.state.model),
       orphans,
-      snapshots: yield* snapshots.finish
+      snapshots: yield* snapshots.finish,
+      heads: { matched, contradicted }
     } satisfies AuditReport
   })
 

@@ -7,6 +7,13 @@ import { makeFileEventStore } from "../adapters/eventstore/file.ts"
 import { makeFileBlobStore } from "../adapters/blobs/file.ts"
 import { SnapshotStore } from "../domain/ports/snapshot-store.ts"
 import { makeFileSnapshotStore } from "../adapters/snapshots/file.ts"
+import { makeFileTreeHeadStore } from "../adapters/tree-heads/file.ts"
+import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
+import { logTreeHead, signLogHead } from "../actors/tree-heads.ts"
+import { homeConfig, setting } from "./config.ts"
+import { localKey } from "./identity.ts"
+import { ledgerKeyName } from "../domain/ledger/tree-head.ts"
+import * as fs from "node:fs"
 import type { ModelSpec } from "../domain/model/spec.ts"
 
 /**
@@ -224,7 +231,7 @@ const lazyEventStore = (where: string, openEvents: OpenEvents) =>
   })
 
 /** The ledger a command works on, built from configuration once, at the CLI's entry. Nothing opens until used. */
-export const ledgerLayer = (loc: StoreLocation): Layer.Layer<EventStore | BlobStore | LedgerAccess | SnapshotStore> =>
+export const ledgerLayer = (loc: StoreLocation): Layer.Layer<EventStore | BlobStore | LedgerAccess | SnapshotStore | TreeHeadStore> =>
   Layer.scopedContext(
     Effect.gen(function* () {
       const stores = loc.scheme === "nats" ? yield* jetStreamStores(loc) : { openEvents: openEvents(loc), blobs: yield* makeFileBlobStore(dataDirOf(loc)) }
@@ -233,10 +240,23 @@ export const ledgerLayer = (loc: StoreLocation): Layer.Layer<EventStore | BlobSt
         Context.add(BlobStore, stores.blobs),
         Context.add(LedgerAccess, access),
         // Projection snapshots stay in the data directory whatever holds the log.
-        Context.add(SnapshotStore, makeFileSnapshotStore(dataDirOf(loc)))
+        Context.add(SnapshotStore, makeFileSnapshotStore(dataDirOf(loc))),
+        // So do its signed tree heads.
+        Context.add(TreeHeadStore, makeFileTreeHeadStore(dataDirOf(loc)))
       )
     })
   )
+
+/** The key this machine signs its ledgers' tree heads with (`<home>/ledger.key`), created on first use. */
+export const ledgerKey = Effect.flatMap(setting(homeConfig), (home) => localKey(home, "ledger"))
+
+/** The keys whose tree heads audit checks: this machine's ledger key, if it has one (never created here). */
+export const trustedLedgerKeys = Effect.gen(function* () {
+  const home = yield* setting(homeConfig)
+  if (!fs.existsSync(path.join(home, "ledger.key"))) return []
+  const key = yield* localKey(home, "ledger")
+  return [{ name: ledgerKeyName(key.publicKey), publicKey: key.publicKey }]
+})
 
 /** Open the ledger as its writer, creating it if needed, and make it ready (`init` and `up`). */
 export const createLedger = (spec: ModelSpec) =>
@@ -247,5 +267,7 @@ export const createLedger = (spec: ModelSpec) =>
     const { initLedger } = yield* Effect.promise(() => import("../actors/genesis.ts"))
     const r = yield* initLedger(spec)
     const head = yield* (yield* EventStore).head
+    // The ledger's key signs the tree head it starts from.
+    yield* signLogHead(yield* ledgerKey, logTreeHead)
     return { ...r, head, location: access.location }
   })

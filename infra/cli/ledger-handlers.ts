@@ -17,7 +17,8 @@ import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { ORPHAN_GRACE_MS } from "../../actors/blob-gc.ts"
 import type { SnapshotAudit } from "../../actors/snapshot-audit.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
-import { createLedger } from "../ledger.ts"
+import { createLedger, trustedLedgerKeys } from "../ledger.ts"
+import { trustedHeads } from "../../actors/tree-heads.ts"
 import { CliFailure, emit, ExitCode, fail } from "./output.ts"
 import type { StoreFailure } from "../../domain/ledger/errors.ts"
 
@@ -47,7 +48,8 @@ export const audit = ({ json }: { readonly json: boolean }) =>
     const progress = (done: number, total: number) => {
       if (process.stderr.isTTY) process.stderr.write(`\raudit: ${done}/${total} events`)
     }
-    const report = yield* auditLedger(progress).pipe(
+    const { heads, setAside } = yield* trustedHeads(yield* trustedLedgerKeys)
+    const report = yield* auditLedger(progress, heads).pipe(
       Effect.catchTag("StoreFailure", (e): Effect.Effect<never, StoreFailure | CliFailure> =>
         e.seq === undefined ? Effect.fail(e) : fail(`audit FAILED: ${e.message}`, ExitCode.integrity, { ok: false, firstBad: { seq: e.seq, reason: e.reason } })
       )
@@ -55,7 +57,8 @@ export const audit = ({ json }: { readonly json: boolean }) =>
     if (process.stderr.isTTY) process.stderr.write("\r\x1b[K")
     const r = report.replay
     const badBlob = report.badBlobs[0]
-    const firstBad = r.firstBad ?? badBlob
+    const contradicted = report.heads.contradicted[0]
+    const firstBad = r.firstBad ?? badBlob ?? (contradicted === undefined ? undefined : { head: contradicted, reason: contradicted })
     const chain = r.state.chain
     const summary = {
       ok: firstBad === undefined,
@@ -71,11 +74,14 @@ export const audit = ({ json }: { readonly json: boolean }) =>
       incomplete: report.incomplete,
       orphans: report.orphans.length,
       snapshots: report.snapshots,
+      treeHeads: { matched: report.heads.matched, contradicted: report.heads.contradicted, notTrusted: setAside.length },
       projections: json ? auditView(report) : undefined
     }
     if (!summary.ok) {
-      const where = summary.firstBad && "seq" in summary.firstBad ? `seq ${summary.firstBad.seq}` : `blob ${summary.firstBad?.blob}`
-      return yield* fail(`audit FAILED at ${where}: ${summary.firstBad?.reason}`, ExitCode.integrity, summary)
+      const bad = summary.firstBad!
+      if ("head" in bad) return yield* fail(`audit FAILED against a signed tree head: ${bad.reason}`, ExitCode.integrity, summary)
+      const where = "seq" in bad ? `seq ${bad.seq}` : `blob ${bad.blob}`
+      return yield* fail(`audit FAILED at ${where}: ${bad.reason}`, ExitCode.integrity, summary)
     }
     yield* emit(json, summary, () =>
       [
@@ -83,6 +89,7 @@ export const audit = ({ json }: { readonly json: boolean }) =>
         `genesis ${GENESIS_HASH}`,
         `head    seq ${r.head?.seq} ${r.head?.hash}`,
         `blocks  ${chain.chainB.length} (blobs ${report.blobs} verified), keys ${r.state.keys.size}`,
+        `heads   ${report.heads.matched} signed tree heads match the log${setAside.length > 0 ? ` (${setAside.length} not signed by a key trusted here, not checked)` : ""}`,
         ...(report.incomplete.length > 0
           ? [`note    an interrupted operation left ${report.incomplete.length} expert streams without their ExpertUpdated; the next init, up or train records them`]
           : []),

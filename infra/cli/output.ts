@@ -27,6 +27,7 @@ const byTag: Record<string, number> = {
   BlobCorrupted: ExitCode.integrity,
   BlobNotFound: ExitCode.integrity,
   BlobStoreFailure: ExitCode.unavailable,
+  TreeHeadStoreFailure: ExitCode.unavailable,
   ExecutionProviderUnavailable: ExitCode.unavailable,
   // Still contended after every retry: another writer keeps moving the stream.
   WrongExpectedRevision: ExitCode.unavailable

@@ -15,7 +15,8 @@ import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
-import { createLedger, parseNatsBus } from "../ledger.ts"
+import { createLedger, ledgerKey, parseNatsBus } from "../ledger.ts"
+import { followTreeHead, signLogHead } from "../../actors/tree-heads.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { networkTimings, routerSettings } from "../network-settings.ts"
 import { inProcessNodeKey } from "../node-keys.ts"
@@ -73,6 +74,12 @@ export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nat
     if (count < 0 || count > 64) return yield* fail(`--nodes must be within 0..64, got ${count}`, ExitCode.usage)
     const router = yield* routerSettings
     const r = yield* createLedger(defaultSpec)
+    // The ledger's key signs the tree head as it moves, and once more when this process stops (after the nodes have retired).
+    const key = yield* ledgerKey
+    const head = yield* followTreeHead
+    const sign = signLogHead(key, head).pipe(Effect.catchAll((e) => Effect.logWarning(`the tree head was not signed: ${e.message}`)))
+    yield* Effect.addFinalizer(() => sign)
+    yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))
     const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
     yield* serveNetwork(bus, router)
     yield* inProcessNodes(bus, count)

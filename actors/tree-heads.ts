@@ -1,0 +1,51 @@
+/**
+ * Signing the log's tree head (see `domain/ledger/tree-head.ts`): the ledger's key signs the size
+ * and Merkle root of the log as it stands, and the note is kept beside the log. Audit checks every
+ * head it can verify: a log cut shorter than a head, or whose first events no longer have the
+ * head's root, fails naming both.
+ */
+import { Effect, Either, Stream } from "effect"
+import { EventStore } from "../domain/ports/event-store.ts"
+import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
+import { fromHex, leafHash, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
+import type { KeyPair } from "../domain/ledger/signing.ts"
+import { ledgerKeyName, openTreeHead, signTreeHead, type TreeHead, type TrustedKey } from "../domain/ledger/tree-head.ts"
+
+/** The root of the whole log, with its size. */
+export const logTreeHead = Effect.gen(function* () {
+  const acc = new MerkleAccumulator()
+  yield* Stream.runForEach((yield* EventStore).readAll(0), (e) => Effect.sync(() => acc.push(leafHash(fromHex(e.hash)))))
+  return { size: acc.size, root: toHex(acc.root()) }
+})
+
+/** The heads in the store that `trusted` signed, and why each other note was set aside. */
+export const trustedHeads = (trusted: ReadonlyArray<TrustedKey>) =>
+  Effect.map(Effect.flatMap(TreeHeadStore, (store) => store.all), (notes) => {
+    const heads: Array<TreeHead & { readonly signer: string }> = []
+    const setAside: string[] = []
+    for (const note of notes) Either.match(openTreeHead(note, trusted), { onLeft: (why) => setAside.push(why), onRight: (h) => heads.push(h) })
+    return { heads, setAside }
+  })
+
+/** The log's tree head kept as the log grows (a leaf per appended envelope), for a long-running writer. */
+export const followTreeHead = Effect.gen(function* () {
+  const acc = new MerkleAccumulator()
+  yield* Effect.forkScoped(Stream.runForEach((yield* EventStore).subscribe(0), (e) => Effect.sync(() => acc.push(leafHash(fromHex(e.hash))))))
+  return Effect.sync(() => ({ size: acc.size, root: toHex(acc.root()) }))
+})
+
+/**
+ * Sign the log's head with `key`, as `current` gives it (`logTreeHead` reads the log;
+ * `followTreeHead` keeps it as the log grows), unless the last head this key signed is at this size.
+ */
+export const signLogHead = <E, R>(key: KeyPair, current: Effect.Effect<{ readonly size: number; readonly root: string }, E, R>) =>
+  Effect.gen(function* () {
+    const store = yield* TreeHeadStore
+    const name = ledgerKeyName(key.publicKey)
+    const { heads } = yield* trustedHeads([{ name, publicKey: key.publicKey }])
+    const { size, root } = yield* current
+    if (heads.at(-1)?.size === size) return undefined
+    const head = { origin: name, size, root }
+    yield* store.append(signTreeHead(head, name, key.seed, key.publicKey))
+    return head
+  })

@@ -1,0 +1,62 @@
+/**
+ * Signed tree heads: "this log had `size` events and its Merkle tree (see `merkle.ts`) had this
+ * root", signed. The text is the transparency-log checkpoint as a signed note (C2SP): the origin
+ * (which log), the size in decimal and the root in base64 on their own lines, a blank line, then
+ * one line per signature, `— <key name> <base64(4-byte key id ‖ 64-byte ed25519 signature)>`,
+ * the key id being the first 4 bytes of sha256(name ‖ "\n" ‖ 0x01 ‖ public key). A head binds the
+ * size to the root: a log cut short, or rewritten and re-chained, no longer matches it.
+ */
+import { createHash } from "node:crypto"
+import { Either } from "effect"
+import { signHex, verifyHex } from "./signing.ts"
+
+export type TreeHead = { readonly origin: string; readonly size: number; readonly root: string }
+export type TrustedKey = { readonly name: string; readonly publicKey: string }
+
+/** The name a ledger's key signs its heads with, and the log's origin line. */
+export const ledgerKeyName = (publicKey: string) => `blyan-ledger-${publicKey.slice(0, 16)}`
+
+const keyId = (k: TrustedKey): Buffer =>
+  createHash("sha256").update(Buffer.concat([Buffer.from(`${k.name}\n`, "utf8"), Buffer.of(1), Buffer.from(k.publicKey, "hex")])).digest().subarray(0, 4)
+
+const body = (h: TreeHead) => `${h.origin}\n${h.size}\n${Buffer.from(h.root, "hex").toString("base64")}\n`
+
+/** The head as a note signed by `name` with `seed`. */
+export const signTreeHead = (h: TreeHead, name: string, seed: string, publicKey: string): string => {
+  const text = body(h)
+  const signature = Buffer.from(signHex(seed, Buffer.from(text, "utf8").toString("hex")), "hex")
+  return `${text}\n— ${name} ${Buffer.concat([keyId({ name, publicKey }), signature]).toString("base64")}\n`
+}
+
+const NAME = /^[^\s+]+$/
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/
+
+/**
+ * The head `note` states, if it is a well-formed note carrying a valid signature of one of
+ * `trusted`; otherwise why not. Signatures of keys not trusted are ignored, as the format says.
+ */
+export const openTreeHead = (note: string, trusted: ReadonlyArray<TrustedKey>): Either.Either<TreeHead & { readonly signer: string }, string> => {
+  const split = note.indexOf("\n\n")
+  if (split < 0) return Either.left("not a signed note: no blank line before the signatures")
+  const text = note.slice(0, split + 1)
+  const lines = text.slice(0, -1).split("\n")
+  if (lines.length < 3) return Either.left("not a tree head: it needs an origin, a size and a root")
+  const [origin, sizeLine, rootLine] = lines as [string, string, string]
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeLine)) return Either.left(`not a tree size: ${JSON.stringify(sizeLine)}`)
+  const root = B64.test(rootLine) ? Buffer.from(rootLine, "base64") : undefined
+  if (root === undefined || root.length !== 32) return Either.left("the root is not 32 bytes of base64")
+  const head = { origin, size: Number(sizeLine), root: root.toString("hex") }
+  const message = Buffer.from(text, "utf8").toString("hex")
+  const signatures = note.slice(split + 2).split("\n").filter((l) => l.length > 0)
+  for (const line of signatures) {
+    const m = /^— (\S+) (\S+)$/.exec(line)
+    if (m === null || !NAME.test(m[1]!) || !B64.test(m[2]!)) return Either.left(`not a signature line: ${JSON.stringify(line.slice(0, 80))}`)
+    const raw = Buffer.from(m[2]!, "base64")
+    for (const k of trusted) {
+      if (k.name !== m[1] || raw.length !== 68 || !raw.subarray(0, 4).equals(keyId(k))) continue
+      if (verifyHex(k.publicKey, message, raw.subarray(4).toString("hex"))) return Either.right({ ...head, signer: k.name })
+      return Either.left(`the signature of ${k.name} does not verify`)
+    }
+  }
+  return Either.left(`no signature of a trusted key (${trusted.map((k) => k.name).join(", ") || "none given"})`)
+}

@@ -5,6 +5,7 @@ import { checkBlock, type PayloadFact } from "./blocks.ts"
 import { evolveLedgerState, initialLedgerState, type LedgerState } from "../projections/ledger-state.ts"
 import { isKnown } from "../projections/chain.ts"
 import { makeInferenceLedger } from "../rewards/inference.ts"
+import { transferProblem } from "../projections/balances.ts"
 import { initPart } from "../model/init.ts"
 import { encodePart } from "../model/safetensors.ts"
 import { partNames, type ModelSpec } from "../model/spec.ts"
@@ -32,7 +33,7 @@ export interface Replayer {
  * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
  * hash chain, the genesis constant, its schema and version, the rules of the DAG (hash,
  * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed), and
- * inference's receipts and rewards. The same log always replays to the same state.
+ * inference's receipts and rewards, and every transfer's signature, nonce and cover. The same log always replays to the same state.
  */
 export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer => {
   const state = initialLedgerState()
@@ -75,7 +76,14 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
           return stop(env.seq, `block ${event.data.name} depends on the model spec but its payload ${event.data.payload} is not the spec's seeded genesis weights (${seeded})`)
       }
     }
-    const wrong = event.type === "InferenceServed" ? inference.served(state.nodes, event.data) : event.type === "RewardPaid" ? inference.paid(event.data) : undefined
+    const wrong =
+      event.type === "InferenceServed"
+        ? inference.served(state.nodes, event.data)
+        : event.type === "RewardPaid"
+          ? inference.paid(event.data)
+          : event.type === "TransferMade"
+            ? transferProblem(state.balances, state.nodes, event.data)
+            : undefined
     if (wrong !== undefined) return stop(env.seq, wrong)
     evolveLedgerState(state, event)
     streams.add(env.stream)

@@ -120,7 +120,19 @@ export const Catalog = {
   NodeBanned: event(["node"], Schema.Struct({ node: NonEmpty, reason: NonEmpty, until: Schema.optional(Count) })),
   NodeRetired: event(["node"], Schema.Struct({ node: NonEmpty })),
   RewardPaid: event(["rewards"], Schema.Struct({ to: NonEmpty, amount: Amount, kind: Schema.Literal("inference", "learning"), cause: NonEmpty })),
-  TransferMade: event(["rewards"], Schema.Struct({ from: NonEmpty, to: NonEmpty, amount: Amount })),
+  /**
+   * A signed transfer of BLY: `from` (a node id or an ed25519 public key) signs from, to, amount
+   * and its next nonce (1, 2, …), so a transfer cannot be replayed. Version 1 carried no signature.
+   */
+  TransferMade: event(["rewards"], Schema.Struct({ from: NonEmpty, to: NonEmpty, amount: Amount, nonce: Schema.Int.pipe(Schema.positive()), signature: Signature }), [
+    legacy({
+      version: 1,
+      streams: ["rewards"],
+      schema: Schema.Struct({ from: NonEmpty, to: NonEmpty, amount: Amount }),
+      // Never written by any release; read as unsigned (audit refuses it).
+      upcast: (d) => ({ ...d, nonce: 1, signature: "0".repeat(128) })
+    })
+  ]),
   /**
    * One chat request's expert answers, with every node's signed receipt and the requests that
    * failed; a long answer is recorded in parts (`part` 0, 1, …), each small enough for one message.

@@ -1,4 +1,5 @@
 import type { DecodedEvent } from "../ledger/envelope.ts"
+import { BalancesProjection } from "./balances.ts"
 import { ChainProjection } from "./chain.ts"
 import { KeysProjection } from "./keys.ts"
 import { ModelProjection } from "./model.ts"
@@ -8,6 +9,7 @@ import type { Projection } from "./projection.ts"
 
 /** Every read model the ledger keeps; audit rebuilds all of them from seq 0. */
 const projections = {
+  balances: BalancesProjection,
   chain: ChainProjection,
   keys: KeysProjection,
   model: ModelProjection,

@@ -23,6 +23,12 @@ export const inferenceEarnings = (receipts: ReadonlyArray<{ readonly node: strin
 export const inferenceRewards = (request: string, receipts: ReadonlyArray<{ readonly node: string; readonly rows: number }>): ReadonlyArray<NewEvent> =>
   [...inferenceEarnings(receipts)].map(([to, amount]) => newEvent("RewardPaid", { to, amount: amount.toString(), kind: "inference", cause: request }))
 
+/** BLY as decimal text ("1.5", "0.000002") to base units; undefined for anything else. */
+export const parseBly = (text: string): bigint | undefined => {
+  const m = /^(0|[1-9][0-9]{0,20})(?:\.([0-9]{1,18}))?$/.exec(text)
+  return m === null ? undefined : BigInt(m[1]!) * BASE_UNITS_PER_BLY + BigInt((m[2] ?? "").padEnd(18, "0"))
+}
+
 /** A whole amount of base units as BLY with its decimals, trailing zeros dropped ("1.5", "0.000002"). */
 export const formatBly = (units: bigint): string => {
   const whole = units / BASE_UNITS_PER_BLY

@@ -1,4 +1,4 @@
-import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect } from "effect"
 import { Role } from "../../domain/ledger/events.ts"
 import { choiceOption, jsonOption, ledgerOptions } from "./options.ts"
@@ -60,3 +60,22 @@ export const keysCommand = Command.make("keys").pipe(
 export const nodesCommand = Command.make("nodes", { ...ledgerOptions, json: jsonOption }, (args) => Effect.flatMap(handlers, (h) => h.nodesList(args))).pipe(
   Command.withDescription("list the network's nodes: status, experts held, requests served, failures and BLY earned")
 )
+
+export const balanceCommand = Command.make(
+  "balance",
+  { ...ledgerOptions, json: jsonOption, address: Args.text({ name: "address" }).pipe(Args.optional) },
+  (args) => Effect.flatMap(handlers, (h) => h.balance(args))
+).pipe(Command.withDescription("BLY held by an address (a node id or a public key; default: your key in BLYAN_HOME), and the total supply"))
+
+export const transferCommand = Command.make(
+  "transfer",
+  {
+    ...ledgerOptions,
+    json: jsonOption,
+    to: Options.text("to").pipe(Options.withDescription("the receiving address: a node id or a public key")),
+    amount: Options.text("amount").pipe(Options.withDescription("BLY, e.g. 0.5 (up to 18 decimals)")),
+    nodeData: Options.text("node-data").pipe(Options.optional, Options.withDescription("send from a node: its data directory (its key)")),
+    from: Options.text("from").pipe(Options.optional, Options.withDescription("with --node-data: the node's id"))
+  },
+  (args) => Effect.flatMap(handlers, (h) => h.transfer(args))
+).pipe(Command.withDescription("send BLY, signed with your key (or a node's); a replayed, unsigned or uncovered transfer is refused"))

@@ -11,7 +11,12 @@ import { isValidStreamName, Streams } from "../../domain/ledger/streams.ts"
 import type { Role } from "../../domain/ledger/events.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
 import { NodesProjection, type NodeEntry } from "../../domain/projections/nodes.ts"
-import { formatBly } from "../../domain/rewards/inference.ts"
+import { formatBly, parseBly } from "../../domain/rewards/inference.ts"
+import { BalancesProjection, decideTransfer, signTransfer, type BalancesState } from "../../domain/projections/balances.ts"
+import type { NodesState } from "../../domain/projections/nodes.ts"
+import type { Projection } from "../../domain/projections/projection.ts"
+import { homeConfig, setting } from "../config.ts"
+import { localKey } from "../identity.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { ORPHAN_GRACE_MS } from "../../actors/blob-gc.ts"
@@ -151,4 +156,53 @@ export const nodesList = ({ json }: { readonly json: boolean }) =>
             )
             .join("\n")
     )
+  })
+
+/** What a transfer is decided on: the balances, and the node registry for nodes' keys. */
+const WalletProjection: Projection<{ balances: BalancesState; nodes: NodesState }, unknown> = {
+  name: "wallet",
+  initial: () => ({ balances: BalancesProjection.initial(), nodes: NodesProjection.initial() }),
+  evolve: (s, e) => ({ balances: BalancesProjection.evolve(s.balances, e), nodes: NodesProjection.evolve(s.nodes, e) }),
+  view: (s) => ({ balances: BalancesProjection.view(s.balances), nodes: NodesProjection.view(s.nodes) })
+}
+
+const ownKey = Effect.flatMap(setting(homeConfig), (home) => localKey(home, "contributor"))
+
+export const balance = ({ json, address }: { readonly json: boolean; readonly address: Option.Option<string> }) =>
+  Effect.gen(function* () {
+    const who = Option.isSome(address) ? address.value : (yield* ownKey).publicKey
+    const { state } = yield* foldStream(Streams.rewards, BalancesProjection)
+    const units = state.balances.get(who) ?? 0n
+    yield* emit(json, { address: who, units: units.toString(), bly: formatBly(units), supply: state.supply.toString() }, () =>
+      `${who}: ${formatBly(units)} BLY (${units} base units); supply ${formatBly(state.supply)} BLY`
+    )
+  })
+
+export const transfer = ({
+  json,
+  to,
+  amount,
+  nodeData,
+  from
+}: {
+  readonly json: boolean
+  readonly to: string
+  readonly amount: string
+  readonly nodeData: Option.Option<string>
+  readonly from: Option.Option<string>
+}) =>
+  Effect.gen(function* () {
+    const units = parseBly(amount)
+    if (units === undefined) return yield* fail(`--amount must be BLY in decimals, e.g. 0.5 (at most 18 decimals); got ${JSON.stringify(amount)}`, ExitCode.usage)
+    if (Option.isSome(nodeData) !== Option.isSome(from)) return yield* fail("--node-data and --from go together: a node's key and its id", ExitCode.usage)
+    const key = Option.isSome(nodeData) ? yield* localKey(nodeData.value, "node") : yield* ownKey
+    const sender = Option.getOrElse(from, () => key.publicKey)
+    const r = yield* handleCommand({
+      stream: Streams.rewards,
+      projection: WalletProjection,
+      reads: "log",
+      decide: (s) =>
+        decideTransfer(s.balances, s.nodes, signTransfer({ from: sender, to, amount: units.toString(), nonce: (s.balances.nonces.get(sender) ?? 0) + 1 }, key.seed))
+    })
+    yield* emit(json, { from: sender, to, units: units.toString(), bly: formatBly(units), seq: r?.head.seq }, () => `sent ${formatBly(units)} BLY from ${sender} to ${to} (seq ${r?.head.seq})`)
   })

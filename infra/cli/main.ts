@@ -1,7 +1,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeFileSystem, NodePath, NodeRuntime, NodeTerminal } from "@effect/platform-node"
 import { Cause, Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
-import { auditCommand, eventsCommand, initCommand, keysCommand, nodesCommand } from "./ledger-commands.ts"
+import { auditCommand, balanceCommand, eventsCommand, initCommand, keysCommand, nodesCommand, transferCommand } from "./ledger-commands.ts"
 import { nodeCommand } from "./node.ts"
 import { proofCommand, verifyCommand } from "./proof-commands.ts"
 import { upCommand } from "./up.ts"
@@ -12,7 +12,7 @@ import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
-  Command.withSubcommands([initCommand, upCommand, nodeCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, chatCommand, trainCommand, exportCommand, planCommand])
+  Command.withSubcommands([initCommand, upCommand, nodeCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, balanceCommand, transferCommand, chatCommand, trainCommand, exportCommand, planCommand])
 )
 
 /** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */

@@ -11,7 +11,7 @@ import { BlobStore } from "../domain/ports/blob-store.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { ModelProjection, type ModelState } from "../domain/projections/model.ts"
 import { NodesProjection, type NodesState } from "../domain/projections/nodes.ts"
-import type { Projection } from "../domain/projections/projection.ts"
+import { sideBySide } from "../domain/projections/projection.ts"
 import { expertForward } from "../domain/model/forward.ts"
 import type { ModelGraphs } from "../domain/model/onnx/graphs.ts"
 import { decodePart } from "../domain/model/safetensors.ts"
@@ -23,12 +23,7 @@ import { foldStream, handleCommand } from "./command.ts"
 import { callExpert } from "./expert-service.ts"
 import { serveOwnerRequests } from "./owner-requests.ts"
 
-const AnnouncementProjection: Projection<{ nodes: NodesState; model: ModelState }, unknown> = {
-  name: "announcements",
-  initial: () => ({ nodes: NodesProjection.initial(), model: ModelProjection.initial() }),
-  evolve: (s, e) => ({ nodes: NodesProjection.evolve(s.nodes, e), model: ModelProjection.evolve(s.model, e) }),
-  view: (s) => ({ nodes: NodesProjection.view(s.nodes), model: ModelProjection.view(s.model) })
-}
+const AnnouncementProjection = sideBySide("announcements", { nodes: NodesProjection, model: ModelProjection })
 
 /** The node computes each expert it claims, on a random row, as the owner does from the block. */
 const checkPossession = (a: Announcement, state: { nodes: NodesState; model: ModelState }, graphsOf: (spec: ModelSpec) => ModelGraphs, timeoutMs: number) =>

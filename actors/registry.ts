@@ -5,9 +5,9 @@
  */
 import { Clock, Effect } from "effect"
 import { Streams } from "../domain/ledger/streams.ts"
-import { KeysProjection, type KeysState } from "../domain/projections/keys.ts"
-import { NodesProjection, type NodesState } from "../domain/projections/nodes.ts"
-import type { Projection } from "../domain/projections/projection.ts"
+import { KeysProjection } from "../domain/projections/keys.ts"
+import { NodesProjection } from "../domain/projections/nodes.ts"
+import { sideBySide } from "../domain/projections/projection.ts"
 import {
   decideRegistration,
   parseRegistration,
@@ -20,12 +20,7 @@ import { handleCommand } from "./command.ts"
 import { askOwner, serveOwnerRequests } from "./owner-requests.ts"
 
 /** What a registration is decided on: the API keys and the node registry. */
-const RegistryProjection: Projection<{ keys: KeysState; nodes: NodesState }, unknown> = {
-  name: "registry",
-  initial: () => ({ keys: KeysProjection.initial(), nodes: NodesProjection.initial() }),
-  evolve: (s, e) => ({ keys: KeysProjection.evolve(s.keys, e), nodes: NodesProjection.evolve(s.nodes, e) }),
-  view: (s) => ({ keys: KeysProjection.view(s.keys), nodes: NodesProjection.view(s.nodes) })
-}
+const RegistryProjection = sideBySide("registry", { keys: KeysProjection, nodes: NodesProjection })
 
 /** Answer registrations until the scope closes. */
 export const serveRegistry = serveOwnerRequests(Subjects.nodeRegister, "RegistrationRefused", (text) =>

@@ -20,3 +20,20 @@ export const fold = <S, V>(p: Projection<S, V>, events: Iterable<DecodedEvent>):
   for (const e of events) s = p.evolve(s, e)
   return s
 }
+
+type StateOf<P> = P extends Projection<infer S, unknown> ? S : never
+
+/** Projections folded side by side as one (what a decision reads from several read models). */
+export const sideBySide = <P extends Record<string, Projection<any, unknown>>>(name: string, parts: P): Projection<{ [K in keyof P]: StateOf<P[K]> }, unknown> => {
+  const entries = Object.entries(parts)
+  return {
+    name,
+    initial: () => Object.fromEntries(entries.map(([k, p]) => [k, p.initial()])) as { [K in keyof P]: StateOf<P[K]> },
+    evolve: (s, e) => {
+      const states = s as Record<string, unknown>
+      for (const [k, p] of entries) states[k] = p.evolve(states[k], e)
+      return s
+    },
+    view: (s) => Object.fromEntries(entries.map(([k, p]) => [k, p.view((s as Record<string, unknown>)[k])]))
+  }
+}

@@ -12,9 +12,8 @@ import type { Role } from "../../domain/ledger/events.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
 import { NodesProjection, type NodeEntry } from "../../domain/projections/nodes.ts"
 import { formatBly, parseBly } from "../../domain/rewards/inference.ts"
-import { BalancesProjection, decideTransfer, signTransfer, type BalancesState } from "../../domain/projections/balances.ts"
-import type { NodesState } from "../../domain/projections/nodes.ts"
-import type { Projection } from "../../domain/projections/projection.ts"
+import { BalancesProjection, decideTransfer, signTransfer } from "../../domain/projections/balances.ts"
+import { sideBySide } from "../../domain/projections/projection.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
@@ -159,12 +158,7 @@ export const nodesList = ({ json }: { readonly json: boolean }) =>
   })
 
 /** What a transfer is decided on: the balances, and the node registry for nodes' keys. */
-const WalletProjection: Projection<{ balances: BalancesState; nodes: NodesState }, unknown> = {
-  name: "wallet",
-  initial: () => ({ balances: BalancesProjection.initial(), nodes: NodesProjection.initial() }),
-  evolve: (s, e) => ({ balances: BalancesProjection.evolve(s.balances, e), nodes: NodesProjection.evolve(s.nodes, e) }),
-  view: (s) => ({ balances: BalancesProjection.view(s.balances), nodes: NodesProjection.view(s.nodes) })
-}
+const WalletProjection = sideBySide("wallet", { balances: BalancesProjection, nodes: NodesProjection })
 
 const ownKey = Effect.flatMap(setting(homeConfig), (home) => localKey(home, "contributor"))
 

@@ -302,7 +302,7 @@ layer(Runtime, { timeout: 120_000, excludeTestServices: true })("a network in on
       const seed = randomBytes(32).toString("hex")
       const profile = { node: "pretender", publicKey: derivePublicHex(seed), device: "cpu", memory: 1, speed: 1 }
       yield* asOwner(o)(registerNode(profile, o.key, seed, 2000))
-      const state = yield* serveSpoiled(o, "pretender", seed, (y) => y.map((v) => v * 1.01))
+      const state = yield* serveSpoiled(o, "pretender", seed, (y) => y.map((v) => v + 0.5))
       const hosted = [...state.current].flatMap(([n, c]) => {
         const m = /^layer(\d+)\.expert(\d+)$/.exec(n)
         return m === null ? [] : [{ layer: Number(m[1]), expert: Number(m[2]), block: c.block }]

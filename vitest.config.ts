@@ -1,3 +1,5 @@
+import * as os from "node:os"
+import * as path from "node:path"
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
@@ -6,6 +8,8 @@ export default defineConfig({
     globalSetup: ["test/support/build-setup.ts"],
     pool: "forks",
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // The keys commands create (the ledger's, a contributor's) go to a home of the run's own, never the user's.
+    env: { BLYAN_HOME: path.join(os.tmpdir(), `blyan-test-home-${process.pid}`) },
     testTimeout: 300_000,
     hookTimeout: 60_000
   }

@@ -82,15 +82,16 @@ export const proveConsistency = (from: number, to?: number) =>
 const decodeProof = Schema.decodeUnknownEither(Schema.parseJson(LogProof), { onExcessProperty: "error" })
 
 /**
- * Check a proof offline; with `root`, also that it ends at that tree head. Either why it does not
- * hold, or what it shows.
+ * Check a proof offline; with `head`, also that it ends at that tree head (its root, and its size
+ * when given: a signed head gives both). Either why it does not hold, or what it shows.
  */
-export const verifyLogProof = (text: string, root?: string): Either.Either<string, string> =>
+export const verifyLogProof = (text: string, head?: { readonly root: string; readonly size?: number }): Either.Either<string, string> =>
   Either.flatMap(
     Either.mapLeft(decodeProof(text), () => "not a proof: expected the JSON `blyan proof` prints"),
     (p): Either.Either<string, string> => {
-      const head = p.kind === "inclusion" ? p.root : p.toRoot
-      if (root !== undefined && head !== root) return Either.left(`the proof is against root ${head}, not ${root}`)
+      const [size, root] = p.kind === "inclusion" ? [p.size, p.root] : [p.to, p.toRoot]
+      if (head !== undefined && root !== head.root) return Either.left(`the proof is against root ${root}, not ${head.root}`)
+      if (head?.size !== undefined && size !== head.size) return Either.left(`the proof is against a tree of ${size} events, not ${head.size}`)
       if (p.kind === "inclusion")
         return verifyInclusion(leafHash(fromHex(p.hash)), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
           ? Either.right(`event ${p.hash} is seq ${p.seq} of the log of ${p.size} events with root ${p.root}`)

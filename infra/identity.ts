@@ -15,7 +15,17 @@ export const localKey = (home: string, name: string): Effect.Effect<KeyPair, Sto
       const file = path.join(home, `${name}.key`)
       if (!fs.existsSync(file)) {
         fs.mkdirSync(home, { recursive: true, mode: 0o700 })
-        fs.writeFileSync(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" })
+        // Written whole beside it, then linked into place: a process starting at the same moment
+        // finds no file or a whole one, and the first link wins.
+        const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
+        fs.writeFileSync(tmp, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" })
+        try {
+          fs.linkSync(tmp, file)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+        } finally {
+          fs.rmSync(tmp, { force: true })
+        }
       }
       const seed = fs.readFileSync(file, "utf8").trim()
       if (!/^[0-9a-f]{64}$/.test(seed)) throw new Error(`${file} does not hold a 32-byte hex seed`)

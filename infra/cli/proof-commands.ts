@@ -17,14 +17,20 @@ const consistency = Command.make(
   (args) => Effect.flatMap(handlers, (h) => h.consistency(args))
 ).pipe(Command.withDescription("the proof that the log's first --from events are a prefix of its first --to, as JSON"))
 
-export const proofCommand = Command.make("proof").pipe(Command.withSubcommands([inclusion, consistency]), Command.withDescription("Merkle proofs about the log"))
+const head = Command.make("head", { ...ledgerOptions }, () => Effect.flatMap(handlers, (h) => h.head())).pipe(
+  Command.withDescription("the latest tree head this machine's ledger key signed for the log, as its signed note")
+)
+
+export const proofCommand = Command.make("proof").pipe(Command.withSubcommands([inclusion, consistency, head]), Command.withDescription("Merkle proofs about the log, and its signed tree head"))
 
 export const verifyCommand = Command.make(
   "verify",
   {
     json: jsonOption,
     proof: Options.file("proof").pipe(Options.withDescription("a proof `blyan proof` printed")),
-    root: Options.text("root").pipe(Options.optional, Options.withDescription("the tree head (hex) the proof must end at"))
+    root: Options.text("root").pipe(Options.optional, Options.withDescription("the tree root (hex) the proof must end at")),
+    head: Options.file("head").pipe(Options.optional, Options.withDescription("a signed tree head (`blyan proof head`) the proof must end at: its size and root")),
+    key: Options.text("key").pipe(Options.optional, Options.withDescription("with --head: the public key (hex) of the ledger that signed it"))
   },
   (args) => Effect.flatMap(handlers, (h) => h.verify(args))
 ).pipe(Command.withDescription("check a proof offline, without the log; exit 3 if it does not hold"))

@@ -10,7 +10,16 @@ export const initCommand = Command.make("init", { ...ledgerOptions, json: jsonOp
   Command.withDescription("create the ledger: the genesis covenant, the model spec and its genesis weights (idempotent)")
 )
 
-export const auditCommand = Command.make("audit", { ...ledgerOptions, json: jsonOption }, (args) => Effect.flatMap(handlers, (h) => h.audit(args))).pipe(
+const trustOption = Options.text("trust").pipe(
+  Options.repeated,
+  Options.withDescription("the public key (hex) of a ledger whose signed tree heads to hold the log to, besides this machine's ledger key; repeatable"),
+  Options.mapEffect((keys) => {
+    const bad = keys.find((k) => !/^[0-9a-f]{64}$/.test(k))
+    return bad === undefined ? Effect.succeed(keys) : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--trust must be a public key of 64 lowercase hex digits; got ${JSON.stringify(bad)}`)))
+  })
+)
+
+export const auditCommand = Command.make("audit", { ...ledgerOptions, json: jsonOption, trust: trustOption }, (args) => Effect.flatMap(handlers, (h) => h.audit(args))).pipe(
   Command.withDescription("replay the ledger from genesis and verify every hash, link, schema, stream, signature and blob")
 )
 

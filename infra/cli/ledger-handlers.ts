@@ -23,6 +23,7 @@ import type { SnapshotAudit } from "../../actors/snapshot-audit.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { createLedger, trustedLedgerKeys } from "../ledger.ts"
 import { trustedHeads } from "../../actors/tree-heads.ts"
+import { ledgerKeyName } from "../../domain/ledger/tree-head.ts"
 import { CliFailure, emit, ExitCode, fail } from "./output.ts"
 import type { StoreFailure } from "../../domain/ledger/errors.ts"
 
@@ -47,12 +48,13 @@ const snapshotLines = (a: SnapshotAudit): string[] => [
   ...a.bad.map((b) => `note    ${b.reason}; ${b.removed ? "removed (the next command rebuilds it)" : "not removed"}`)
 ]
 
-export const audit = ({ json }: { readonly json: boolean }) =>
+export const audit = ({ json, trust }: { readonly json: boolean; readonly trust: ReadonlyArray<string> }) =>
   Effect.gen(function* () {
     const progress = (done: number, total: number) => {
       if (process.stderr.isTTY) process.stderr.write(`\raudit: ${done}/${total} events`)
     }
-    const { heads, setAside } = yield* trustedHeads(yield* trustedLedgerKeys)
+    const trusted = [...(yield* trustedLedgerKeys), ...trust.map((publicKey) => ({ name: ledgerKeyName(publicKey), publicKey }))]
+    const { heads, setAside } = yield* trustedHeads(trusted)
     const report = yield* auditLedger(progress, heads).pipe(
       Effect.catchTag("StoreFailure", (e): Effect.Effect<never, StoreFailure | CliFailure> =>
         e.seq === undefined ? Effect.fail(e) : fail(`audit FAILED: ${e.message}`, ExitCode.integrity, { ok: false, firstBad: { seq: e.seq, reason: e.reason } })

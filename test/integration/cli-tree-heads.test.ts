@@ -53,10 +53,20 @@ describe("signed tree heads: the ledger's key signs the log's size and Merkle ro
 
   it("a log cut at a record boundary in the middle fails audit as cut short, not as a torn tail", async () => {
     const { data, log } = await signedLedger(env)
+    const key = /signed by the ledger key ([0-9a-f]{64})/.exec((await blyan(["proof", "head", "--data", data], env)).stderr)![1]!
     writeLog(data, log.slice(0, log.length - 2))
     const r = await blyan(["audit", "--data", data], env)
     expect(r.code).toBe(3)
     expect(r.stderr).toContain(`the log holds ${log.length - 2} events, but`)
     expect(r.stderr).toContain(`signed a head of ${log.length}: the log was cut short`)
+    // An auditor on another machine (another home, no ledger key of its own) trusts the ledger's public key.
+    const elsewhere = { BLYAN_HOME: tempDir() }
+    const blind = await blyan(["audit", "--json", "--data", data], elsewhere)
+    expect(blind.code).toBe(0)
+    expect(JSON.parse(blind.stdout).treeHeads).toMatchObject({ matched: 0, notTrusted: 2 })
+    const trusting = await blyan(["audit", "--trust", key, "--data", data], elsewhere)
+    expect(trusting.code).toBe(3)
+    expect(trusting.stderr).toContain("the log was cut short")
+    expect((await blyan(["audit", "--trust", "xyz", "--data", data], elsewhere)).code).toBe(2)
   })
 })

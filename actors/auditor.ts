@@ -7,7 +7,7 @@ import { viewLedgerState } from "../domain/projections/ledger-state.ts"
 import { expertsPendingUpdate } from "../domain/projections/model.ts"
 import { referencedPayloads } from "../domain/projections/chain.ts"
 import { startSnapshotAudit, type SnapshotAudit } from "./snapshot-audit.ts"
-import { fromHex, leafHash, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
+import { envelopeLeaf, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
 import type { TreeHead } from "../domain/ledger/tree-head.ts"
 
 export type BlobFinding = { readonly blob: string; readonly reason: string }
@@ -72,7 +72,7 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
         if (++n % 10_000 === 0) onProgress(n, total)
         if (!replayer.step(env)) return true
         if (snapshots.watching) snapshots.step(env, rebuilt)
-        tree.push(leafHash(fromHex(env.hash)))
+        tree.push(envelopeLeaf(env.hash))
         compareHeads()
         return false
       }),

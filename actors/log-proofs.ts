@@ -5,17 +5,7 @@
  */
 import { Effect, Either, Schema, Stream } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
-import {
-  consistencyProof,
-  fromHex,
-  inclusionProof,
-  leafHash,
-  toHex,
-  treeRoot,
-  verifyConsistency,
-  verifyInclusion,
-  type Digest
-} from "../domain/ledger/merkle.ts"
+import { consistencyProof, envelopeLeaf, fromHex, inclusionProof, toHex, treeRoot, verifyConsistency, verifyInclusion } from "../domain/ledger/merkle.ts"
 
 /** A proof asked of a log that does not reach it. */
 export class ProofUnavailable extends Schema.TaggedError<ProofUnavailable>()("ProofUnavailable", { message: Schema.String }) {}
@@ -43,31 +33,28 @@ export const ConsistencyProof = Schema.Struct({
 export const LogProof = Schema.Union(InclusionProof, ConsistencyProof)
 export type LogProof = typeof LogProof.Type
 
-/** The leaf hashes of the first `size` events (all of them by default). */
+/** The envelope hashes of the first `size` events (all of them by default), and their leaves. */
 const leaves = (size?: number) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const head = ((yield* store.head)?.seq ?? -1) + 1
     const n = size ?? head
     if (n > head) return yield* new ProofUnavailable({ message: `the log holds ${head} events, not ${n}` })
-    const out: Digest[] = []
-    yield* Stream.runForEach(Stream.take(store.readAll(0), n), (e) => Effect.sync(() => void out.push(leafHash(fromHex(e.hash)))))
-    return out
+    const hashes: string[] = []
+    yield* Stream.runForEach(Stream.take(store.readAll(0), n), (e) => Effect.sync(() => void hashes.push(e.hash)))
+    return { hashes, all: hashes.map(envelopeLeaf) }
   })
 
 export const proveInclusion = (seq: number, size?: number) =>
   Effect.gen(function* () {
-    const all = yield* leaves(size)
+    const { hashes, all } = yield* leaves(size)
     if (seq < 0 || seq >= all.length) return yield* new ProofUnavailable({ message: `seq ${seq} is not among the ${all.length} events of the tree` })
-    const store = yield* EventStore
-    const env = yield* Stream.runHead(store.readAll(seq))
-    const hash = env._tag === "Some" ? env.value.hash : ""
-    return { kind: "inclusion", seq, size: all.length, hash, root: toHex(treeRoot(all)), proof: inclusionProof(all, seq, all.length).map(toHex) } satisfies LogProof
+    return { kind: "inclusion", seq, size: all.length, hash: hashes[seq]!, root: toHex(treeRoot(all)), proof: inclusionProof(all, seq, all.length).map(toHex) } satisfies LogProof
   })
 
 export const proveConsistency = (from: number, to?: number) =>
   Effect.gen(function* () {
-    const all = yield* leaves(to)
+    const { all } = yield* leaves(to)
     if (from < 0 || from > all.length) return yield* new ProofUnavailable({ message: `a tree of ${from} events is not a prefix of one of ${all.length}` })
     return {
       kind: "consistency",
@@ -93,7 +80,7 @@ export const verifyLogProof = (text: string, head?: { readonly root: string; rea
       if (head !== undefined && root !== head.root) return Either.left(`the proof is against root ${root}, not ${head.root}`)
       if (head?.size !== undefined && size !== head.size) return Either.left(`the proof is against a tree of ${size} events, not ${head.size}`)
       if (p.kind === "inclusion")
-        return verifyInclusion(leafHash(fromHex(p.hash)), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
+        return verifyInclusion(envelopeLeaf(p.hash), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
           ? Either.right(`event ${p.hash} is seq ${p.seq} of the log of ${p.size} events with root ${p.root}`)
           : Either.left(`the inclusion proof of seq ${p.seq} does not lead to root ${p.root}`)
       return verifyConsistency(p.from, p.to, fromHex(p.fromRoot), fromHex(p.toRoot), p.proof.map(fromHex))

@@ -51,8 +51,6 @@ export type NodeAgentConfig = {
   readonly onStatus: (status: string, reason: string | undefined) => void
 }
 
-type Hosted = { readonly layer: number; readonly expert: number; readonly block: string; readonly scope: Scope.CloseableScope }
-
 /** Forward passes per second of one expert on one row, on a reference expert of the default model. */
 const measureSpeed = Effect.gen(function* () {
   const graphs = buildModelGraphs(defaultSpec)
@@ -127,23 +125,24 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     // Loading: each hosted expert's current block, fetched by its payload's hash and verified.
     const load = yield* Effect.forEach(hostedParts(spec, config.experts), ({ layer, expert }) => currentExpert(state, layer, expert)).pipe(Effect.catchAll(failWith))
     const servingLoad: ServiceLoad = { queue: 0, served: 0 }
-    const hosted = new Map<string, Hosted>()
+    /** The scope serving each hosted part: closing it takes that block off the bus. */
+    const hosted = new Map<string, Scope.CloseableScope>()
     const serve = ({ layer, expert, block, part }: { layer: number; expert: number; block: string; part: Part }) =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
         const weights = { spec, parts: new Map([[part.name, part]]) }
         yield* serveExpert({ layer, expert, block, graphs, weights }, identity, servingLoad).pipe(Scope.extend(scope), Effect.provide(context))
-        const old = hosted.get(expertPart(layer, expert))
-        hosted.set(expertPart(layer, expert), { layer, expert, block, scope })
+        const old = hosted.get(part.name)
+        hosted.set(part.name, scope)
         // The old block answers what it has taken, then leaves.
-        if (old !== undefined) yield* Scope.close(old.scope, Exit.void)
+        if (old !== undefined) yield* Scope.close(old, Exit.void)
       })
     // Draining when the scope closes: no new requests, the taken ones answered, retirement announced.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         const active = actor.getSnapshot().status === "active"
         if (active) actor.send({ type: "drain" })
-        for (const h of hosted.values()) yield* Scope.close(h.scope, Exit.void)
+        for (const scope of hosted.values()) yield* Scope.close(scope, Exit.void)
         if (!active) return
         actor.send({ type: "drained" })
         yield* announce.pipe(Effect.catchAll((e) => Effect.logWarning(`retirement not recorded: ${e.message}`)))

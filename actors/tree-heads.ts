@@ -7,14 +7,14 @@
 import { Effect, Either, Stream } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
-import { fromHex, leafHash, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
+import { envelopeLeaf, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
 import type { KeyPair } from "../domain/ledger/signing.ts"
 import { ledgerKeyName, openTreeHead, signTreeHead, type TreeHead, type TrustedKey } from "../domain/ledger/tree-head.ts"
 
 /** The root of the whole log, with its size. */
 export const logTreeHead = Effect.gen(function* () {
   const acc = new MerkleAccumulator()
-  yield* Stream.runForEach((yield* EventStore).readAll(0), (e) => Effect.sync(() => acc.push(leafHash(fromHex(e.hash)))))
+  yield* Stream.runForEach((yield* EventStore).readAll(0), (e) => Effect.sync(() => acc.push(envelopeLeaf(e.hash))))
   return { size: acc.size, root: toHex(acc.root()) }
 })
 
@@ -27,10 +27,21 @@ export const trustedHeads = (trusted: ReadonlyArray<TrustedKey>) =>
     return { heads, setAside }
   })
 
+/** The last note in the store that one of `trusted` signed, with the head it states; undefined if none. */
+export const latestTrustedHead = (trusted: ReadonlyArray<TrustedKey>) =>
+  Effect.map(Effect.flatMap(TreeHeadStore, (store) => store.all), (notes) => {
+    // From the end: a writer signing every few seconds must not re-verify every head it ever signed.
+    for (let i = notes.length - 1; i >= 0; i--) {
+      const opened = openTreeHead(notes[i]!, trusted)
+      if (Either.isRight(opened)) return { note: notes[i]!, head: opened.right }
+    }
+    return undefined
+  })
+
 /** The log's tree head kept as the log grows (a leaf per appended envelope), for a long-running writer. */
 export const followTreeHead = Effect.gen(function* () {
   const acc = new MerkleAccumulator()
-  yield* Effect.forkScoped(Stream.runForEach((yield* EventStore).subscribe(0), (e) => Effect.sync(() => acc.push(leafHash(fromHex(e.hash))))))
+  yield* Effect.forkScoped(Stream.runForEach((yield* EventStore).subscribe(0), (e) => Effect.sync(() => acc.push(envelopeLeaf(e.hash)))))
   return Effect.sync(() => ({ size: acc.size, root: toHex(acc.root()) }))
 })
 
@@ -42,9 +53,9 @@ export const signLogHead = <E, R>(key: KeyPair, current: Effect.Effect<{ readonl
   Effect.gen(function* () {
     const store = yield* TreeHeadStore
     const name = ledgerKeyName(key.publicKey)
-    const { heads } = yield* trustedHeads([{ name, publicKey: key.publicKey }])
+    const last = yield* latestTrustedHead([{ name, publicKey: key.publicKey }])
     const { size, root } = yield* current
-    if (heads.at(-1)?.size === size) return undefined
+    if (last?.head.size === size) return undefined
     const head = { origin: name, size, root }
     yield* store.append(signTreeHead(head, name, key.seed, key.publicKey))
     return head

@@ -12,12 +12,12 @@ export const networkTimings = setting(
   Config.all({ timeoutMs: positiveMs("BLYAN_REQUEST_TIMEOUT_MS", 5000), heartbeatMs: positiveMs("BLYAN_HEARTBEAT_MS", 1000) })
 )
 
-export const routerSettings: Effect.Effect<RouterSettings, unknown> = Effect.gen(function* () {
+export const routerSettings = Effect.gen(function* () {
   const { timeoutMs, heartbeatMs } = yield* networkTimings
   const spotCheckRate = yield* setting(
     Config.number("BLYAN_SPOTCHECK_RATE").pipe(Config.validate({ message: "a share between 0 and 1", validation: (r) => r >= 0 && r <= 1 }), Config.withDefault(0.05))
   )
-  return {
+  const settings: RouterSettings = {
     timeoutMs,
     attempts: 4,
     spotCheckRate,
@@ -27,4 +27,5 @@ export const routerSettings: Effect.Effect<RouterSettings, unknown> = Effect.gen
     banMs: 60_000,
     seed: Math.floor(Math.random() * 2 ** 31)
   }
+  return settings
 })

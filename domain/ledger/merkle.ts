@@ -29,6 +29,9 @@ export const EMPTY_ROOT: Digest = sha256()
 export const toHex = (d: Digest): string => Buffer.from(d).toString("hex")
 export const fromHex = (hex: string): Digest => new Uint8Array(Buffer.from(hex, "hex"))
 
+/** The leaf of an envelope, from its hash (hex): what the log's tree is built of. */
+export const envelopeLeaf = (envelopeHash: string): Digest => leafHash(fromHex(envelopeHash))
+
 /** The largest power of two strictly below n (n ≥ 2). */
 const split = (n: number): number => {
   let k = 1

@@ -1,7 +1,7 @@
 /** What proof and verify do. Loaded when one of them runs (see proof-commands.ts). */
 import { Console, Effect, Either, Option } from "effect"
 import { proveConsistency, proveInclusion, verifyLogProof } from "../../actors/log-proofs.ts"
-import { TreeHeadStore } from "../../domain/ports/tree-head-store.ts"
+import { latestTrustedHead } from "../../actors/tree-heads.ts"
 import { ledgerKeyName, openTreeHead } from "../../domain/ledger/tree-head.ts"
 import { trustedLedgerKeys } from "../ledger.ts"
 import { decodeUtf8, readFileBytes } from "./files.ts"
@@ -21,9 +21,9 @@ const readText = (file: string) => Effect.flatMap(readFileBytes(file), (bytes) =
 export const head = () =>
   Effect.gen(function* () {
     const keys = yield* trustedLedgerKeys
-    const note = (yield* (yield* TreeHeadStore).all).filter((n) => Either.isRight(openTreeHead(n, keys))).at(-1)
-    if (note === undefined) return yield* fail("no tree head signed by this machine's ledger key is kept with this ledger: run `blyan init` or `blyan up`")
-    yield* Effect.sync(() => process.stdout.write(note))
+    const latest = yield* latestTrustedHead(keys)
+    if (latest === undefined) return yield* fail("no tree head signed by this machine's ledger key is kept with this ledger: run `blyan init` or `blyan up`")
+    yield* Effect.sync(() => process.stdout.write(latest.note))
     // Who signed, in full: what a verifier elsewhere passes as --key.
     yield* Console.error(`signed by the ledger key ${keys[0]!.publicKey}`)
   })

@@ -26,13 +26,21 @@ export type AuditReport = {
   readonly heads: { readonly matched: number; readonly contradicted: ReadonlyArray<string> }
 }
 
+export type AuditOptions = {
+  readonly onProgress?: (done: number, total: number) => void
+  /** Signed tree heads, already verified as signed by a trusted key. */
+  readonly heads?: ReadonlyArray<TreeHead & { readonly signer: string }>
+  /** The ledger keys trusted to register contributors (see `ReplayOptions`). */
+  readonly ledgerKeys?: ReadonlyArray<string>
+}
+
 /**
  * Verify every stored blob against its address, then replay the log from seq 0 with those facts,
  * so a block whose payload was altered fails at its own seq; and compare the log with each signed
- * tree head in `heads` (already verified as signed by a trusted key): a log shorter than a head,
- * or whose first events have another root, contradicts it.
+ * tree head in `heads`: a log shorter than a head, or whose first events have another root,
+ * contradicts it.
  */
-export const auditLedger = (onProgress: (done: number, total: number) => void = () => {}, heads: ReadonlyArray<TreeHead & { readonly signer: string }> = []) =>
+export const auditLedger = ({ onProgress = () => {}, heads = [], ledgerKeys = [] }: AuditOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const blobs = yield* BlobStore
@@ -50,7 +58,7 @@ export const auditLedger = (onProgress: (done: number, total: number) => void = 
       }
     }
     const total = ((yield* store.head)?.seq ?? -1) + 1
-    const replayer = makeReplayer((h) => facts.get(h) ?? "missing")
+    const replayer = makeReplayer({ payload: (h) => facts.get(h) ?? "missing", ledgerKeys })
     const snapshots = yield* startSnapshotAudit
     const rebuilt = () => replayer.result().state
     const tree = new MerkleAccumulator()

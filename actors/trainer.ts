@@ -1,4 +1,4 @@
-import { Effect, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
@@ -10,6 +10,13 @@ import { completeExpertUpdates, loadModel, signParts } from "./model-ledger.ts"
 import { handleCommand } from "./command.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
 import { decideRecordTraining } from "../domain/projections/model-deciders.ts"
+import { ContributorsProjection, requireWriter } from "../domain/projections/contributors.ts"
+import { sideBySide } from "../domain/projections/projection.ts"
+import { keyPairFromSeed } from "../domain/ledger/signing.ts"
+import { requireKnownWriter } from "./contributors.ts"
+
+/** What a training result is recorded on: the model, and who may sign blocks. */
+const TrainingView = sideBySide("training", { model: ModelProjection, contributors: ContributorsProjection })
 
 export type TrainSettings = {
   readonly steps: number
@@ -64,6 +71,9 @@ export const trainOnLedger = (
 ) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
+    const contributor = keyPairFromSeed(contributorSeed).publicKey
+    // Before the work: blocks from a key the ledger does not know would be refused.
+    yield* requireKnownWriter(contributor)
     // First finish what an earlier run cut off by a crash committed but did not complete.
     yield* completeExpertUpdates
     const model = yield* loadModel
@@ -97,7 +107,12 @@ export const trainOnLedger = (
     const blocks = yield* signParts([...weights.parts.values()], (n) => [parentOf(n)], contributorSeed)
     const outcome = { steps: settings.steps, corpus: sha256Hex(corpus), heldOut: sha256Hex(heldOut), ...losses }
     // One atomic chain-B append; a model that moved since it was loaded makes the result stale.
-    yield* handleCommand({ stream: Streams.chainB, projection: ModelProjection, reads: "log", decide: (s) => decideRecordTraining(s, blocks, outcome) })
+    yield* handleCommand({
+      stream: Streams.chainB,
+      projection: TrainingView,
+      reads: "log",
+      decide: (s) => Either.flatMap(requireWriter(s.contributors, contributor), () => decideRecordTraining(s.model, blocks, outcome))
+    })
     yield* completeExpertUpdates
     return { steps: settings.steps, ...losses, appended: blocks.map((b) => ({ name: b.name, block: b.hash, parent: parentOf(b.name) })) } satisfies TrainReport
   })

@@ -250,13 +250,15 @@ export const ledgerLayer = (loc: StoreLocation): Layer.Layer<EventStore | BlobSt
 /** The key this machine signs its ledgers' tree heads with (`<home>/ledger.key`), created on first use. */
 export const ledgerKey = Effect.flatMap(setting(homeConfig), (home) => localKey(home, "ledger"))
 
-/** The keys whose tree heads audit checks: this machine's ledger key, if it has one (never created here). */
-export const trustedLedgerKeys = Effect.gen(function* () {
+/** This machine's ledger key if it has one (never created here), and where it is or would be. */
+export const existingLedgerKey = Effect.gen(function* () {
   const home = yield* setting(homeConfig)
-  if (!fs.existsSync(path.join(home, "ledger.key"))) return []
-  const key = yield* localKey(home, "ledger")
-  return [{ name: ledgerKeyName(key.publicKey), publicKey: key.publicKey }]
+  const file = path.join(home, "ledger.key")
+  return { file, key: fs.existsSync(file) ? yield* localKey(home, "ledger") : undefined }
 })
+
+/** The keys whose tree heads and registrations audit trusts: this machine's ledger key, if it has one. */
+export const trustedLedgerKeys = Effect.map(existingLedgerKey, ({ key }) => (key === undefined ? [] : [{ name: ledgerKeyName(key.publicKey), publicKey: key.publicKey }]))
 
 /** Open the ledger as its writer, creating it if needed, and make it ready (`init` and `up`). */
 export const createLedger = (spec: ModelSpec) =>

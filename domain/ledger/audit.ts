@@ -6,6 +6,7 @@ import { evolveLedgerState, initialLedgerState, type LedgerState } from "../proj
 import { isKnown } from "../projections/chain.ts"
 import { makeInferenceLedger } from "../rewards/inference.ts"
 import { transferProblem } from "../projections/balances.ts"
+import { contributorProblem, registrationProblem, revocationProblem } from "../projections/contributors.ts"
 import { initPart } from "../model/init.ts"
 import { encodePart } from "../model/safetensors.ts"
 import { partNames, type ModelSpec } from "../model/spec.ts"
@@ -29,13 +30,22 @@ export interface Replayer {
   readonly result: () => Replay
 }
 
+export type ReplayOptions = {
+  /** What is known of a block's payload blob; unchecked when absent. */
+  readonly payload?: (hash: string) => PayloadFact
+  /** The ledger keys trusted to register and revoke contributors (none by default). */
+  readonly ledgerKeys?: ReadonlyArray<string>
+}
+
 /**
  * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
  * hash chain, the genesis constant, its schema and version, the rules of the DAG (hash,
- * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed), and
- * inference's receipts and rewards, and every transfer's signature, nonce and cover. The same log always replays to the same state.
+ * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed),
+ * that every block comes from a known writer (a contributor a trusted ledger key registered), and
+ * inference's receipts and rewards, and every transfer's signature, nonce and cover. The same log
+ * always replays to the same state.
  */
-export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer => {
+export const makeReplayer = ({ payload, ledgerKeys = [] }: ReplayOptions = {}): Replayer => {
   const state = initialLedgerState()
   const streams = new Set<string>()
   let head: Head | undefined
@@ -70,11 +80,14 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
       const ok = checkBlock((h) => isKnown(state.chain, h), event.data, payload?.(event.data.payload))
       if (Either.isLeft(ok)) return stop(env.seq, ok.left.message)
       const spec = state.model.spec
-      if (spec !== undefined && event.data.dependsOn.includes(spec.hash)) {
+      const genesis = spec !== undefined && event.data.dependsOn.includes(spec.hash)
+      if (genesis) {
         const seeded = genesisPayload(spec.spec, spec.hash, event.data.name)
         if (seeded !== event.data.payload)
           return stop(env.seq, `block ${event.data.name} depends on the model spec but its payload ${event.data.payload} is not the spec's seeded genesis weights (${seeded})`)
       }
+      const writer = contributorProblem(state.contributors, event.data.contributor, genesis)
+      if (writer !== undefined) return stop(env.seq, `block ${event.data.name}: ${writer}`)
     }
     const wrong =
       event.type === "InferenceServed"
@@ -83,7 +96,11 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
           ? inference.paid(event.data)
           : event.type === "TransferMade"
             ? transferProblem(state.balances, state.nodes, event.data)
-            : undefined
+            : event.type === "ContributorRegistered"
+              ? registrationProblem(state.contributors, event.data, ledgerKeys)
+              : event.type === "ContributorRevoked"
+                ? revocationProblem(state.contributors, event.data, ledgerKeys)
+                : undefined
     if (wrong !== undefined) return stop(env.seq, wrong)
     evolveLedgerState(state, event)
     streams.add(env.stream)
@@ -98,8 +115,8 @@ export const makeReplayer = (payload?: (hash: string) => PayloadFact): Replayer 
 }
 
 /** Replay a whole log held in memory (see `makeReplayer`). */
-export const replay = (log: Iterable<Envelope>, payload?: (hash: string) => PayloadFact): Replay => {
-  const r = makeReplayer(payload)
+export const replay = (log: Iterable<Envelope>, options?: ReplayOptions): Replay => {
+  const r = makeReplayer(options)
   for (const env of log) if (!r.step(env)) break
   return r.result()
 }

@@ -164,7 +164,11 @@ export const Catalog = {
   FallbackActivated: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, reason: NonEmpty })),
   EpochCompleted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, rounds: Count })),
   ApiKeyIssued: event(["keys"], Schema.Struct({ keyHash: Hash, role: Role, label: Schema.optional(Schema.String) })),
-  ApiKeyRevoked: event(["keys"], Schema.Struct({ keyHash: Hash, reason: Schema.optional(Schema.String) }))
+  ApiKeyRevoked: event(["keys"], Schema.Struct({ keyHash: Hash, reason: Schema.optional(Schema.String) })),
+  /** A contributor's key made a known writer of blocks, signed by a ledger key (`registrar`). */
+  ContributorRegistered: event(["keys"], Schema.Struct({ publicKey: PublicKey, label: Schema.optional(Schema.String), registrar: PublicKey, signature: Signature })),
+  /** A contributor's key no longer accepted for new blocks (its blocks so far stay), signed by a ledger key. */
+  ContributorRevoked: event(["keys"], Schema.Struct({ publicKey: PublicKey, reason: NonEmpty, registrar: PublicKey, signature: Signature }))
 } as const
 
 export type Catalog = typeof Catalog

@@ -1,6 +1,7 @@
 import type { DecodedEvent } from "../ledger/envelope.ts"
 import { BalancesProjection } from "./balances.ts"
 import { ChainProjection } from "./chain.ts"
+import { ContributorsProjection } from "./contributors.ts"
 import { KeysProjection } from "./keys.ts"
 import { ModelProjection } from "./model.ts"
 import { NodesProjection } from "./nodes.ts"
@@ -11,6 +12,7 @@ import type { Projection } from "./projection.ts"
 const projections = {
   balances: BalancesProjection,
   chain: ChainProjection,
+  contributors: ContributorsProjection,
   keys: KeysProjection,
   model: ModelProjection,
   nodes: NodesProjection,

@@ -1,7 +1,7 @@
 import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect } from "effect"
 import { Role } from "../../domain/ledger/events.ts"
-import { choiceOption, jsonOption, ledgerOptions } from "./options.ts"
+import { choiceOption, jsonOption, ledgerOptions, publicKeysOption } from "./options.ts"
 
 /** The handlers, with the stores and the replay behind them, load only when one of these commands runs. */
 const handlers = Effect.promise(() => import("./ledger-handlers.ts"))
@@ -10,13 +10,8 @@ export const initCommand = Command.make("init", { ...ledgerOptions, json: jsonOp
   Command.withDescription("create the ledger: the genesis covenant, the model spec and its genesis weights (idempotent)")
 )
 
-const trustOption = Options.text("trust").pipe(
-  Options.repeated,
-  Options.withDescription("the public key (hex) of a ledger whose signed tree heads to hold the log to, besides this machine's ledger key; repeatable"),
-  Options.mapEffect((keys) => {
-    const bad = keys.find((k) => !/^[0-9a-f]{64}$/.test(k))
-    return bad === undefined ? Effect.succeed(keys) : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--trust must be a public key of 64 lowercase hex digits; got ${JSON.stringify(bad)}`)))
-  })
+const trustOption = publicKeysOption("trust").pipe(
+  Options.withDescription("the public key (hex) of a ledger whose signed tree heads to hold the log to, and whose contributor registrations to accept, besides this machine's ledger key; repeatable")
 )
 
 export const auditCommand = Command.make("audit", { ...ledgerOptions, json: jsonOption, trust: trustOption }, (args) => Effect.flatMap(handlers, (h) => h.audit(args))).pipe(

@@ -55,7 +55,7 @@ export const audit = ({ json, trust }: { readonly json: boolean; readonly trust:
     }
     const trusted = [...(yield* trustedLedgerKeys), ...trust.map((publicKey) => ({ name: ledgerKeyName(publicKey), publicKey }))]
     const { heads, setAside } = yield* trustedHeads(trusted)
-    const report = yield* auditLedger(progress, heads).pipe(
+    const report = yield* auditLedger({ onProgress: progress, heads, ledgerKeys: trusted.map((k) => k.publicKey) }).pipe(
       Effect.catchTag("StoreFailure", (e): Effect.Effect<never, StoreFailure | CliFailure> =>
         e.seq === undefined ? Effect.fail(e) : fail(`audit FAILED: ${e.message}`, ExitCode.integrity, { ok: false, firstBad: { seq: e.seq, reason: e.reason } })
       )
@@ -75,6 +75,7 @@ export const audit = ({ json, trust }: { readonly json: boolean; readonly trust:
       blocks: chain.chainB.length,
       blobs: report.blobs,
       keys: r.state.keys.size,
+      contributors: r.state.contributors.size,
       firstBad,
       badBlobs: report.badBlobs,
       incomplete: report.incomplete,
@@ -94,7 +95,7 @@ export const audit = ({ json, trust }: { readonly json: boolean; readonly trust:
         `audit OK: ${r.events} events in ${r.streams.size} streams verified from genesis`,
         `genesis ${GENESIS_HASH}`,
         `head    seq ${r.head?.seq} ${r.head?.hash}`,
-        `blocks  ${chain.chainB.length} (blobs ${report.blobs} verified), keys ${r.state.keys.size}`,
+        `blocks  ${chain.chainB.length} (blobs ${report.blobs} verified), keys ${r.state.keys.size}, contributors ${r.state.contributors.size}`,
         `heads   ${report.heads.matched} signed tree heads match the log${setAside.length > 0 ? ` (${setAside.length} not signed by a key trusted here, not checked)` : ""}`,
         ...(report.incomplete.length > 0
           ? [`note    an interrupted operation left ${report.incomplete.length} expert streams without their ExpertUpdated; the next init, up or train records them`]

@@ -2,7 +2,7 @@
  * What chat, train and export do. Loaded by those commands alone (see model-commands.ts): the model,
  * its ONNX graphs and onnxruntime stay out of every other command's start.
  */
-import { Effect, Either, Option } from "effect"
+import { Console, Effect, Either, Option } from "effect"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { defaultSpec, parsePartName } from "../../domain/model/spec.ts"
@@ -15,6 +15,7 @@ import { trainOnLedger } from "../../actors/trainer.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
+import { registerOwnKey } from "./contributor-handlers.ts"
 import { foldStream } from "../../actors/command.ts"
 import { decodeUtf8, readFileBytes, writeOutputDir, writeOutputFile } from "./files.ts"
 import { emit, ExitCode, fail } from "./output.ts"
@@ -127,6 +128,7 @@ export const trainModel = ({
     const text = yield* decodeUtf8(corpus, yield* readFileBytes(corpus))
     const held = Option.isSome(heldOut) ? yield* decodeUtf8(heldOut.value, yield* readFileBytes(heldOut.value)) : undefined
     const key = yield* localKey(yield* setting(homeConfig), "contributor")
+    if (yield* registerOwnKey(key.publicKey)) yield* Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`)
     const bar = progressBar(steps)
     const report = yield* trainOnLedger({ corpus: text, heldOut: held }, { steps, batch, lr, seed }, key.seed, bar.step)
     bar.done()

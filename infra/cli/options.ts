@@ -44,3 +44,18 @@ export const choiceOption = <const C extends ReadonlyArray<string>>(name: string
     ),
     Options.withDescription(`one of ${choices.join(", ")}`)
   )
+
+const PUBLIC_KEY = /^[0-9a-f]{64}$/
+
+const publicKey = (name: string, key: string) =>
+  PUBLIC_KEY.test(key) ? Effect.succeed(key) : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${name} must be a public key of 64 lowercase hex digits; got ${JSON.stringify(key)}`)))
+
+/** `--name HEX`: an ed25519 public key as 64 lowercase hex digits, refused naming the flag otherwise. */
+export const publicKeyOption = (name: string) => Options.text(name).pipe(Options.mapEffect((key) => publicKey(name, key)))
+
+/** `--name HEX`, repeatable. */
+export const publicKeysOption = (name: string) =>
+  Options.text(name).pipe(
+    Options.repeated,
+    Options.mapEffect((keys) => Effect.forEach(keys, (key) => publicKey(name, key)))
+  )

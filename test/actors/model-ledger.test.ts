@@ -14,7 +14,9 @@ import { foldStream, handleCommand } from "../../actors/command.ts"
 import { decideRecordTraining } from "../../domain/projections/model-deciders.ts"
 import { initWeights } from "../../domain/model/init.ts"
 import { crashingAfter, freshLedger, interleaving } from "../support/stores.ts"
-import { contributorSeed } from "../support/ledger.ts"
+import { contributorSeed, testLedgerKey, testTrust } from "../support/ledger.ts"
+import { registerContributor } from "../../actors/contributors.ts"
+import { keyPairFromSeed } from "../../domain/ledger/signing.ts"
 import { logOf } from "../support/log.ts"
 
 const on = (events: EventStoreApi, blobs: BlobStoreApi) => <A, E>(eff: Effect.Effect<A, E, EventStore | BlobStore>) =>
@@ -24,7 +26,7 @@ const on = (events: EventStoreApi, blobs: BlobStoreApi) => <A, E>(eff: Effect.Ef
 const checkComplete = (events: EventStoreApi, blobs: BlobStoreApi) =>
   Effect.gen(function* () {
     const log = yield* logOf(events, 0)
-    const audit = yield* on(events, blobs)(auditLedger())
+    const audit = yield* on(events, blobs)(auditLedger(testTrust))
     expect(audit.replay.firstBad).toBeUndefined()
     expect(audit.badBlobs).toEqual([])
     expect(audit.incomplete).toEqual([])
@@ -94,6 +96,7 @@ describe("recording training results", () => {
       const { events, blobs } = yield* freshLedger()
       const run = on(interleaving(events), blobs)
       yield* run(initLedger(defaultSpec))
+      for (const n of [1, 2]) yield* run(registerContributor(keyPairFromSeed(contributorSeed(n)).publicKey, testLedgerKey))
       const { state } = yield* run(foldStream("*", ModelProjection))
       const weights = initWeights({ ...defaultSpec, seed: defaultSpec.seed + 1 })
       const result = (seed: string) =>

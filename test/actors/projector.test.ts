@@ -8,7 +8,7 @@ import { replay } from "../../domain/ledger/audit.ts"
 import { viewLedgerState } from "../../domain/projections/ledger-state.ts"
 import { canonicalize } from "../../domain/ledger/jcs.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
-import { arbitraryLog } from "../support/ledger.ts"
+import { arbitraryLog, testTrust } from "../support/ledger.ts"
 import { logOf } from "../support/log.ts"
 
 const canon = (v: unknown) => canonicalize(JSON.parse(JSON.stringify(v)))
@@ -27,7 +27,7 @@ describe("the projector", () => {
                 for (let i = 0; i < live; i++) yield* store.append(`node-x${i}`, [newEvent("NodeRetired", { node: `x${i}` })], "any")
                 const head = yield* store.head
                 yield* projector.awaitSeq(head!.seq)
-                const replayed = replay(yield* logOf(store))
+                const replayed = replay(yield* logOf(store), testTrust)
                 expect(replayed.firstBad).toBeUndefined()
                 expect(canon(viewLedgerState(projector.state()))).toBe(canon(viewLedgerState(replayed.state)))
               })

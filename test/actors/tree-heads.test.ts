@@ -37,11 +37,11 @@ describe("signing tree heads", () => {
       const { heads: signed, setAside } = yield* on(trustedHeads(trusted))
       expect(signed.map((h) => h.size)).toEqual([first!.size, first!.size + 1])
       expect(setAside).toEqual([])
-      expect((yield* on(auditLedger(undefined, signed))).heads).toEqual({ matched: 2, contradicted: [] })
+      expect((yield* on(auditLedger({ heads: signed }))).heads).toEqual({ matched: 2, contradicted: [] })
       // Another ledger made the same way has other hashes from seq 1 on: the heads contradict it.
       const other = yield* freshLedger()
       yield* initLedger(tinySpec).pipe(Effect.provideService(EventStore, other.events), Effect.provideService(BlobStore, other.blobs))
-      const audit = yield* auditLedger(undefined, signed).pipe(Effect.provideService(EventStore, other.events), Effect.provideService(BlobStore, other.blobs))
+      const audit = yield* auditLedger({ heads: signed }).pipe(Effect.provideService(EventStore, other.events), Effect.provideService(BlobStore, other.blobs))
       expect(audit.heads.matched).toBe(0)
       expect(audit.heads.contradicted[0]).toMatch(/the log was rewritten$/)
       expect(audit.heads.contradicted[1]).toMatch(/the log was cut short$/)

@@ -10,10 +10,16 @@ import { Streams } from "../../domain/ledger/streams.ts"
 import type { Plan } from "../../domain/pipeline/plan.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey, type KeysState } from "../../domain/projections/keys.ts"
 import { PlansProjection, decideFreeze, decidePromote, type PlansState } from "../../domain/projections/plans.ts"
+import { ContributorsProjection, decideRegisterContributor, signRegistration, type ContributorsState } from "../../domain/projections/contributors.ts"
 import { extendLog, sealLog } from "./decider-spec.ts"
 import { decodeEvent } from "../../domain/ledger/envelope.ts"
 
 export const contributorSeed = (n: number) => sha256Hex(`contributor-${n}`)
+
+/** The ledger key of the test logs: it registers their contributors. */
+export const testLedgerKey = keyPairFromSeed(sha256Hex("test ledger key"))
+/** What a replay of the test logs trusts. */
+export const testTrust = { ledgerKeys: [testLedgerKey.publicKey] }
 
 /** A signed block over `payload`, depending on `deps` (genesis when none are given). */
 export const makeBlock = (name: string, payload: Uint8Array, deps: ReadonlyArray<string> = [GENESIS_HASH], seed = contributorSeed(1), kind: BlockKind = "expert"): BlockAppendedData =>
@@ -47,7 +53,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ k: fc.constant("plan" as const), n: fc.nat({ max: 3 }), freeze: fc.boolean() })
 )
 
-type History = { readonly keys: KeysState; readonly plans: PlansState; readonly current: Map<string, string>; blocks: number }
+type History = { readonly keys: KeysState; readonly plans: PlansState; readonly contributors: ContributorsState; readonly current: Map<string, string>; blocks: number }
 
 /** The events of `o` on the history so far, following each decider's rules (nothing when they refuse). */
 const eventsOf = (o: Op, history: History): Array<readonly [string, NewEvent]> => {
@@ -64,7 +70,9 @@ const eventsOf = (o: Op, history: History): Array<readonly [string, NewEvent]> =
       // The block count in the payload keeps two blocks with the same parent distinct.
       const b = makeBlock(name, new Uint8Array(8).map((_, i) => (i === 0 ? history.blocks++ : o.n + i * 7) & 0xff), [parent], contributorSeed(o.n % 3), name.endsWith("router") ? "router" : "expert")
       current.set(name, b.hash)
-      const out: Array<readonly [string, NewEvent]> = [[Streams.chainB, newEvent("BlockAppended", b)]]
+      // A contributor's first block comes after its registration, as a real writer's must.
+      const registration = Either.getOrElse(decideRegisterContributor(history.contributors, signRegistration(b.contributor, testLedgerKey.seed)), () => [])
+      const out: Array<readonly [string, NewEvent]> = [...registration.map((e) => [Streams.keys, e] as const), [Streams.chainB, newEvent("BlockAppended", b)]]
       const ref = /^layer(\d+)\.expert(\d+)$/.exec(name)
       if (ref) out.push([Streams.expert(Number(ref[1]), Number(ref[2])), newEvent("ExpertUpdated", { name, block: b.hash, previous: parent === GENESIS_HASH ? null : parent, reason: `op ${o.n}` })])
       return out
@@ -90,7 +98,7 @@ const eventsOf = (o: Op, history: History): Array<readonly [string, NewEvent]> =
 /** Random valid logs: keys, blocks (lineages and forks from genesis), nodes and plans, built through the deciders' rules. */
 export const arbitraryLog = (maxOps = 30): fc.Arbitrary<ReadonlyArray<Envelope>> =>
   fc.array(op, { maxLength: maxOps }).map((ops) => {
-    const history: History = { keys: KeysProjection.initial(), plans: PlansProjection.initial(), current: new Map(), blocks: 0 }
+    const history: History = { keys: KeysProjection.initial(), plans: PlansProjection.initial(), contributors: ContributorsProjection.initial(), current: new Map(), blocks: 0 }
     let log = sealLog([])
     for (const o of ops) {
       const more = extendLog(log, eventsOf(o, history))
@@ -98,6 +106,7 @@ export const arbitraryLog = (maxOps = 30): fc.Arbitrary<ReadonlyArray<Envelope>>
         const e = Either.getOrThrow(decodeEvent(env))
         KeysProjection.evolve(history.keys, e)
         PlansProjection.evolve(history.plans, e)
+        ContributorsProjection.evolve(history.contributors, e)
       }
       log = more
     }

@@ -17,6 +17,7 @@ import { initPart } from "../../../domain/model/init.ts"
 import { encodePart } from "../../../domain/model/safetensors.ts"
 import { defaultSpec } from "../../../domain/model/spec.ts"
 import { sealLog } from "../../support/decider-spec.ts"
+import { GENESIS_CONTRIBUTOR_SEED } from "../../../domain/model/blocks.ts"
 import { makeBlock } from "../../support/ledger.ts"
 import { tempDir } from "../../support/tmp.ts"
 
@@ -101,7 +102,7 @@ describe("upcasting", () => {
       const specHash = base[1]!.hash
       // A block on the spec holds the spec's seeded weights (audit re-derives them).
       const payload = encodePart(initPart(defaultSpec, "layer0.expert0"))
-      const block = makeBlock("layer0.expert0", payload, [specHash])
+      const block = makeBlock("layer0.expert0", payload, [specHash], GENESIS_CONTRIBUTOR_SEED)
       const withBlock = extend(base, [{ stream: "chain-B", type: "BlockAppended", version: 1, at: "2026-01-01T00:00:01.000Z", data: block }])
       const log = extend(withBlock, [{ stream: "chain-A", type: "ModelTrained", version: 1, at: "2026-01-01T00:00:02.000Z", data: v1Trained([block.hash]) }])
       fs.mkdirSync(eventsDir(dir), { recursive: true })

@@ -8,7 +8,7 @@ import { canonicalize } from "../../../domain/ledger/jcs.ts"
 import type { NewEvent } from "../../../domain/ledger/events.ts"
 import { viewLedgerState } from "../../../domain/projections/ledger-state.ts"
 import { genesisEvent, keyIssued } from "../../support/events.ts"
-import { arbitraryLog } from "../../support/ledger.ts"
+import { arbitraryLog, testTrust } from "../../support/ledger.ts"
 
 const chainOk = (log: ReadonlyArray<Envelope>): boolean => Either.isRight(verifyChainOf(log))
 
@@ -35,7 +35,7 @@ describe("the hash chain", () => {
     fc.assert(
       fc.property(arbitraryLog(), (log) => {
         expect(chainOk(log)).toBe(true)
-        expect(replay(log).firstBad).toBeUndefined()
+        expect(replay(log, testTrust).firstBad).toBeUndefined()
       }),
       { numRuns: 40 }
     )
@@ -52,7 +52,7 @@ describe("the hash chain", () => {
         const changed =
           typeof orig === "number" ? orig + 1 : typeof orig === "string" ? (orig.slice(0, -1) + (orig.endsWith("a") ? "b" : "a")) : { ...(orig as object), [`x${junk}`]: junk }
         ;(e as Record<string, unknown>)[field] = changed
-        const r = replay(tampered)
+        const r = replay(tampered, testTrust)
         expect(r.firstBad).toBeDefined()
         // A change can only surface at the altered envelope or, for a broken back-pointer, the next one.
         expect(r.firstBad!.seq === i || r.firstBad!.seq === i + 1).toBe(true)
@@ -65,9 +65,9 @@ describe("the hash chain", () => {
     const long = arbitraryLog(20).filter((log) => log.length >= 5)
     fc.assert(
       fc.property(long.chain((log) => fc.tuple(fc.constant(log), fc.integer({ min: 1, max: log.length - 2 }))), ([log, i]) => {
-        expect(replay([...log.slice(0, i), ...log.slice(i + 1)]).firstBad?.seq).toBe(i)
-        expect(replay([...log.slice(0, i + 1), log[i]!, ...log.slice(i + 1)]).firstBad?.seq).toBe(i + 1)
-        expect(replay([...log.slice(0, i), log[i + 1]!, log[i]!, ...log.slice(i + 2)]).firstBad?.seq).toBe(i)
+        expect(replay([...log.slice(0, i), ...log.slice(i + 1)], testTrust).firstBad?.seq).toBe(i)
+        expect(replay([...log.slice(0, i + 1), log[i]!, ...log.slice(i + 1)], testTrust).firstBad?.seq).toBe(i + 1)
+        expect(replay([...log.slice(0, i), log[i + 1]!, log[i]!, ...log.slice(i + 2)], testTrust).firstBad?.seq).toBe(i)
       }),
       { numRuns: 60 }
     )
@@ -76,8 +76,8 @@ describe("the hash chain", () => {
   it("replaying the same log twice gives identical projections (property)", () => {
     fc.assert(
       fc.property(arbitraryLog(40), (log) => {
-        const a = canonicalize(JSON.parse(JSON.stringify(viewLedgerState(replay(log).state))))
-        const b = canonicalize(JSON.parse(JSON.stringify(viewLedgerState(replay(JSON.parse(JSON.stringify(log))).state))))
+        const a = canonicalize(JSON.parse(JSON.stringify(viewLedgerState(replay(log, testTrust).state))))
+        const b = canonicalize(JSON.parse(JSON.stringify(viewLedgerState(replay(JSON.parse(JSON.stringify(log)), testTrust).state))))
         expect(a).toBe(b)
       }),
       { numRuns: 15 }

@@ -63,17 +63,22 @@ const splitTexts = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uin
  * improved parts as blocks that each depend on the block they improve. Nothing is appended when the
  * held-out loss did not go down: only improvements join the ledger.
  */
-export const trainOnLedger = (
+export const trainOnLedger = <E = never, R = never>(
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
   settings: TrainSettings,
-  contributorSeed: string,
+  signer: {
+    readonly seed: string
+    /** Registers the key with the ledger, run only when there are blocks to record; without it the key must be known already. */
+    readonly register?: Effect.Effect<unknown, E, R>
+  },
   onStep: (step: number, loss: number) => void = () => {}
 ) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
+    const contributorSeed = signer.seed
     const contributor = keyPairFromSeed(contributorSeed).publicKey
-    // Before the work: blocks from a key the ledger does not know would be refused.
-    yield* requireKnownWriter(contributor)
+    // Before the work: blocks from a key the ledger does not know, and cannot be told of, would be refused.
+    if (signer.register === undefined) yield* requireKnownWriter(contributor)
     // First finish what an earlier run cut off by a crash committed but did not complete.
     yield* completeExpertUpdates
     const model = yield* loadModel
@@ -103,6 +108,7 @@ export const trainOnLedger = (
     const losses = { trainLossBefore, trainLossAfter, heldOutLossBefore, heldOutLossAfter }
     if (!(heldOutLossAfter < heldOutLossBefore)) return { steps: settings.steps, ...losses, appended: [] } satisfies TrainReport
 
+    if (signer.register !== undefined) yield* signer.register
     const parentOf = (name: string) => model.blocks.get(name)!
     const blocks = yield* signParts([...weights.parts.values()], (n) => [parentOf(n)], contributorSeed)
     const outcome = { steps: settings.steps, corpus: sha256Hex(corpus), heldOut: sha256Hex(heldOut), ...losses }

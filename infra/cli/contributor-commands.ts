@@ -9,7 +9,7 @@ const keyOption = publicKeyOption("key").pipe(Options.withDescription("the contr
 
 const add = Command.make(
   "add",
-  { ...ledgerOptions, json: jsonOption, key: keyOption, label: Options.text("label").pipe(Options.optional) },
+  { ...ledgerOptions, json: jsonOption, key: keyOption.pipe(Options.optional, Options.withDescription("default: this machine's contributor key")), label: Options.text("label").pipe(Options.optional) },
   (args) => Effect.flatMap(handlers, (h) => h.add(args))
 ).pipe(Command.withDescription("register a contributor's key, signed by this machine's ledger key: the ledger accepts blocks only from registered keys"))
 

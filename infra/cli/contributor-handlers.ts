@@ -3,6 +3,9 @@ import { Effect, Option } from "effect"
 import { contributors, registerContributor, revokeContributor } from "../../actors/contributors.ts"
 import { ContributorsProjection, contributorProblem } from "../../domain/projections/contributors.ts"
 import { existingLedgerKey } from "../ledger.ts"
+import { homeConfig, setting } from "../config.ts"
+import { localKey } from "../identity.ts"
+import type { KeyPair } from "../../domain/ledger/signing.ts"
 import { emit, fail } from "./output.ts"
 
 /** This machine's ledger key, which registrations need; never created here (`init` and `up` create it). */
@@ -10,9 +13,10 @@ const registrarKey = Effect.flatMap(existingLedgerKey, ({ file, key }) =>
   key !== undefined ? Effect.succeed(key) : fail(`this machine holds no ledger key (${file}): contributors are registered where the ledger's tree heads are signed`)
 )
 
-export const add = ({ json, key, label }: { readonly json: boolean; readonly key: string; readonly label: Option.Option<string> }) =>
+export const add = ({ json, key: given, label }: { readonly json: boolean; readonly key: Option.Option<string>; readonly label: Option.Option<string> }) =>
   Effect.gen(function* () {
     const registrar = yield* registrarKey
+    const key = Option.isSome(given) ? given.value : (yield* localKey(yield* setting(homeConfig), "contributor")).publicKey
     const r = yield* registerContributor(key, registrar, Option.getOrUndefined(label))
     yield* emit(json, { publicKey: key, registrar: registrar.publicKey, seq: r?.head.seq }, () => `registered contributor ${key} (signed by ledger key ${registrar.publicKey})`)
   })
@@ -40,13 +44,9 @@ export const list = ({ json }: { readonly json: boolean }) =>
     )
   })
 
-/**
- * Register this machine's contributor key when the ledger does not know it yet and this machine
- * holds the ledger key (the operator training on their own ledger); true when it registered.
- */
-export const registerOwnKey = (publicKey: string) =>
+/** Register `publicKey` with `registrar` unless the ledger knows it already; true when it registered. */
+export const registerOwnKey = (publicKey: string, registrar: KeyPair) =>
   Effect.gen(function* () {
-    const { key } = yield* existingLedgerKey
-    if (key === undefined || (yield* contributors).has(publicKey)) return false
-    return (yield* registerContributor(publicKey, key, "this machine's contributor key")) !== undefined
+    if ((yield* contributors).has(publicKey)) return false
+    return (yield* registerContributor(publicKey, registrar, "this machine's contributor key")) !== undefined
   })

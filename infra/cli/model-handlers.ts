@@ -10,7 +10,7 @@ import { buildModelGraphs, graphFiles } from "../../domain/model/onnx/graphs.ts"
 import { chat, type ChatAnswer } from "../../actors/chat.ts"
 import { askChat, MAX_NETWORK_TOKENS } from "../../actors/chat-service.ts"
 import { Bus } from "../../domain/ports/bus.ts"
-import { parseNatsBus } from "../ledger.ts"
+import { existingLedgerKey, parseNatsBus } from "../ledger.ts"
 import { trainOnLedger } from "../../actors/trainer.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { homeConfig, setting } from "../config.ts"
@@ -128,9 +128,16 @@ export const trainModel = ({
     const text = yield* decodeUtf8(corpus, yield* readFileBytes(corpus))
     const held = Option.isSome(heldOut) ? yield* decodeUtf8(heldOut.value, yield* readFileBytes(heldOut.value)) : undefined
     const key = yield* localKey(yield* setting(homeConfig), "contributor")
-    if (yield* registerOwnKey(key.publicKey)) yield* Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`)
+    // The operator training on their own ledger: its key registers this machine's contributor key, once there is something to record.
+    const { key: registrar } = yield* existingLedgerKey
+    const register =
+      registrar === undefined
+        ? undefined
+        : Effect.flatMap(registerOwnKey(key.publicKey, registrar), (registered) =>
+            registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
+          )
     const bar = progressBar(steps)
-    const report = yield* trainOnLedger({ corpus: text, heldOut: held }, { steps, batch, lr, seed }, key.seed, bar.step)
+    const report = yield* trainOnLedger({ corpus: text, heldOut: held }, { steps, batch, lr, seed }, { seed: key.seed, register }, bar.step)
     bar.done()
     yield* emit(json, report, () =>
       [

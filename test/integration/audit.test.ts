@@ -11,7 +11,9 @@ import { ensureGenesis } from "../../actors/genesis.ts"
 import { auditLedger } from "../../actors/auditor.ts"
 import { LedgerAccess, ledgerLayer } from "../../infra/ledger.ts"
 import { keyIssued } from "../support/events.ts"
-import { makeBlock } from "../support/ledger.ts"
+import { contributorSeed, makeBlock, testLedgerKey, testTrust } from "../support/ledger.ts"
+import { signRegistration } from "../../domain/projections/contributors.ts"
+import { keyPairFromSeed } from "../../domain/ledger/signing.ts"
 import { filesBelow, tempDir } from "../support/tmp.ts"
 import { logOf } from "../support/log.ts"
 
@@ -23,6 +25,7 @@ const buildLedger = (dir: string) =>
     const store = yield* EventStore
     const blobs = yield* BlobStore
     let parent = GENESIS_HASH
+    yield* store.append("keys", [newEvent("ContributorRegistered", signRegistration(keyPairFromSeed(contributorSeed(1)).publicKey, testLedgerKey.seed))], "any")
     for (let i = 0; i < 6; i++) {
       const payload = new Uint8Array(64).map((_, j) => (i * 31 + j) & 0xff)
       yield* blobs.put(payload)
@@ -47,7 +50,7 @@ const readBack = (dir: string) =>
 
 /** Audit as `blyan audit` does: read-only, store-open failures are findings too. */
 const audit = (dir: string) =>
-  auditLedger().pipe(
+  auditLedger(testTrust).pipe(
     Effect.provide(ledgerLayer({ scheme: "file", dir })),
     Effect.map((r) => r.replay.firstBad ?? r.badBlobs[0]),
     Effect.catchAll((e) => Effect.succeed({ reason: String((e as { message?: string }).message ?? e) }))

@@ -20,7 +20,7 @@ describe("blyan CLI: the model", () => {
   const env = { BLYAN_HOME: home }
 
   it("init publishes genesis weights; chat attributes every byte to current expert blocks, deterministically", async () => {
-    expect((await blyan(["init", "--data", data])).code).toBe(0)
+    expect((await blyan(["init", "--data", data], env)).code).toBe(0)
     const a = await blyan(["chat", "Rain on the river", "--max-tokens", "6", "--seed", "7", "--data", data, "--json"])
     expect(a.code).toBe(0)
     const b = await blyan(["chat", "Rain on the river", "--max-tokens", "6", "--seed", "7", "--data", data, "--json"])
@@ -48,7 +48,7 @@ describe("blyan CLI: the model", () => {
     const parents = new Map(before.map((x) => [x.data.name, x.data.hash]))
     const after = (await blocksOf(data)).slice(before.length)
     for (const blk of after) expect(blk.data.dependsOn).toEqual([parents.get(blk.data.name)])
-    const audit = await blyan(["audit", "--data", data, "--json"])
+    const audit = await blyan(["audit", "--data", data, "--json"], env)
     expect(audit.code, audit.stderr).toBe(0)
     // Chat now answers with the trained blocks.
     const answer = JSON.parse((await blyan(["chat", "The sea", "--max-tokens", "2", "--data", data, "--json"])).stdout)

@@ -166,6 +166,8 @@ describe("a training run killed between its appends", () => {
   it("leaves its blocks and ModelTrained whole on chain B; the next init records what is missing, once", async () => {
     const data = tempDir()
     expect((await blyan(["init", "--data", data])).code).toBe(0)
+    // Registered beforehand, so the run's first write is its blocks.
+    expect((await blyan(["contributors", "add", "--data", data])).code).toBe(0)
     const train = [bin, "train", "--corpus", path.join(corpus, "train.txt"), "--held-out", path.join(corpus, "heldout.txt"), "--steps", "3", "--data", data]
     // The reproduction from the issue: SIGKILL at the second positioned write of the log (its
     // segment; the index beside it is derived and has writes of its own). strace counts a syscall

@@ -7,7 +7,7 @@
  * earnings (`RewardPaid`). `askChat` is a client's side.
  */
 import { randomBytes } from "node:crypto"
-import { Effect, Either, ParseResult, Schema, Stream } from "effect"
+import { Effect, Either, Schema, Stream } from "effect"
 import { Bus } from "../domain/ports/bus.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { newEvent } from "../domain/ledger/events.ts"
@@ -21,7 +21,7 @@ import { Subjects } from "../domain/network/subjects.ts"
 import type { NodesState } from "../domain/projections/nodes.ts"
 import { inferenceRewards } from "../domain/rewards/inference.ts"
 import { chatWith, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
-import { askJson } from "./owner-requests.ts"
+import { askJson, serveJson } from "./owner-requests.ts"
 import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
 import { startProjector } from "./projector.ts"
 import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
@@ -47,7 +47,6 @@ export type NetworkChatAnswer = Omit<ChatAnswer, "experts"> & {
   readonly experts: ReadonlyArray<ExpertAttribution & { readonly receipt?: Receipt }>
 }
 
-type ChatReply = { readonly ok: true; readonly answer: NetworkChatAnswer } | { readonly ok: false; readonly reason: string }
 
 export type RouterSettings = {
   /** Deadline of one expert request. */
@@ -68,8 +67,6 @@ export type RouterSettings = {
 /** A chat the router could not answer, in words. */
 export class ChatFailed extends Schema.TaggedError<ChatFailed>()("ChatFailed", { message: Schema.String }) {}
 
-const encoder = new TextEncoder()
-const decodeRequest = Schema.decodeUnknownEither(Schema.parseJson(ChatRequest), { onExcessProperty: "error" })
 
 /** Serve chat until the scope closes. */
 export const serveChat = (settings: RouterSettings) =>
@@ -178,22 +175,7 @@ export const serveChat = (settings: RouterSettings) =>
         if (rewards.length > 0) yield* store.append(Streams.rewards, rewards, "any")
       })
 
-    const context = yield* Effect.context<Effect.Effect.Context<ReturnType<typeof answer>>>()
-    const reply = (r: ChatReply) => encoder.encode(JSON.stringify(r))
-    yield* bus.serve(Subjects.chat, (m) =>
-      Effect.gen(function* () {
-        const req = decodeRequest(new TextDecoder().decode(m.data))
-        if (Either.isLeft(req)) return reply({ ok: false, reason: `not a chat request: ${ParseResult.TreeFormatter.formatErrorSync(req.left)}` })
-        const answered = reply({ ok: true, answer: yield* answer(req.right) })
-        // Too large to send back: say so, rather than leave the asker to time out.
-        return answered.length <= bus.maxPayload
-          ? answered
-          : reply({ ok: false, reason: `the answer (${answered.length} bytes with its receipts) exceeds the bus's ${bus.maxPayload}-byte limit; ask for fewer tokens` })
-      }).pipe(
-        Effect.catchAll((e) => Effect.succeed(reply({ ok: false, reason: e.message }))),
-        Effect.provide(context)
-      )
-    )
+    yield* serveJson(Subjects.chat, ChatRequest, (req) => Effect.map(answer(req), (a) => ({ answer: a })))
   })
 
 /** Ask the network's router to chat; its refusal or failure as ChatFailed. */

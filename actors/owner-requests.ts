@@ -3,7 +3,7 @@
  * node makes of the owner of its stream (register, announce), answered with whether it was
  * recorded or, in words, why not. The asker hears every refusal rather than waiting out its deadline.
  */
-import { Effect } from "effect"
+import { Effect, Either, ParseResult, Schema } from "effect"
 import { Bus } from "../domain/ports/bus.ts"
 
 type OwnerReply = { readonly ok: true } | { readonly ok: false; readonly reason: string }
@@ -31,6 +31,35 @@ export const serveOwnerRequests = <E extends { readonly _tag: string; readonly m
             ? Effect.succeed(reply({ ok: false, reason: e.message }))
             : Effect.as(Effect.logError(`a request on ${subject} could not be recorded`, e), reply({ ok: false, reason: `not recorded: ${e.message}` }))
         ),
+        Effect.provide(context)
+      )
+    )
+  })
+
+/**
+ * Answer requests on `subject`, JSON that `request` decodes, with `answer`'s fields as
+ * `{ ok: true, … }` until the scope closes; a request that does not decode, a failure, or an
+ * answer too large for the bus as `{ ok: false, reason }`, so the asker never waits out its deadline.
+ */
+export const serveJson = <I, II, A extends object, E extends { readonly message: string }, R>(
+  subject: string,
+  request: Schema.Schema<I, II>,
+  answer: (req: I) => Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function* () {
+    const bus = yield* Bus
+    const context = yield* Effect.context<R>()
+    const decode = Schema.decodeUnknownEither(Schema.parseJson(request), { onExcessProperty: "error" })
+    yield* bus.serve(subject, (m) =>
+      Effect.gen(function* () {
+        const req = decode(new TextDecoder().decode(m.data))
+        if (Either.isLeft(req)) return reply({ ok: false, reason: `not a request of ${subject}: ${ParseResult.TreeFormatter.formatErrorSync(req.left)}` })
+        const answered = encoder.encode(JSON.stringify({ ok: true, ...(yield* answer(req.right)) }))
+        return answered.length <= bus.maxPayload
+          ? answered
+          : reply({ ok: false, reason: `the answer (${answered.length} bytes) exceeds the bus's ${bus.maxPayload}-byte limit; ask for less` })
+      }).pipe(
+        Effect.catchAll((e) => Effect.succeed(reply({ ok: false, reason: e.message }))),
         Effect.provide(context)
       )
     )

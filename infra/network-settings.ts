@@ -9,7 +9,12 @@ import { setting } from "./config.ts"
 const positiveMs = (name: string, fallback: number) => Config.integer(name).pipe(Config.validate({ message: "a positive number of milliseconds", validation: (n) => n > 0 }), Config.withDefault(fallback))
 
 export const networkTimings = setting(
-  Config.all({ timeoutMs: positiveMs("BLYAN_REQUEST_TIMEOUT_MS", 5000), heartbeatMs: positiveMs("BLYAN_HEARTBEAT_MS", 1000) })
+  Config.all({
+    timeoutMs: positiveMs("BLYAN_REQUEST_TIMEOUT_MS", 5000),
+    heartbeatMs: positiveMs("BLYAN_HEARTBEAT_MS", 1000),
+    // How long a poll of the witnesses waits for their answers.
+    witnessWaitMs: positiveMs("BLYAN_WITNESS_WAIT_MS", 1000)
+  })
 )
 
 export const routerSettings = Effect.gen(function* () {

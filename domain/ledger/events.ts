@@ -168,7 +168,12 @@ export const Catalog = {
   /** A contributor's key made a known writer of blocks, signed by a ledger key (`registrar`). */
   ContributorRegistered: event(["keys"], Schema.Struct({ publicKey: PublicKey, label: Schema.optional(Schema.String), registrar: PublicKey, signature: Signature })),
   /** A contributor's key no longer accepted for new blocks (its blocks so far stay), signed by a ledger key. */
-  ContributorRevoked: event(["keys"], Schema.Struct({ publicKey: PublicKey, reason: NonEmpty, registrar: PublicKey, signature: Signature }))
+  ContributorRevoked: event(["keys"], Schema.Struct({ publicKey: PublicKey, reason: NonEmpty, registrar: PublicKey, signature: Signature })),
+  /**
+   * On a witness's own log: a ledger offered a tree head that cannot extend the one this witness
+   * co-signed. Both signed notes are the evidence; `ledger` is the public key that signed them.
+   */
+  TreeHeadForked: event(["witness"], Schema.Struct({ origin: NonEmpty, ledger: PublicKey, witnessed: NonEmpty, offered: NonEmpty, reason: NonEmpty }))
 } as const
 
 export type Catalog = typeof Catalog

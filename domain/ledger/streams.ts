@@ -8,13 +8,15 @@ export const Streams = {
   rewards: "rewards",
   inference: "inference",
   epoch: (id: string) => `epoch-${id}`,
-  keys: "keys"
+  keys: "keys",
+  /** A witness's own log: the forks it saw. */
+  witness: "witness"
 } as const
 
 /** The kinds of stream: each event type is bound to the kinds it may appear in. */
-export type StreamKind = "chain-A" | "chain-B" | "expert" | "round" | "node" | "rewards" | "inference" | "epoch" | "keys"
+export type StreamKind = "chain-A" | "chain-B" | "expert" | "round" | "node" | "rewards" | "inference" | "epoch" | "keys" | "witness"
 
-const STREAM_NAME = /^(?:(chain-A|chain-B|rewards|inference|keys)|(expert)-\d{1,6}\.\d{1,6}|(round|node|epoch)-[A-Za-z0-9_.:-]{1,128})$/
+const STREAM_NAME = /^(?:(chain-A|chain-B|rewards|inference|keys|witness)|(expert)-\d{1,6}\.\d{1,6}|(round|node|epoch)-[A-Za-z0-9_.:-]{1,128})$/
 
 /** Kinds whose streams are a family (`expert-0.1`, `node-n1`…) rather than one fixed name. */
 const FAMILIES: ReadonlySet<StreamKind> = new Set(["expert", "round", "node", "epoch"])

@@ -21,12 +21,41 @@ const keyId = (k: TrustedKey): Buffer =>
 
 const body = (h: TreeHead) => `${h.origin}\n${h.size}\n${Buffer.from(h.root, "hex").toString("base64")}\n`
 
+const signatureLine = (text: string, name: string, seed: string, publicKey: string) => {
+  const signature = Buffer.from(signHex(seed, Buffer.from(text, "utf8").toString("hex")), "hex")
+  return `— ${name} ${Buffer.concat([keyId({ name, publicKey }), signature]).toString("base64")}\n`
+}
+
 /** The head as a note signed by `name` with `seed`. */
 export const signTreeHead = (h: TreeHead, name: string, seed: string, publicKey: string): string => {
   const text = body(h)
-  const signature = Buffer.from(signHex(seed, Buffer.from(text, "utf8").toString("hex")), "hex")
-  return `${text}\n— ${name} ${Buffer.concat([keyId({ name, publicKey }), signature]).toString("base64")}\n`
+  return `${text}\n${signatureLine(text, name, seed, publicKey)}`
 }
+
+/**
+ * A witness's key name carries its whole public key, so anyone holding a co-signed note can check
+ * that signature; whether to trust that witness is theirs to decide.
+ */
+export const witnessKeyName = (publicKey: string) => `blyan-witness-${publicKey}`
+
+/** `note` (already checked) with one more signature: a witness adding its own. */
+export const cosignTreeHead = (note: string, name: string, seed: string, publicKey: string): string =>
+  `${note}${signatureLine(noteBody(note), name, seed, publicKey)}`
+
+/** The text of a note before its signatures: what every signature on it signs. */
+export const noteBody = (note: string) => note.slice(0, note.indexOf("\n\n") + 1)
+
+/** Two notes of the same head as one, with the signatures of both (each once, in order of first appearance). */
+export const mergeNotes = (a: string, b: string): string => {
+  const lines = (n: string) => n.slice(n.indexOf("\n\n") + 2).split("\n").filter((l) => l.length > 0)
+  return `${noteBody(a)}\n${[...new Set([...lines(a), ...lines(b)])].map((l) => `${l}\n`).join("")}`
+}
+
+/** The public keys of the witnesses whose signatures on `note` verify. */
+export const witnessesOf = (note: string): ReadonlyArray<string> =>
+  [...note.matchAll(/^— blyan-witness-([0-9a-f]{64}) /gm)]
+    .map((m) => m[1]!)
+    .filter((publicKey) => Either.isRight(openTreeHead(note, [{ name: witnessKeyName(publicKey), publicKey }])))
 
 const NAME = /^[^\s+]+$/
 const B64 = /^[A-Za-z0-9+/]+={0,2}$/

@@ -37,7 +37,17 @@ export const Subjects = {
   ledgerRead: "blyan.ledger.read",
   ledgerLive: "blyan.ledger.live",
   /** Blobs (block payloads) served by content address, a chunk per request/reply. */
-  blobRead: "blyan.blob.read"
+  blobRead: "blyan.blob.read",
+  /** The ledger's latest signed tree head (request/reply), a consistency proof between two sizes, and heads witnesses co-signed, handed back. */
+  ledgerHead: "blyan.ledger.head",
+  ledgerConsistency: "blyan.ledger.consistency",
+  ledgerCosigned: "blyan.ledger.cosigned",
+  /** A witness's report of a fork, with both heads as evidence. */
+  witnessFork: "blyan.witness.fork",
+  /** Asks every witness for its latest co-signed head, answered on the subject the asker names. */
+  witnessPoll: "blyan.witness.poll",
+  /** Where one poll's answers go: a subject of the asker's own. */
+  witnessAnswers: (poll: string) => `blyan.witness.answers.${token("poll id", poll)}`
 } as const
 
 /** The queue group of an expert's replicas: each forward request goes to one of them. */

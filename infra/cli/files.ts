@@ -65,3 +65,6 @@ export const decodeUtf8 = (file: string, bytes: Uint8Array) =>
     try: () => (new TextDecoder("utf-8", { fatal: true }).decode(bytes), bytes),
     catch: () => new CliFailure({ message: `${file} is not UTF-8 text`, exitCode: 1 })
   })
+
+/** A file's text, refused naming the file when it cannot be read or is not UTF-8. */
+export const readText = (file: string) => Effect.flatMap(readFileBytes(file), (bytes) => Effect.map(decodeUtf8(file, bytes), (b) => new TextDecoder().decode(b)))

@@ -14,7 +14,12 @@ const trustOption = publicKeysOption("trust").pipe(
   Options.withDescription("the public key (hex) of a ledger whose signed tree heads to hold the log to, and whose contributor registrations to accept, besides this machine's ledger key; repeatable")
 )
 
-export const auditCommand = Command.make("audit", { ...ledgerOptions, json: jsonOption, trust: trustOption }, (args) => Effect.flatMap(handlers, (h) => h.audit(args))).pipe(
+const witnessOption = Options.text("witness").pipe(
+  Options.repeated,
+  Options.withDescription("heads witnesses co-signed, to hold the log to as well: a file of notes (a witness's tree-heads.jsonl) or nats://HOST:PORT to poll the witnesses there; repeatable")
+)
+
+export const auditCommand = Command.make("audit", { ...ledgerOptions, json: jsonOption, trust: trustOption, witness: witnessOption }, (args) => Effect.flatMap(handlers, (h) => h.audit(args))).pipe(
   Command.withDescription("replay the ledger from genesis and verify every hash, link, schema, stream, signature and blob")
 )
 

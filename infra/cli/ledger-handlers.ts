@@ -48,14 +48,17 @@ const snapshotLines = (a: SnapshotAudit): string[] => [
   ...a.bad.map((b) => `note    ${b.reason}; ${b.removed ? "removed (the next command rebuilds it)" : "not removed"}`)
 ]
 
-export const audit = ({ json, trust }: { readonly json: boolean; readonly trust: ReadonlyArray<string> }) =>
+export const audit = ({ json, trust, witness }: { readonly json: boolean; readonly trust: ReadonlyArray<string>; readonly witness: ReadonlyArray<string> }) =>
   Effect.gen(function* () {
     const progress = (done: number, total: number) => {
       if (process.stderr.isTTY) process.stderr.write(`\raudit: ${done}/${total} events`)
     }
     const trusted = [...(yield* trustedLedgerKeys), ...trust.map((publicKey) => ({ name: ledgerKeyName(publicKey), publicKey }))]
     const { heads, setAside } = yield* trustedHeads(trusted)
-    const report = yield* auditLedger({ onProgress: progress, heads, ledgerKeys: trusted.map((k) => k.publicKey) }).pipe(
+    // The bus client loads only for an audit that asks witnesses.
+    const witnessed =
+      witness.length === 0 ? undefined : yield* Effect.flatMap(Effect.promise(() => import("./witness-notes.ts")), (w) => w.witnessedHeads(witness, trusted.map((k) => k.name)))
+    const report = yield* auditLedger({ onProgress: progress, heads: [...heads, ...(witnessed?.heads ?? [])], ledgerKeys: trusted.map((k) => k.publicKey) }).pipe(
       Effect.catchTag("StoreFailure", (e): Effect.Effect<never, StoreFailure | CliFailure> =>
         e.seq === undefined ? Effect.fail(e) : fail(`audit FAILED: ${e.message}`, ExitCode.integrity, { ok: false, firstBad: { seq: e.seq, reason: e.reason } })
       )
@@ -82,6 +85,7 @@ export const audit = ({ json, trust }: { readonly json: boolean; readonly trust:
       orphans: report.orphans.length,
       snapshots: report.snapshots,
       treeHeads: { matched: report.heads.matched, contradicted: report.heads.contradicted, notTrusted: setAside.length },
+      witnessed: witnessed === undefined ? undefined : { heads: witnessed.heads.length, witnesses: witnessed.witnesses, setAside: witnessed.setAside },
       projections: json ? auditView(report) : undefined
     }
     if (!summary.ok) {
@@ -97,6 +101,9 @@ export const audit = ({ json, trust }: { readonly json: boolean; readonly trust:
         `head    seq ${r.head?.seq} ${r.head?.hash}`,
         `blocks  ${chain.chainB.length} (blobs ${report.blobs} verified), keys ${r.state.keys.size}, contributors ${r.state.contributors.size}`,
         `heads   ${report.heads.matched} signed tree heads match the log${setAside.length > 0 ? ` (${setAside.length} not signed by a key trusted here, not checked)` : ""}`,
+        ...(witnessed === undefined
+          ? []
+          : [`witness ${witnessed.heads.length} heads co-signed by ${witnessed.witnesses} witnesses among them${witnessed.setAside > 0 ? ` (${witnessed.setAside} notes without a witness signature of this ledger, not checked)` : ""}`]),
         ...(report.incomplete.length > 0
           ? [`note    an interrupted operation left ${report.incomplete.length} expert streams without their ExpertUpdated; the next init, up or train records them`]
           : []),

@@ -3,6 +3,7 @@ import { NodeFileSystem, NodePath, NodeRuntime, NodeTerminal } from "@effect/pla
 import { Cause, Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
 import { auditCommand, balanceCommand, eventsCommand, initCommand, keysCommand, nodesCommand, transferCommand } from "./ledger-commands.ts"
 import { nodeCommand } from "./node.ts"
+import { witnessCommand } from "./witness.ts"
 import { contributorsCommand } from "./contributor-commands.ts"
 import { proofCommand, verifyCommand } from "./proof-commands.ts"
 import { upCommand } from "./up.ts"
@@ -13,7 +14,7 @@ import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
-  Command.withSubcommands([initCommand, upCommand, nodeCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, exportCommand, planCommand])
+  Command.withSubcommands([initCommand, upCommand, nodeCommand, witnessCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, exportCommand, planCommand])
 )
 
 /** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */

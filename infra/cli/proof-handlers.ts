@@ -4,7 +4,7 @@ import { proveConsistency, proveInclusion, verifyLogProof } from "../../actors/l
 import { latestTrustedHead } from "../../actors/tree-heads.ts"
 import { ledgerKeyName, openTreeHead } from "../../domain/ledger/tree-head.ts"
 import { trustedLedgerKeys } from "../ledger.ts"
-import { decodeUtf8, readFileBytes } from "./files.ts"
+import { readText } from "./files.ts"
 import { emit, ExitCode, fail } from "./output.ts"
 
 const show = (proof: unknown) => Effect.sync(() => console.log(JSON.stringify(proof, null, 2)))
@@ -14,8 +14,6 @@ export const inclusion = ({ seq, size }: { readonly seq: number; readonly size: 
 
 export const consistency = ({ from, to }: { readonly from: number; readonly to: Option.Option<number> }) =>
   Effect.flatMap(proveConsistency(from, Option.getOrUndefined(to)), show)
-
-const readText = (file: string) => Effect.flatMap(readFileBytes(file), (bytes) => Effect.map(decodeUtf8(file, bytes), (b) => new TextDecoder().decode(b)))
 
 /** The latest tree head the ledger's key signed for this log, as its note. */
 export const head = () =>

@@ -3,6 +3,7 @@ import { Console, Effect, Either, Option, Schedule } from "effect"
 import { serveBlobs } from "../../actors/blob-exchange.ts"
 import { serveChat, type RouterSettings } from "../../actors/chat-service.ts"
 import { serveLog } from "../../actors/log-server.ts"
+import { serveTreeHeads } from "../../actors/tree-head-service.ts"
 import { serveAnnouncements } from "../../actors/node-admission.ts"
 import { runNode } from "../../actors/node-agent.ts"
 import { serveRegistry } from "../../actors/registry.ts"
@@ -34,13 +35,13 @@ const parentGone = Effect.gen(function* () {
 
 /**
  * The network's services on `bus`, for as long as the scope: the log served to followers, blobs
- * by address, node registration and announcements, and the router answering chat. This process
- * holds the store; nodes never write the log.
+ * by address, node registration and announcements, the router answering chat, and the log's
+ * signed tree heads for witnesses. This process holds the store; nodes never write the log.
  */
-const serveNetwork = (bus: BusApi, router: RouterSettings) =>
+const serveNetwork = (bus: BusApi, router: RouterSettings, ledgerKey: string) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
-    yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router)], { discard: true })
+    yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey)], { discard: true })
   }).pipe(Effect.provideService(Bus, bus))
 
 /** `count` node agents in this process, each serving every expert; their replicas in memory, their blocks from this store. */
@@ -81,7 +82,7 @@ export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nat
     yield* Effect.addFinalizer(() => sign)
     yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))
     const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-    yield* serveNetwork(bus, router)
+    yield* serveNetwork(bus, router, key.publicKey)
     yield* inProcessNodes(bus, count)
     const on = servers === undefined ? undefined : servers.right.join(",")
     yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count }, () =>

@@ -1,0 +1,45 @@
+/**
+ * The ledger's side of witnessing, served over the bus by the process that holds the log: its
+ * latest signed tree head, a consistency proof between two sizes, and the heads witnesses hand
+ * back co-signed, kept with its own so that `blyan proof head` shows who witnessed them.
+ */
+import { Effect, Either, Schema } from "effect"
+import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
+import { Subjects } from "../domain/network/subjects.ts"
+import { ledgerKeyName, mergeNotes, noteBody, openTreeHead, witnessesOf } from "../domain/ledger/tree-head.ts"
+import { proveConsistency } from "./log-proofs.ts"
+import { latestTrustedHead } from "./tree-heads.ts"
+import { serveJson } from "./owner-requests.ts"
+
+/** A witness's request the ledger cannot answer, in words. */
+export class HeadRefused extends Schema.TaggedError<HeadRefused>()("HeadRefused", { message: Schema.String }) {}
+
+const Size = Schema.Int.pipe(Schema.nonNegative())
+export const ConsistencyRequest = Schema.Struct({ from: Size, to: Size })
+export const CosignedHead = Schema.Struct({ note: Schema.String.pipe(Schema.maxLength(16_384)) })
+
+/** Serve the ledger's heads to witnesses until the scope closes; `publicKey` is the ledger key that signs them. */
+export const serveTreeHeads = (publicKey: string) =>
+  Effect.gen(function* () {
+    const store = yield* TreeHeadStore
+    const trusted = [{ name: ledgerKeyName(publicKey), publicKey }]
+    const latest = Effect.flatMap(latestTrustedHead(trusted), (l) =>
+      l === undefined ? new HeadRefused({ message: "this ledger has signed no tree head yet" }) : Effect.succeed({ note: l.note, publicKey })
+    )
+    yield* serveJson(Subjects.ledgerHead, Schema.Struct({}), () => latest)
+    yield* serveJson(Subjects.ledgerConsistency, ConsistencyRequest, ({ from, to }) => Effect.map(proveConsistency(from, to), (proof) => ({ proof })))
+    // One at a time: two witnesses' signatures on the same head are merged, never one lost to the other.
+    const gate = yield* Effect.makeSemaphore(1)
+    yield* serveJson(Subjects.ledgerCosigned, CosignedHead, ({ note }) =>
+      gate.withPermits(1)(Effect.gen(function* () {
+        if (Either.isLeft(openTreeHead(note, trusted))) return yield* new HeadRefused({ message: "the note is not a head this ledger's key signed" })
+        if (witnessesOf(note).length === 0) return yield* new HeadRefused({ message: "the note carries no witness signature that verifies" })
+        // Only a head this ledger signed itself is kept again, with every signature it has gathered.
+        const own = (yield* store.all).filter((n) => noteBody(n) === noteBody(note))
+        if (own.length === 0) return yield* new HeadRefused({ message: "this ledger never signed that head" })
+        const merged = mergeNotes(own[own.length - 1]!, note)
+        if (merged !== own[own.length - 1]) yield* store.append(merged)
+        return {}
+      }))
+    )
+  })

@@ -1,0 +1,56 @@
+/** What `blyan witness` does. Loaded when it runs (see witness.ts). */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Console, Effect, Either, Option } from "effect"
+import { askJson } from "../../actors/owner-requests.ts"
+import { LedgerUnanswered, runWitness } from "../../actors/witness.ts"
+import { makeNatsBus } from "../../adapters/bus/nats.ts"
+import { makeFileEventStore } from "../../adapters/eventstore/file.ts"
+import { makeFileTreeHeadStore } from "../../adapters/tree-heads/file.ts"
+import { Bus } from "../../domain/ports/bus.ts"
+import { EventStore } from "../../domain/ports/event-store.ts"
+import { TreeHeadStore } from "../../domain/ports/tree-head-store.ts"
+import { Subjects } from "../../domain/network/subjects.ts"
+import { localKey } from "../identity.ts"
+import { parseNatsBus } from "../ledger.ts"
+import { networkTimings } from "../network-settings.ts"
+import { ExitCode, fail } from "./output.ts"
+
+/**
+ * The ledger key this witness follows, pinned in `<dir>/ledger.pub`: the one given, or the one
+ * pinned before, or the key of the first head it meets. A witness never switches ledgers.
+ */
+const followedLedger = (dir: string, given: Option.Option<string>, timeoutMs: number) =>
+  Effect.gen(function* () {
+    const file = path.join(dir, "ledger.pub")
+    const pinned = fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim() : undefined
+    if (pinned !== undefined && Option.isSome(given) && given.value !== pinned)
+      return yield* fail(`this witness follows the ledger key ${pinned}, not ${given.value}: use another --data for another ledger`, ExitCode.usage)
+    if (pinned !== undefined) return pinned
+    const key = Option.isSome(given)
+      ? given.value
+      : (yield* askJson<{ readonly publicKey: string }, LedgerUnanswered>(Subjects.ledgerHead, {}, timeoutMs, (reason) => new LedgerUnanswered({ message: reason }))).publicKey
+    fs.writeFileSync(file, `${key}\n`)
+    if (Option.isNone(given)) yield* Console.error(`witness: following the ledger key ${key}, trusted on first use`)
+    return key
+  })
+
+export const witness = (args: { readonly nats: string; readonly data: string; readonly ledgerKey: Option.Option<string>; readonly intervalMs: number }) =>
+  Effect.gen(function* () {
+    const servers = parseNatsBus(args.nats)
+    if (Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, ExitCode.usage)
+    if (args.intervalMs < 10 || args.intervalMs > 3_600_000) return yield* fail(`--interval-ms must be within 10..3600000, got ${args.intervalMs}`, ExitCode.usage)
+    const dir = path.resolve(args.data)
+    fs.mkdirSync(dir, { recursive: true })
+    const key = yield* localKey(dir, "witness")
+    const { timeoutMs } = yield* networkTimings
+    const events = yield* makeFileEventStore(path.join(dir, "log"))
+    const bus = yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+    const ledger = yield* followedLedger(dir, args.ledgerKey, timeoutMs).pipe(Effect.provideService(Bus, bus))
+    yield* Console.error(`blyan witness: key ${key.publicKey}, data ${dir}, ledger ${ledger}, on ${servers.right.join(",")}`)
+    yield* runWitness({ key, ledger, intervalMs: args.intervalMs, timeoutMs, onStatus: (line) => console.log(`witness: ${line}`) }).pipe(
+      Effect.provideService(Bus, bus),
+      Effect.provideService(EventStore, events),
+      Effect.provideService(TreeHeadStore, makeFileTreeHeadStore(dir))
+    )
+  }).pipe(Effect.scoped)

@@ -38,10 +38,18 @@ export const latestTrustedHead = (trusted: ReadonlyArray<TrustedKey>) =>
     return undefined
   })
 
-/** The log's tree head kept as the log grows (a leaf per appended envelope), for a long-running writer. */
+/**
+ * The log's tree head kept as the log grows (a leaf per appended envelope), for a long-running
+ * writer. The log as it stands is read before this returns: the first head it gives is the
+ * whole log's, never that of a subscription still catching up.
+ */
 export const followTreeHead = Effect.gen(function* () {
+  const store = yield* EventStore
   const acc = new MerkleAccumulator()
-  yield* Effect.forkScoped(Stream.runForEach((yield* EventStore).subscribe(0), (e) => Effect.sync(() => acc.push(envelopeLeaf(e.hash)))))
+  const push = (e: { readonly hash: string }) => Effect.sync(() => acc.push(envelopeLeaf(e.hash)))
+  const head = yield* store.head
+  yield* Stream.runForEach(Stream.take(store.readAll(0), (head?.seq ?? -1) + 1), push)
+  yield* Effect.forkScoped(Stream.runForEach(store.subscribe(acc.size), push))
   return Effect.sync(() => ({ size: acc.size, root: toHex(acc.root()) }))
 })
 

@@ -6,6 +6,9 @@
 import { Effect, Either, Schema, Stream } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { consistencyProof, envelopeLeaf, fromHex, inclusionProof, toHex, treeRoot, verifyConsistency, verifyInclusion } from "../domain/ledger/merkle.ts"
+import { Envelope, envelopeHash } from "../domain/ledger/envelope.ts"
+import { ledgerKeyName, openTreeHead } from "../domain/ledger/tree-head.ts"
+import { latestTrustedHead } from "./tree-heads.ts"
 
 /** A proof asked of a log that does not reach it. */
 export class ProofUnavailable extends Schema.TaggedError<ProofUnavailable>()("ProofUnavailable", { message: Schema.String }) {}
@@ -20,7 +23,9 @@ export const InclusionProof = Schema.Struct({
   /** The envelope's hash: the leaf. */
   hash: Hex32,
   root: Hex32,
-  proof: Schema.Array(Hex32)
+  proof: Schema.Array(Hex32),
+  /** The envelope itself, when the proof is about what it holds (a block): it must hash to `hash`. */
+  envelope: Schema.optional(Envelope)
 })
 export const ConsistencyProof = Schema.Struct({
   kind: Schema.Literal("consistency"),
@@ -66,7 +71,61 @@ export const proveConsistency = (from: number, to?: number) =>
     } satisfies LogProof
   })
 
+/**
+ * That each of `blocks` is on the log: the envelope that appended it, with its inclusion proof
+ * against the latest tree head `trusted` signed, and that head's note. A client holding the
+ * ledger's public key checks them with `verifyBlockProofs`, without the log.
+ */
+export const proveBlocks = (blocks: ReadonlyArray<string>, trusted: { readonly publicKey: string }) =>
+  Effect.gen(function* () {
+    const latest = yield* latestTrustedHead([{ name: ledgerKeyName(trusted.publicKey), publicKey: trusted.publicKey }])
+    if (latest === undefined) return yield* new ProofUnavailable({ message: "the ledger has signed no tree head to prove blocks against" })
+    const wanted = new Set(blocks)
+    const found = new Map<string, Envelope>()
+    const hashes: string[] = []
+    yield* Stream.runForEach(Stream.take((yield* EventStore).readAll(0), latest.head.size), (e) =>
+      Effect.sync(() => {
+        hashes.push(e.hash)
+        const block = e.type === "BlockAppended" ? (e.data as { readonly hash: string }).hash : undefined
+        if (block !== undefined && wanted.has(block)) found.set(block, e)
+      })
+    )
+    const missing = blocks.find((b) => !found.has(b))
+    if (missing !== undefined) return yield* new ProofUnavailable({ message: `block ${missing} is not among the ${latest.head.size} events of the latest signed head` })
+    const all = hashes.map(envelopeLeaf)
+    const root = toHex(treeRoot(all))
+    const proofs = [...found.values()].map(
+      (e) => ({ kind: "inclusion", seq: e.seq, size: all.length, hash: e.hash, root, proof: inclusionProof(all, e.seq, all.length).map(toHex), envelope: e }) satisfies LogProof
+    )
+    return { checkpoint: latest.note, proofs }
+  })
+
+export type BlockProofs = Effect.Effect.Success<ReturnType<typeof proveBlocks>>
+
 const decodeProof = Schema.decodeUnknownEither(Schema.parseJson(LogProof), { onExcessProperty: "error" })
+const BlockProofsSchema = Schema.Struct({ checkpoint: Schema.String, proofs: Schema.Array(InclusionProof) })
+const decodeBlockProofs = Schema.decodeUnknownEither(BlockProofsSchema)
+
+/**
+ * Check, offline, that every block in `blocks` is on the log of the ledger whose key is
+ * `publicKey`: each has a proof whose envelope appended it, leading to the root of a checkpoint
+ * that key signed. Either why not, or how many blocks and which head.
+ */
+export const verifyBlockProofs = (bundle: unknown, blocks: ReadonlyArray<string>, publicKey: string): Either.Either<string, string> => {
+  const decoded = decodeBlockProofs(bundle)
+  if (Either.isLeft(decoded)) return Either.left("not block proofs: expected { checkpoint, proofs } as `blyan chat --prove` gives them")
+  const head = openTreeHead(decoded.right.checkpoint, [{ name: ledgerKeyName(publicKey), publicKey }])
+  if (Either.isLeft(head)) return Either.left(`the checkpoint: ${head.left}`)
+  const byBlock = new Map(decoded.right.proofs.map((p) => [(p.envelope?.data as { readonly hash?: unknown } | undefined)?.hash, p]))
+  for (const block of new Set(blocks)) {
+    const p = byBlock.get(block)
+    if (p === undefined || p.envelope === undefined || p.envelope.type !== "BlockAppended") return Either.left(`no proof that block ${block} is on the log`)
+    if (envelopeHash(p.envelope) !== p.hash) return Either.left(`the envelope given for block ${block} does not hash to ${p.hash}`)
+    if (p.size !== head.right.size || p.root !== head.right.root) return Either.left(`the proof of block ${block} is not against the checkpoint`)
+    if (!verifyInclusion(envelopeLeaf(p.hash), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))) return Either.left(`the inclusion proof of block ${block} does not lead to the checkpoint's root`)
+  }
+  return Either.right(`${new Set(blocks).size} blocks are on the log of ${head.right.size} events (root ${head.right.root}) that ${head.right.signer} signed`)
+}
 
 /**
  * Check a proof offline; with `head`, also that it ends at that tree head (its root, and its size
@@ -79,6 +138,7 @@ export const verifyLogProof = (text: string, head?: { readonly root: string; rea
       const [size, root] = p.kind === "inclusion" ? [p.size, p.root] : [p.to, p.toRoot]
       if (head !== undefined && root !== head.root) return Either.left(`the proof is against root ${root}, not ${head.root}`)
       if (head?.size !== undefined && size !== head.size) return Either.left(`the proof is against a tree of ${size} events, not ${head.size}`)
+      if (p.kind === "inclusion" && p.envelope !== undefined && envelopeHash(p.envelope) !== p.hash) return Either.left(`the envelope given does not hash to ${p.hash}`)
       if (p.kind === "inclusion")
         return verifyInclusion(envelopeLeaf(p.hash), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
           ? Either.right(`event ${p.hash} is seq ${p.seq} of the log of ${p.size} events with root ${p.root}`)

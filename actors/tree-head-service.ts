@@ -1,15 +1,16 @@
 /**
  * The ledger's side of witnessing, served over the bus by the process that holds the log: its
  * latest signed tree head, a consistency proof between two sizes, and the heads witnesses hand
- * back co-signed, kept with its own so that `blyan proof head` shows who witnessed them.
+ * back co-signed, kept with its own so that `blyan proof head` shows who witnessed them; and,
+ * for clients, proofs that the blocks an answer names are on the log.
  */
 import { Effect, Either, Schema } from "effect"
 import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { ledgerKeyName, mergeNotes, noteBody, openTreeHead, witnessesOf } from "../domain/ledger/tree-head.ts"
-import { proveConsistency } from "./log-proofs.ts"
+import { ProofUnavailable, proveBlocks, proveConsistency, type BlockProofs } from "./log-proofs.ts"
 import { latestTrustedHead } from "./tree-heads.ts"
-import { serveJson } from "./owner-requests.ts"
+import { askJson, serveJson } from "./owner-requests.ts"
 
 /** A witness's request the ledger cannot answer, in words. */
 export class HeadRefused extends Schema.TaggedError<HeadRefused>()("HeadRefused", { message: Schema.String }) {}
@@ -17,6 +18,7 @@ export class HeadRefused extends Schema.TaggedError<HeadRefused>()("HeadRefused"
 const Size = Schema.Int.pipe(Schema.nonNegative())
 export const ConsistencyRequest = Schema.Struct({ from: Size, to: Size })
 export const CosignedHead = Schema.Struct({ note: Schema.String.pipe(Schema.maxLength(16_384)) })
+export const ProveBlocksRequest = Schema.Struct({ blocks: Schema.Array(Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))).pipe(Schema.maxItems(4096)) })
 
 /** Serve the ledger's heads to witnesses until the scope closes; `publicKey` is the ledger key that signs them. */
 export const serveTreeHeads = (publicKey: string) =>
@@ -28,6 +30,7 @@ export const serveTreeHeads = (publicKey: string) =>
     )
     yield* serveJson(Subjects.ledgerHead, Schema.Struct({}), () => latest)
     yield* serveJson(Subjects.ledgerConsistency, ConsistencyRequest, ({ from, to }) => Effect.map(proveConsistency(from, to), (proof) => ({ proof })))
+    yield* serveJson(Subjects.ledgerProveBlocks, ProveBlocksRequest, ({ blocks }) => proveBlocks(blocks, { publicKey }))
     // One at a time: two witnesses' signatures on the same head are merged, never one lost to the other.
     const gate = yield* Effect.makeSemaphore(1)
     yield* serveJson(Subjects.ledgerCosigned, CosignedHead, ({ note }) =>
@@ -43,3 +46,10 @@ export const serveTreeHeads = (publicKey: string) =>
       }))
     )
   })
+
+/** Ask the ledger's holder for proofs that `blocks` are on its log; its refusal as ProofUnavailable. */
+export const askBlockProofs = (blocks: ReadonlyArray<string>, timeoutMs: number) =>
+  Effect.map(
+    askJson<BlockProofs, ProofUnavailable>(Subjects.ledgerProveBlocks, { blocks } satisfies typeof ProveBlocksRequest.Type, timeoutMs, (reason) => new ProofUnavailable({ message: reason })),
+    ({ checkpoint, proofs }): BlockProofs => ({ checkpoint, proofs })
+  )

@@ -42,6 +42,8 @@ export const Subjects = {
   ledgerHead: "blyan.ledger.head",
   ledgerConsistency: "blyan.ledger.consistency",
   ledgerCosigned: "blyan.ledger.cosigned",
+  /** Inclusion proofs of blocks against the latest signed head (request/reply). */
+  ledgerProveBlocks: "blyan.ledger.prove-blocks",
   /** A witness's report of a fork, with both heads as evidence. */
   witnessFork: "blyan.witness.fork",
   /** Asks every witness for its latest co-signed head, answered on the subject the asker names. */

@@ -28,6 +28,7 @@ export const chatCommand = Command.make(
     temperature: temperatureOption,
     seed: seedOption,
     nats: natsOption("chat with the network's router instead of running the model here").pipe(Options.optional),
+    prove: Options.boolean("prove").pipe(Options.withDescription("attach proofs that every block the answer names is on the log: a signed tree head and an inclusion proof per block (check them with `blyan verify --answer`)")),
     prompt: promptArg
   },
   (args) => Effect.flatMap(handlers, (h) => h.chatWithModel(args))

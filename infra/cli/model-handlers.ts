@@ -9,6 +9,8 @@ import { defaultSpec, parsePartName } from "../../domain/model/spec.ts"
 import { buildModelGraphs, graphFiles } from "../../domain/model/onnx/graphs.ts"
 import { chat, type ChatAnswer } from "../../actors/chat.ts"
 import { askChat, MAX_NETWORK_TOKENS } from "../../actors/chat-service.ts"
+import { proveBlocks, type BlockProofs } from "../../actors/log-proofs.ts"
+import { askBlockProofs } from "../../actors/tree-head-service.ts"
 import { Bus } from "../../domain/ports/bus.ts"
 import { existingLedgerKey, parseNatsBus } from "../ledger.ts"
 import { trainOnLedger } from "../../actors/trainer.ts"
@@ -70,12 +72,19 @@ const chatLines = (answer: ChatAnswer) => {
 /** How long a network chat may take: a generous deadline per token. */
 const chatDeadlineMs = (maxTokens: number) => 30_000 + maxTokens * 1_000
 
+/** The blocks an answer names, each once. */
+const blocksOf = (answer: ChatAnswer) => [...new Set(answer.experts.map((e) => e.block))]
+
+/** The proof line of a proved answer, for people. */
+const proofLine = (p: BlockProofs) => `proved: ${p.proofs.length} blocks are on the log, against the tree head of ${p.proofs[0]?.size ?? 0} events the ledger signed (check with \`blyan verify --answer FILE --key KEY\`)`
+
 export const chatWithModel = ({
   json,
   maxTokens,
   temperature,
   seed,
   nats,
+  prove,
   prompt
 }: {
   readonly json: boolean
@@ -83,6 +92,7 @@ export const chatWithModel = ({
   readonly temperature: number
   readonly seed: number
   readonly nats: Option.Option<string>
+  readonly prove: boolean
   readonly prompt: string
 }) =>
   Effect.gen(function* () {
@@ -91,17 +101,25 @@ export const chatWithModel = ({
     if (!(temperature >= 0) || temperature > 10) return yield* fail(`--temperature must be within 0..10, got ${temperature}`, 2)
     if (prompt.length === 0) return yield* fail("the prompt is empty", 2)
     const request = { prompt, maxTokens, temperature, seed }
+    const show = (answer: ChatAnswer, proofs: BlockProofs | undefined) =>
+      emit(json, proofs === undefined ? answer : { ...answer, proofs }, () => [chatLines(answer), ...(proofs === undefined ? [] : [proofLine(proofs)])].join("\n"))
     if (Option.isSome(nats)) {
       const servers = parseNatsBus(nats.value)
       if (Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, ExitCode.usage)
       // The NATS client loads only for a network chat.
       const { makeNatsBus } = yield* Effect.promise(() => import("../../adapters/bus/nats.ts"))
       const bus = yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-      const answer = yield* askChat(request, chatDeadlineMs(maxTokens)).pipe(Effect.provideService(Bus, bus))
-      return yield* emit(json, answer, () => chatLines(answer))
+      return yield* Effect.gen(function* () {
+        const answer = yield* askChat(request, chatDeadlineMs(maxTokens))
+        const proofs = prove ? yield* askBlockProofs(blocksOf(answer), chatDeadlineMs(0)) : undefined
+        yield* show(answer, proofs)
+      }).pipe(Effect.provideService(Bus, bus))
     }
     const answer = yield* chat(prompt, request).pipe(Effect.provide(modelRunnerLayer))
-    yield* emit(json, answer, () => chatLines(answer))
+    if (!prove) return yield* show(answer, undefined)
+    const { file, key } = yield* existingLedgerKey
+    if (key === undefined) return yield* fail(`--prove needs the ledger's key (${file}), which signs the heads the proofs lead to; on another machine, ask the network with --nats`)
+    yield* show(answer, yield* proveBlocks(blocksOf(answer), key))
   }).pipe(Effect.scoped)
 
 export const trainModel = ({

@@ -27,10 +27,11 @@ export const verifyCommand = Command.make(
   "verify",
   {
     json: jsonOption,
-    proof: Options.file("proof").pipe(Options.withDescription("a proof `blyan proof` printed")),
+    proof: Options.file("proof").pipe(Options.optional, Options.withDescription("a proof `blyan proof` printed")),
+    answer: Options.file("answer").pipe(Options.optional, Options.withDescription("an answer `blyan chat --prove --json` printed: every block it names must be proved on the log (with --key)")),
     root: Options.text("root").pipe(Options.optional, Options.withDescription("the tree root (hex) the proof must end at")),
     head: Options.file("head").pipe(Options.optional, Options.withDescription("a signed tree head (`blyan proof head`) the proof must end at: its size and root")),
-    key: Options.text("key").pipe(Options.optional, Options.withDescription("with --head: the public key (hex) of the ledger that signed it"))
+    key: Options.text("key").pipe(Options.optional, Options.withDescription("with --head or --answer: the public key (hex) of the ledger that signed the head"))
   },
   (args) => Effect.flatMap(handlers, (h) => h.verify(args))
-).pipe(Command.withDescription("check a proof offline, without the log; exit 3 if it does not hold"))
+).pipe(Command.withDescription("check a proof, or a proved answer, offline, without the log; exit 3 if it does not hold"))

@@ -1,9 +1,9 @@
-import { Effect, Exit, Schedule, Scope, Stream } from "effect"
+import { Effect, Either, Exit, Schedule, Scope, Stream } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { auditLedger } from "../../actors/auditor.ts"
 import { ensureGenesis } from "../../actors/genesis.ts"
 import { logTreeHead, signLogHead } from "../../actors/tree-heads.ts"
-import { serveTreeHeads } from "../../actors/tree-head-service.ts"
+import { askBlockProofs, serveTreeHeads } from "../../actors/tree-head-service.ts"
 import { pollWitnesses, runWitness } from "../../actors/witness.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
@@ -21,6 +21,12 @@ import { openTreeHead, witnessesOf, witnessKeyName } from "../../domain/ledger/t
 import { Subjects } from "../../domain/network/subjects.ts"
 import { makeFileBlobStore } from "../../adapters/blobs/file.ts"
 import { logOf } from "../support/log.ts"
+import { freshLedger } from "../support/stores.ts"
+import { tinySpec } from "../domain/model/support.ts"
+import { initLedger } from "../../actors/genesis.ts"
+import { foldStream } from "../../actors/command.ts"
+import { verifyBlockProofs } from "../../actors/log-proofs.ts"
+import { ModelProjection } from "../../domain/projections/model.ts"
 import { tempDir } from "../support/tmp.ts"
 
 const ledgerKey = keyPairFromSeed(sha256Hex("the witnessed ledger's key"))
@@ -113,6 +119,26 @@ describe("witnesses", () => {
       const audit = yield* auditLedger({ heads: witnessedHeads }).pipe(Effect.provideService(EventStore, forged), Effect.provideService(BlobStore, blobs))
       expect(audit.heads.contradicted).toHaveLength(2)
       expect(audit.heads.contradicted[0]).toMatch(/the log was rewritten$/)
+    })
+  )
+
+  it.scopedLive("the ledger's holder proves blocks on its log over the bus: the proofs check against its signed head, and a block it does not hold is refused", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      const { events, blobs } = yield* freshLedger()
+      const heads = makeMemoryTreeHeadStore()
+      const on = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+        eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs), Effect.provideService(TreeHeadStore, heads), Effect.provideService(Bus, bus))
+      yield* on(initLedger(tinySpec))
+      yield* on(signLogHead(ledgerKey, logTreeHead))
+      yield* on(serveTreeHeads(ledgerKey.publicKey))
+      const { state } = yield* on(foldStream("*", ModelProjection))
+      const blocks = [...state.current.values()].map((c) => c.block)
+      const proofs = yield* on(askBlockProofs(blocks, 2000))
+      expect(verifyBlockProofs(proofs, blocks, ledgerKey.publicKey)).toEqual(Either.right(expect.stringContaining(`${blocks.length} blocks are on the log`)))
+      expect(Either.isLeft(verifyBlockProofs(proofs, [...blocks, "ab".repeat(32)], ledgerKey.publicKey))).toBe(true)
+      const refused = yield* Effect.flip(on(askBlockProofs(["ab".repeat(32)], 2000)))
+      expect(refused.message).toContain(`block ${"ab".repeat(32)} is not among the`)
     })
   )
 })

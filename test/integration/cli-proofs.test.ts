@@ -50,4 +50,36 @@ describe("blyan proof and blyan verify", () => {
     expect(beyond.code).toBe(1)
     expect(beyond.stderr).toContain(`seq ${events.length} is not among the ${events.length} events of the tree`)
   })
+
+  it("chat --prove attaches a signed head and an inclusion proof per block; verify --answer holds every block to them, and refuses a changed block, a missing proof or another key", async () => {
+    const data = tempDir()
+    const env = { BLYAN_HOME: tempDir() }
+    expect((await blyan(["init", "--data", data], env)).code).toBe(0)
+    const key = /signed by the ledger key ([0-9a-f]{64})/.exec((await blyan(["proof", "head", "--data", data], env)).stderr)![1]!
+    const r = await blyan(["chat", "--prove", "--json", "--max-tokens", "3", "--data", data, "tides"], env)
+    expect(r.code, r.stderr).toBe(0)
+    const answer = JSON.parse(r.stdout) as { experts: Array<{ block: string }>; proofs: { checkpoint: string; proofs: Array<{ envelope: { data: { payload: string } }; proof: string[] }> } }
+    const blocks = new Set(answer.experts.map((e) => e.block))
+    expect(answer.proofs.proofs).toHaveLength(blocks.size)
+    // A few hundred bytes of hashes per block: log2 of the log's size.
+    for (const p of answer.proofs.proofs) expect(p.proof.length).toBeLessThanOrEqual(Math.ceil(Math.log2(200)))
+    const dir = tempDir()
+    const check = async (name: string, a: unknown, k = key) => {
+      fs.writeFileSync(path.join(dir, name), JSON.stringify(a))
+      return blyan(["verify", "--answer", path.join(dir, name), "--key", k])
+    }
+    const ok = await check("ok.json", answer)
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout).toContain(`OK: ${blocks.size} blocks are on the log of`)
+    const changed = structuredClone(answer)
+    changed.proofs.proofs[0]!.envelope.data.payload = "0".repeat(64)
+    expect((await check("changed.json", changed)).stderr).toMatch(/no proof that block|does not hash to/)
+    const missing = structuredClone(answer)
+    missing.proofs.proofs.pop()
+    const m = await check("missing.json", missing)
+    expect(m.code).toBe(3)
+    expect(m.stderr).toContain("no proof that block")
+    expect((await check("other.json", answer, "ab".repeat(32))).code).toBe(3)
+    expect((await blyan(["verify", "--answer", path.join(dir, "ok.json")])).code).toBe(2)
+  })
 })

@@ -5,7 +5,7 @@
  */
 import { Effect, Either, Schema, Stream } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
-import { consistencyProof, envelopeLeaf, fromHex, inclusionProof, toHex, treeRoot, verifyConsistency, verifyInclusion } from "../domain/ledger/merkle.ts"
+import { envelopeLeaf, fromHex, MerkleTree, toHex, verifyConsistency, verifyInclusion } from "../domain/ledger/merkle.ts"
 import { Envelope, envelopeHash } from "../domain/ledger/envelope.ts"
 import { ledgerKeyName, openTreeHead } from "../domain/ledger/tree-head.ts"
 import { latestTrustedHead } from "./tree-heads.ts"
@@ -38,36 +38,42 @@ export const ConsistencyProof = Schema.Struct({
 export const LogProof = Schema.Union(InclusionProof, ConsistencyProof)
 export type LogProof = typeof LogProof.Type
 
-/** The envelope hashes of the first `size` events (all of them by default), and their leaves. */
-const leaves = (size?: number) =>
+/** The envelope hashes of the first `size` events (all of them by default), and their tree. */
+const treeOf = (size?: number) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const head = ((yield* store.head)?.seq ?? -1) + 1
     const n = size ?? head
     if (n > head) return yield* new ProofUnavailable({ message: `the log holds ${head} events, not ${n}` })
     const hashes: string[] = []
-    yield* Stream.runForEach(Stream.take(store.readAll(0), n), (e) => Effect.sync(() => void hashes.push(e.hash)))
-    return { hashes, all: hashes.map(envelopeLeaf) }
+    const tree = new MerkleTree()
+    yield* Stream.runForEach(Stream.take(store.readAll(0), n), (e) =>
+      Effect.sync(() => {
+        hashes.push(e.hash)
+        tree.push(envelopeLeaf(e.hash))
+      })
+    )
+    return { hashes, tree }
   })
 
 export const proveInclusion = (seq: number, size?: number) =>
   Effect.gen(function* () {
-    const { hashes, all } = yield* leaves(size)
-    if (seq < 0 || seq >= all.length) return yield* new ProofUnavailable({ message: `seq ${seq} is not among the ${all.length} events of the tree` })
-    return { kind: "inclusion", seq, size: all.length, hash: hashes[seq]!, root: toHex(treeRoot(all)), proof: inclusionProof(all, seq, all.length).map(toHex) } satisfies LogProof
+    const { hashes, tree } = yield* treeOf(size)
+    if (seq < 0 || seq >= tree.size) return yield* new ProofUnavailable({ message: `seq ${seq} is not among the ${tree.size} events of the tree` })
+    return { kind: "inclusion", seq, size: tree.size, hash: hashes[seq]!, root: toHex(tree.root()), proof: tree.inclusionProof(seq, tree.size).map(toHex) } satisfies LogProof
   })
 
 export const proveConsistency = (from: number, to?: number) =>
   Effect.gen(function* () {
-    const { all } = yield* leaves(to)
-    if (from < 0 || from > all.length) return yield* new ProofUnavailable({ message: `a tree of ${from} events is not a prefix of one of ${all.length}` })
+    const { tree } = yield* treeOf(to)
+    if (from < 0 || from > tree.size) return yield* new ProofUnavailable({ message: `a tree of ${from} events is not a prefix of one of ${tree.size}` })
     return {
       kind: "consistency",
       from,
-      to: all.length,
-      fromRoot: toHex(treeRoot(all, from)),
-      toRoot: toHex(treeRoot(all)),
-      proof: consistencyProof(all, from, all.length).map(toHex)
+      to: tree.size,
+      fromRoot: toHex(tree.root(from)),
+      toRoot: toHex(tree.root()),
+      proof: tree.consistencyProof(from, tree.size).map(toHex)
     } satisfies LogProof
   })
 
@@ -82,20 +88,19 @@ export const proveBlocks = (blocks: ReadonlyArray<string>, trusted: { readonly p
     if (latest === undefined) return yield* new ProofUnavailable({ message: "the ledger has signed no tree head to prove blocks against" })
     const wanted = new Set(blocks)
     const found = new Map<string, Envelope>()
-    const hashes: string[] = []
+    const tree = new MerkleTree()
     yield* Stream.runForEach(Stream.take((yield* EventStore).readAll(0), latest.head.size), (e) =>
       Effect.sync(() => {
-        hashes.push(e.hash)
+        tree.push(envelopeLeaf(e.hash))
         const block = e.type === "BlockAppended" ? (e.data as { readonly hash: string }).hash : undefined
         if (block !== undefined && wanted.has(block)) found.set(block, e)
       })
     )
     const missing = blocks.find((b) => !found.has(b))
     if (missing !== undefined) return yield* new ProofUnavailable({ message: `block ${missing} is not among the ${latest.head.size} events of the latest signed head` })
-    const all = hashes.map(envelopeLeaf)
-    const root = toHex(treeRoot(all))
+    const root = toHex(tree.root())
     const proofs = [...found.values()].map(
-      (e) => ({ kind: "inclusion", seq: e.seq, size: all.length, hash: e.hash, root, proof: inclusionProof(all, e.seq, all.length).map(toHex), envelope: e }) satisfies LogProof
+      (e) => ({ kind: "inclusion", seq: e.seq, size: tree.size, hash: e.hash, root, proof: tree.inclusionProof(e.seq, tree.size).map(toHex), envelope: e }) satisfies LogProof
     )
     return { checkpoint: latest.note, proofs }
   })

@@ -2,9 +2,9 @@
  * The Merkle tree of the log (RFC 9162, Certificate Transparency 2.0, §2.1): its leaves are the
  * envelopes' hashes in seq order, hashed with a 0x00 prefix; interior nodes hash two children with
  * a 0x01 prefix, so no leaf can pass for a node. The tree of n leaves splits at the largest power
- * of two below n. Here: the root, maintained incrementally (`MerkleAccumulator`, O(log n) state),
- * and inclusion and consistency proofs over the leaves with their verifiers, which need only the
- * proof, the sizes and the roots (a client checks without the log).
+ * of two below n. Here: the root, maintained incrementally (`MerkleAccumulator`, O(log n) state);
+ * the whole tree (`MerkleTree`) that proofs are taken from; and the proofs' verifiers, which need
+ * only the proof, the sizes and the roots (a client checks without the log).
  */
 import { createHash } from "node:crypto"
 
@@ -69,28 +69,111 @@ export class MerkleAccumulator {
   }
 }
 
-/** The root of the tree over `leaves[from, to)` (leaf hashes). */
-const subtreeRoot = (leaves: ReadonlyArray<Digest>, from: number, to: number): Digest => {
-  const n = to - from
-  if (n === 0) return EMPTY_ROOT
-  if (n === 1) return leaves[from]!
-  const k = split(n)
-  return nodeHash(subtreeRoot(leaves, from, from + k), subtreeRoot(leaves, from + k, to))
-}
-
-export const treeRoot = (leaves: ReadonlyArray<Digest>, size = leaves.length): Digest => subtreeRoot(leaves, 0, size)
-
-/** The audit path of leaf `index` in the tree of the first `size` leaves (RFC 9162 §2.1.3.1), leaf-side first. */
-export const inclusionProof = (leaves: ReadonlyArray<Digest>, index: number, size: number): ReadonlyArray<Digest> => {
-  if (!(index >= 0 && index < size && size <= leaves.length)) throw new RangeError(`no leaf ${index} in a tree of ${size}`)
-  const path = (m: number, from: number, to: number): Digest[] => {
-    const n = to - from
-    if (n === 1) return []
-    const k = split(n)
-    return m < k ? [...path(m, from, from + k), subtreeRoot(leaves, from + k, to)] : [...path(m - k, from + k, to), subtreeRoot(leaves, from, from + k)]
+/** Digests in one growing byte array: a level of the tree costs 32 bytes a node, not an object each. */
+class DigestList {
+  private bytes = new Uint8Array(32 * 64)
+  count = 0
+  push(d: Digest): void {
+    if ((this.count + 1) * 32 > this.bytes.length) {
+      const grown = new Uint8Array(this.bytes.length * 2)
+      grown.set(this.bytes)
+      this.bytes = grown
+    }
+    this.bytes.set(d, this.count++ * 32)
   }
-  return path(index, 0, size)
+  at(i: number): Digest {
+    return this.bytes.subarray(i * 32, i * 32 + 32)
+  }
 }
+
+/**
+ * The whole tree, kept as the roots of its perfect subtrees level by level (2n digests for n
+ * leaves, appended in amortised O(1) hashes). Every subtree RFC 9162's recursion asks for is a
+ * perfect subtree on its left, so a root or a proof at any size up to n costs O(log² n) hashes,
+ * not a pass over the leaves.
+ */
+export class MerkleTree {
+  private readonly levels: DigestList[] = []
+
+  static of(leaves: ReadonlyArray<Digest>): MerkleTree {
+    const t = new MerkleTree()
+    for (const leaf of leaves) t.push(leaf)
+    return t
+  }
+
+  get size(): number {
+    return this.levels[0]?.count ?? 0
+  }
+
+  /** Add the next leaf, given its leaf hash. */
+  push(leaf: Digest): void {
+    let node = leaf
+    let index = this.size
+    for (let h = 0; ; h++) {
+      const level = (this.levels[h] ??= new DigestList())
+      level.push(node)
+      // An odd index completes a pair: their parent is the next level's newest node.
+      if ((index & 1) === 0) return
+      node = nodeHash(level.at(index - 1), node)
+      index = Math.floor(index / 2)
+    }
+  }
+
+  /** The root of the leaves `[from, to)` as the recursion of RFC 9162 splits them. */
+  private subtree(from: number, to: number): Digest {
+    const n = to - from
+    if (n === 0) return EMPTY_ROOT
+    if (isPowerOfTwo(n) && from % n === 0) return this.levels[Math.round(Math.log2(n))]!.at(from / n)
+    const k = split(n)
+    return nodeHash(this.subtree(from, from + k), this.subtree(from + k, to))
+  }
+
+  private within(size: number): void {
+    if (!(Number.isInteger(size) && size >= 0 && size <= this.size)) throw new RangeError(`no tree of ${size} leaves among ${this.size}`)
+  }
+
+  /** The root of the tree of the first `size` leaves. */
+  root(size = this.size): Digest {
+    this.within(size)
+    return this.subtree(0, size)
+  }
+
+  /** The audit path of leaf `index` in the tree of the first `size` leaves (RFC 9162 §2.1.3.1), leaf-side first. */
+  inclusionProof(index: number, size: number): ReadonlyArray<Digest> {
+    this.within(size)
+    if (!(index >= 0 && index < size)) throw new RangeError(`no leaf ${index} in a tree of ${size}`)
+    const path = (m: number, from: number, to: number): Digest[] => {
+      const n = to - from
+      if (n === 1) return []
+      const k = split(n)
+      return m < k ? [...path(m, from, from + k), this.subtree(from + k, to)] : [...path(m - k, from + k, to), this.subtree(from, from + k)]
+    }
+    return path(index, 0, size)
+  }
+
+  /** The proof that the tree of `oldSize` leaves is a prefix of the tree of `newSize` (RFC 9162 §2.1.4.1). */
+  consistencyProof(oldSize: number, newSize: number): ReadonlyArray<Digest> {
+    this.within(newSize)
+    if (!(oldSize >= 0 && oldSize <= newSize)) throw new RangeError(`no consistency proof from ${oldSize} to ${newSize}`)
+    if (oldSize === 0 || oldSize === newSize) return []
+    const subproof = (m: number, from: number, to: number, whole: boolean): Digest[] => {
+      const n = to - from
+      if (m === n) return whole ? [] : [this.subtree(from, to)]
+      const k = split(n)
+      return m <= k
+        ? [...subproof(m, from, from + k, whole), this.subtree(from + k, to)]
+        : [...subproof(m - k, from + k, to, false), this.subtree(from, from + k)]
+    }
+    return subproof(oldSize, 0, newSize, true)
+  }
+}
+
+/** The root of the tree of the first `size` of `leaves`. */
+export const treeRoot = (leaves: ReadonlyArray<Digest>, size = leaves.length): Digest => MerkleTree.of(leaves.slice(0, size)).root()
+
+export const inclusionProof = (leaves: ReadonlyArray<Digest>, index: number, size: number): ReadonlyArray<Digest> => MerkleTree.of(leaves).inclusionProof(index, size)
+
+export const consistencyProof = (leaves: ReadonlyArray<Digest>, oldSize: number, newSize: number): ReadonlyArray<Digest> => MerkleTree.of(leaves).consistencyProof(oldSize, newSize)
 
 /** Whether `proof` shows `leaf` at `index` in the tree of `size` leaves with root `root` (RFC 9162 §2.1.3.2). */
 export const verifyInclusion = (leaf: Digest, index: number, size: number, proof: ReadonlyArray<Digest>, root: Digest): boolean => {
@@ -108,21 +191,6 @@ export const verifyInclusion = (leaf: Digest, index: number, size: number, proof
     sn >>>= 1
   }
   return sn === 0 && equal(r, root)
-}
-
-/** The proof that the tree of `oldSize` leaves is a prefix of the tree of `newSize` (RFC 9162 §2.1.4.1). */
-export const consistencyProof = (leaves: ReadonlyArray<Digest>, oldSize: number, newSize: number): ReadonlyArray<Digest> => {
-  if (!(oldSize >= 0 && oldSize <= newSize && newSize <= leaves.length)) throw new RangeError(`no consistency proof from ${oldSize} to ${newSize}`)
-  if (oldSize === 0 || oldSize === newSize) return []
-  const subproof = (m: number, from: number, to: number, whole: boolean): Digest[] => {
-    const n = to - from
-    if (m === n) return whole ? [] : [subtreeRoot(leaves, from, to)]
-    const k = split(n)
-    return m <= k
-      ? [...subproof(m, from, from + k, whole), subtreeRoot(leaves, from + k, to)]
-      : [...subproof(m - k, from + k, to, false), subtreeRoot(leaves, from, from + k)]
-  }
-  return subproof(oldSize, 0, newSize, true)
 }
 
 /** Whether `proof` shows the tree of `oldSize` with `oldRoot` is a prefix of the one of `newSize` with `newRoot` (RFC 9162 §2.1.4.2). */

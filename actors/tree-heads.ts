@@ -5,7 +5,7 @@
  * head's root, fails naming both.
  */
 import { Effect, Either, Stream } from "effect"
-import { EventStore } from "../domain/ports/event-store.ts"
+import { EventStore, type EventStoreApi } from "../domain/ports/event-store.ts"
 import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
 import { envelopeLeaf, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
 import type { KeyPair } from "../domain/ledger/signing.ts"
@@ -39,23 +39,51 @@ export const latestTrustedHead = (trusted: ReadonlyArray<TrustedKey>) =>
   })
 
 /**
- * The log's tree head kept as the log grows (a leaf per appended envelope), for a long-running
- * writer. The log as it stands is read before this returns: the first head it gives is the
- * whole log's, never that of a subscription still catching up.
+ * The log's tree head kept as the log grows, for a long-running writer: the store given back
+ * pushes the hashes of what it appends (in seq order, whatever order concurrent appends finish
+ * in), so its own appends cost a leaf hash each and are never read back; `head` reads from the
+ * store only what others appended (a shared store) or what it has not seen yet. The log as it
+ * stands is read before this returns.
  */
-export const followTreeHead = Effect.gen(function* () {
+export const trackTreeHead = Effect.gen(function* () {
   const store = yield* EventStore
   const acc = new MerkleAccumulator()
-  const push = (e: { readonly hash: string }) => Effect.sync(() => acc.push(envelopeLeaf(e.hash)))
-  const head = yield* store.head
-  yield* Stream.runForEach(Stream.take(store.readAll(0), (head?.seq ?? -1) + 1), push)
-  yield* Effect.forkScoped(Stream.runForEach(store.subscribe(acc.size), push))
-  return Effect.sync(() => ({ size: acc.size, root: toHex(acc.root()) }))
+  const pending = new Map<number, string>()
+  const drain = () => {
+    for (let hash = pending.get(acc.size); hash !== undefined; hash = pending.get(acc.size)) {
+      pending.delete(acc.size)
+      acc.push(envelopeLeaf(hash))
+    }
+  }
+  const catchUp = Effect.gen(function* () {
+    drain()
+    const missing = ((yield* store.head)?.seq ?? -1) + 1 - acc.size
+    if (missing <= 0) return
+    yield* Stream.runForEach(Stream.take(store.readAll(acc.size), missing), (e) =>
+      Effect.sync(() => {
+        // Appends finishing meanwhile may have pushed this one already.
+        if (e.seq === acc.size) acc.push(envelopeLeaf(e.hash))
+        drain()
+      })
+    )
+  })
+  yield* catchUp
+  const tracked: EventStoreApi = {
+    ...store,
+    append: (stream, events, expected) =>
+      Effect.tap(store.append(stream, events, expected), (r) =>
+        Effect.sync(() => {
+          for (const e of r.envelopes) if (e.seq >= acc.size) pending.set(e.seq, e.hash)
+          drain()
+        })
+      )
+  }
+  return { store: tracked, head: Effect.map(catchUp, () => ({ size: acc.size, root: toHex(acc.root()) })) }
 })
 
 /**
  * Sign the log's head with `key`, as `current` gives it (`logTreeHead` reads the log;
- * `followTreeHead` keeps it as the log grows), unless the last head this key signed is at this size.
+ * `trackTreeHead` keeps it as the log grows), unless the last head this key signed is at this size.
  */
 export const signLogHead = <E, R>(key: KeyPair, current: Effect.Effect<{ readonly size: number; readonly root: string }, E, R>) =>
   Effect.gen(function* () {

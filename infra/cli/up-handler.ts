@@ -17,7 +17,8 @@ import { defaultSpec } from "../../domain/model/spec.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { createLedger, ledgerKey, parseNatsBus } from "../ledger.ts"
-import { followTreeHead, signLogHead } from "../../actors/tree-heads.ts"
+import { signLogHead, trackTreeHead } from "../../actors/tree-heads.ts"
+import { EventStore } from "../../domain/ports/event-store.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { networkTimings, routerSettings } from "../network-settings.ts"
 import { inProcessNodeKey } from "../node-keys.ts"
@@ -77,24 +78,27 @@ export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nat
     const r = yield* createLedger(defaultSpec)
     // The ledger's key signs the tree head as it moves, and once more when this process stops (after the nodes have retired).
     const key = yield* ledgerKey
-    const head = yield* followTreeHead
-    const sign = signLogHead(key, head).pipe(Effect.catchAll((e) => Effect.logWarning(`the tree head was not signed: ${e.message}`)))
+    // Every append from here on goes through the tracked store, which keeps the tree head.
+    const tracked = yield* trackTreeHead
+    const sign = signLogHead(key, tracked.head).pipe(Effect.catchAll((e) => Effect.logWarning(`the tree head was not signed: ${e.message}`)))
     yield* Effect.addFinalizer(() => sign)
     yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))
-    const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-    yield* serveNetwork(bus, router, key.publicKey)
-    yield* inProcessNodes(bus, count)
-    const on = servers === undefined ? undefined : servers.right.join(",")
-    yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count }, () =>
-      [
-        `blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`,
-        `genesis ${GENESIS_HASH}`,
-        `head    seq ${r.head?.seq} ${r.head?.hash}`,
-        on === undefined
-          ? `network in this process (memory bus): router and ${count} node${count === 1 ? "" : "s"}`
-          : `serving the ledger, blobs, node registration and chat on ${on}; ${count} node${count === 1 ? "" : "s"} in this process`,
-        "running; Ctrl-C to stop"
-      ].join("\n")
-    )
-    yield* parentGone
+    yield* Effect.gen(function* () {
+      const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+      yield* serveNetwork(bus, router, key.publicKey)
+      yield* inProcessNodes(bus, count)
+      const on = servers === undefined ? undefined : servers.right.join(",")
+      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count }, () =>
+        [
+          `blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`,
+          `genesis ${GENESIS_HASH}`,
+          `head    seq ${r.head?.seq} ${r.head?.hash}`,
+          on === undefined
+            ? `network in this process (memory bus): router and ${count} node${count === 1 ? "" : "s"}`
+            : `serving the ledger, blobs, node registration and chat on ${on}; ${count} node${count === 1 ? "" : "s"} in this process`,
+          "running; Ctrl-C to stop"
+        ].join("\n")
+      )
+      yield* parentGone
+    }).pipe(Effect.provideService(EventStore, tracked.store))
   }).pipe(Effect.scoped, Effect.provide(modelRunnerLayer), Effect.onInterrupt(() => Console.error("blyan up: stopped, ledger closed")))

@@ -11,6 +11,7 @@ import { Bus } from "../../domain/ports/bus.ts"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { NodeId } from "../../domain/network/registration.ts"
 import { localKey } from "../identity.ts"
+import { witnessFrom } from "./witness-handler.ts"
 import { parseNatsBus } from "../ledger.ts"
 import { networkTimings } from "../network-settings.ts"
 import { ExitCode, fail } from "./output.ts"
@@ -45,6 +46,13 @@ export const runNodeAgent = (args: {
     const blobs = yield* makeFileBlobStore(dir)
     const bus = yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
     yield* Console.error(`blyan node ${node}: key ${key.publicKey}, data ${dir}, on ${servers.right.join(",")}`)
+    // Every node also witnesses the ledger's heads, with its own key, in its own directory; never fatal to serving.
+    yield* Effect.forkScoped(
+      witnessFrom(path.join(dir, "witness"), key, Option.none(), { intervalMs: 5000, timeoutMs: timings.timeoutMs }).pipe(
+        Effect.provideService(Bus, bus),
+        Effect.catchAll((e) => Console.error(`node ${node}: not witnessing the ledger's heads: ${e.message}`))
+      )
+    )
     yield* runNode(
       {
         node,

@@ -1,7 +1,7 @@
 /** What `blyan witness` does. Loaded when it runs (see witness.ts). */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Console, Effect, Either, Option } from "effect"
+import { Console, Effect, Either, Option, Schedule } from "effect"
 import { askJson } from "../../actors/owner-requests.ts"
 import { LedgerUnanswered, runWitness } from "../../actors/witness.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
@@ -15,6 +15,7 @@ import { localKey } from "../identity.ts"
 import { parseNatsBus } from "../ledger.ts"
 import { networkTimings } from "../network-settings.ts"
 import { ExitCode, fail } from "./output.ts"
+import type { KeyPair } from "../../domain/ledger/signing.ts"
 
 /**
  * The ledger key this witness follows, pinned in `<dir>/ledger.pub`: the one given, or the one
@@ -35,6 +36,25 @@ const followedLedger = (dir: string, given: Option.Option<string>, timeoutMs: nu
     return key
   })
 
+/**
+ * Witness the ledger on the bus from `dir` (its own log, the heads it co-signed, the pinned ledger
+ * key) with `key`, until the scope closes; each status line on stdout.
+ */
+export const witnessFrom = (dir: string, key: KeyPair, ledgerKey: Option.Option<string>, timing: { readonly intervalMs: number; readonly timeoutMs: number }) =>
+  Effect.gen(function* () {
+    fs.mkdirSync(dir, { recursive: true })
+    const events = yield* makeFileEventStore(path.join(dir, "log"))
+    // A ledger not answering yet is asked again, every interval.
+    const ledger = yield* followedLedger(dir, ledgerKey, timing.timeoutMs).pipe(
+      Effect.retry({ schedule: Schedule.spaced(`${timing.intervalMs} millis`), while: (e) => e._tag !== "CliFailure" })
+    )
+    yield* Console.error(`witness: key ${key.publicKey}, data ${dir}, ledger ${ledger}`)
+    yield* runWitness({ key, ledger, ...timing, onStatus: (line) => console.log(`witness: ${line}`) }).pipe(
+      Effect.provideService(EventStore, events),
+      Effect.provideService(TreeHeadStore, makeFileTreeHeadStore(dir))
+    )
+  }).pipe(Effect.scoped)
+
 export const witness = (args: { readonly nats: string; readonly data: string; readonly ledgerKey: Option.Option<string>; readonly intervalMs: number }) =>
   Effect.gen(function* () {
     const servers = parseNatsBus(args.nats)
@@ -44,13 +64,7 @@ export const witness = (args: { readonly nats: string; readonly data: string; re
     fs.mkdirSync(dir, { recursive: true })
     const key = yield* localKey(dir, "witness")
     const { timeoutMs } = yield* networkTimings
-    const events = yield* makeFileEventStore(path.join(dir, "log"))
     const bus = yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-    const ledger = yield* followedLedger(dir, args.ledgerKey, timeoutMs).pipe(Effect.provideService(Bus, bus))
-    yield* Console.error(`blyan witness: key ${key.publicKey}, data ${dir}, ledger ${ledger}, on ${servers.right.join(",")}`)
-    yield* runWitness({ key, ledger, intervalMs: args.intervalMs, timeoutMs, onStatus: (line) => console.log(`witness: ${line}`) }).pipe(
-      Effect.provideService(Bus, bus),
-      Effect.provideService(EventStore, events),
-      Effect.provideService(TreeHeadStore, makeFileTreeHeadStore(dir))
-    )
+    yield* Console.error(`blyan witness on ${servers.right.join(",")}`)
+    yield* witnessFrom(dir, key, args.ledgerKey, { intervalMs: args.intervalMs, timeoutMs }).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)

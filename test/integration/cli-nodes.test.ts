@@ -55,6 +55,8 @@ describe("three blyan node processes over a real nats-server", () => {
     await eventually(() => up.out.text.includes("running"), "blyan up")
     const nodes = ["n1", "n2", "n3"].map((id) => ({ id, ...start(["node", "--nats", server.url, "--api-key", key, "--data", path.join(root, id), "--node-id", id]) }))
     for (const n of nodes) await eventually(() => n.out.text.includes(`node ${n.id}: serving.steady`), `${n.id} serving`)
+    // Every node also witnesses the ledger's heads, with its own key.
+    for (const n of nodes) await eventually(() => n.out.text.includes("witness: co-signed the head of"), `${n.id} witnessing`)
     // Every node's announcement is recorded once the owner has checked that it computes its experts.
     for (let i = 0; ; i++) {
       const listed = JSON.parse((await blyan(["nodes", "--json", "--data", data], env)).stdout) as ReadonlyArray<{ blocks: ReadonlyArray<string> }>

@@ -1,39 +1,13 @@
-import { spawn, type ChildProcess } from "node:child_process"
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Exit, Scope } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import { Effect, Scope } from "effect"
+import { describe, expect, it } from "vitest"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { blyan } from "../support/cli.ts"
 import { killWhenServing } from "../support/kill-when-serving.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
+import { blyanProcesses, eventually, stopped } from "../support/processes.ts"
 
-const bin = path.resolve(import.meta.dirname, "../../bin/blyan.mjs")
-const scope = Effect.runSync(Scope.make())
-const children: ChildProcess[] = []
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-nodes-"))
-const env = { ...process.env, BLYAN_HOME: path.join(root, "home"), BLYAN_HEARTBEAT_MS: "100", BLYAN_REQUEST_TIMEOUT_MS: "2000" }
-afterAll(async () => {
-  for (const c of children) c.kill("SIGKILL")
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  fs.rmSync(root, { recursive: true, force: true })
-})
-
-/** A long-running `blyan` process, its stdout and stderr collected. */
-const start = (args: ReadonlyArray<string>) => {
-  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
-  children.push(child)
-  const out = { text: "" }
-  child.stdout.on("data", (d) => (out.text += d))
-  child.stderr.on("data", (d) => (out.text += d))
-  return { child, out }
-}
-
-const eventually = async (ok: () => boolean, what: string) => {
-  for (let i = 0; i < 1200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50))
-  if (!ok()) throw new Error(`timed out waiting for ${what}`)
-}
+const { scope, root, env, start } = blyanProcesses("nodes", { BLYAN_HEARTBEAT_MS: "100", BLYAN_REQUEST_TIMEOUT_MS: "2000" })
 
 type Answer = {
   readonly request: string
@@ -95,7 +69,6 @@ describe("three blyan node processes over a real nats-server", () => {
     for (let t = last - 20; t <= last; t++) for (const n of nodesOfToken(stormy, t)) expect(["n1", "n3"]).toContain(n)
 
     // SIGTERM: the nodes drain and retire, then the ledger's holder stops.
-    const stopped = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null
     for (const n of [nodes[0]!, nodes[2]!]) n.child.kill("SIGTERM")
     await eventually(() => stopped(nodes[0]!.child) && stopped(nodes[2]!.child), "nodes stopped")
     up.child.kill("SIGTERM")

@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Exit, Scope, Stream } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import { Effect, Scope, Stream } from "effect"
+import { describe, expect, it } from "vitest"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { encodeAppend } from "../../adapters/eventstore/file-format.ts"
 import { eventsDir, segmentPath } from "../../adapters/eventstore/file.ts"
@@ -11,36 +10,13 @@ import { seal, type Envelope } from "../../domain/ledger/envelope.ts"
 import { Subjects } from "../../domain/network/subjects.ts"
 import { blyan } from "../support/cli.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
+import { blyanProcesses, eventually, stopped } from "../support/processes.ts"
 
-const bin = path.resolve(import.meta.dirname, "../../bin/blyan.mjs")
-const scope = Effect.runSync(Scope.make())
-const children: ChildProcess[] = []
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-witness-"))
-const env = { ...process.env, BLYAN_HOME: path.join(root, "home"), BLYAN_REQUEST_TIMEOUT_MS: "2000", BLYAN_WITNESS_WAIT_MS: "1500" }
-afterAll(async () => {
-  for (const c of children) c.kill("SIGKILL")
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  fs.rmSync(root, { recursive: true, force: true })
-})
-
-/** A long-running `blyan` process, its stdout and stderr collected. */
-const start = (args: ReadonlyArray<string>) => {
-  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] })
-  children.push(child)
-  const out = { text: "" }
-  child.stdout.on("data", (d) => (out.text += d))
-  child.stderr.on("data", (d) => (out.text += d))
-  return { child, out }
-}
-
-const eventually = async (ok: () => boolean, what: string) => {
-  for (let i = 0; i < 600 && !ok(); i++) await new Promise((r) => setTimeout(r, 50))
-  if (!ok()) throw new Error(`timed out waiting for ${what}`)
-}
+const { scope, root, env, start } = blyanProcesses("witness", { BLYAN_REQUEST_TIMEOUT_MS: "2000", BLYAN_WITNESS_WAIT_MS: "1500" })
 
 const stop = async (c: ChildProcess) => {
   c.kill("SIGTERM")
-  await eventually(() => c.exitCode !== null || c.signalCode !== null, "the process to stop")
+  await eventually(() => stopped(c), "the process to stop")
 }
 
 describe("two witness processes over a real nats-server", () => {

@@ -8,7 +8,9 @@ import { Effect, Either, Schema } from "effect"
 import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { ledgerKeyName, mergeNotes, noteBody, openTreeHead, witnessesOf } from "../domain/ledger/tree-head.ts"
-import { ProofUnavailable, proveBlocks, proveConsistency, type BlockProofs } from "./log-proofs.ts"
+import { ProofUnavailable, type LogProof } from "./log-proofs.ts"
+import type { StoreFailure } from "../domain/ledger/errors.ts"
+import { proveBlocks, type BlockProofs } from "./block-proofs.ts"
 import { latestTrustedHead } from "./tree-heads.ts"
 import { askJson, serveJson } from "./owner-requests.ts"
 
@@ -20,8 +22,12 @@ export const ConsistencyRequest = Schema.Struct({ from: Size, to: Size })
 export const CosignedHead = Schema.Struct({ note: Schema.String.pipe(Schema.maxLength(16_384)) })
 export const ProveBlocksRequest = Schema.Struct({ blocks: Schema.Array(Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))).pipe(Schema.maxItems(4096)) })
 
-/** Serve the ledger's heads to witnesses until the scope closes; `publicKey` is the ledger key that signs them. */
-export const serveTreeHeads = (publicKey: string) =>
+/**
+ * Serve the ledger's heads to witnesses until the scope closes; `publicKey` is the ledger key that
+ * signs them, `consistency` makes the proofs (from the tree a writer keeps, `trackTreeHead`, or
+ * by reading the log, `proveConsistency`).
+ */
+export const serveTreeHeads = <R>(publicKey: string, consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure, R>) =>
   Effect.gen(function* () {
     const store = yield* TreeHeadStore
     const trusted = [{ name: ledgerKeyName(publicKey), publicKey }]
@@ -29,7 +35,7 @@ export const serveTreeHeads = (publicKey: string) =>
       l === undefined ? new HeadRefused({ message: "this ledger has signed no tree head yet" }) : Effect.succeed({ note: l.note, publicKey })
     )
     yield* serveJson(Subjects.ledgerHead, Schema.Struct({}), () => latest)
-    yield* serveJson(Subjects.ledgerConsistency, ConsistencyRequest, ({ from, to }) => Effect.map(proveConsistency(from, to), (proof) => ({ proof })))
+    yield* serveJson(Subjects.ledgerConsistency, ConsistencyRequest, ({ from, to }) => Effect.map(consistency(from, to), (proof) => ({ proof })))
     yield* serveJson(Subjects.ledgerProveBlocks, ProveBlocksRequest, ({ blocks }) => proveBlocks(blocks, { publicKey }))
     // One at a time: two witnesses' signatures on the same head are merged, never one lost to the other.
     const gate = yield* Effect.makeSemaphore(1)

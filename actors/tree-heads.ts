@@ -7,7 +7,8 @@
 import { Effect, Either, Stream } from "effect"
 import { EventStore, type EventStoreApi } from "../domain/ports/event-store.ts"
 import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
-import { envelopeLeaf, MerkleAccumulator, toHex } from "../domain/ledger/merkle.ts"
+import { envelopeLeaf, MerkleAccumulator, MerkleTree, toHex } from "../domain/ledger/merkle.ts"
+import { consistencyIn } from "./log-proofs.ts"
 import type { KeyPair } from "../domain/ledger/signing.ts"
 import { ledgerKeyName, openTreeHead, signTreeHead, type TreeHead, type TrustedKey } from "../domain/ledger/tree-head.ts"
 
@@ -39,30 +40,31 @@ export const latestTrustedHead = (trusted: ReadonlyArray<TrustedKey>) =>
   })
 
 /**
- * The log's tree head kept as the log grows, for a long-running writer: the store given back
+ * The log's Merkle tree kept as the log grows, for a long-running writer: the store given back
  * pushes the hashes of what it appends (in seq order, whatever order concurrent appends finish
- * in), so its own appends cost a leaf hash each and are never read back; `head` reads from the
- * store only what others appended (a shared store) or what it has not seen yet. The log as it
- * stands is read before this returns.
+ * in), so its own appends cost a leaf hash each and are never read back; `head` and `consistency`
+ * read from the store only what others appended (a shared store) or what it has not seen yet. The
+ * whole tree is kept (64 bytes an event) so that witnesses' consistency proofs never re-read the
+ * log. The log as it stands is read before this returns.
  */
 export const trackTreeHead = Effect.gen(function* () {
   const store = yield* EventStore
-  const acc = new MerkleAccumulator()
+  const tree = new MerkleTree()
   const pending = new Map<number, string>()
   const drain = () => {
-    for (let hash = pending.get(acc.size); hash !== undefined; hash = pending.get(acc.size)) {
-      pending.delete(acc.size)
-      acc.push(envelopeLeaf(hash))
+    for (let hash = pending.get(tree.size); hash !== undefined; hash = pending.get(tree.size)) {
+      pending.delete(tree.size)
+      tree.push(envelopeLeaf(hash))
     }
   }
   const catchUp = Effect.gen(function* () {
     drain()
-    const missing = ((yield* store.head)?.seq ?? -1) + 1 - acc.size
+    const missing = ((yield* store.head)?.seq ?? -1) + 1 - tree.size
     if (missing <= 0) return
-    yield* Stream.runForEach(Stream.take(store.readAll(acc.size), missing), (e) =>
+    yield* Stream.runForEach(Stream.take(store.readAll(tree.size), missing), (e) =>
       Effect.sync(() => {
         // Appends finishing meanwhile may have pushed this one already.
-        if (e.seq === acc.size) acc.push(envelopeLeaf(e.hash))
+        if (e.seq === tree.size) tree.push(envelopeLeaf(e.hash))
         drain()
       })
     )
@@ -73,12 +75,16 @@ export const trackTreeHead = Effect.gen(function* () {
     append: (stream, events, expected) =>
       Effect.tap(store.append(stream, events, expected), (r) =>
         Effect.sync(() => {
-          for (const e of r.envelopes) if (e.seq >= acc.size) pending.set(e.seq, e.hash)
+          for (const e of r.envelopes) if (e.seq >= tree.size) pending.set(e.seq, e.hash)
           drain()
         })
       )
   }
-  return { store: tracked, head: Effect.map(catchUp, () => ({ size: acc.size, root: toHex(acc.root()) })) }
+  return {
+    store: tracked,
+    head: Effect.map(catchUp, () => ({ size: tree.size, root: toHex(tree.root()) })),
+    consistency: (from: number, to?: number) => Effect.flatMap(catchUp, () => consistencyIn(tree, from, to))
+  }
 })
 
 /**

@@ -1,6 +1,7 @@
 /** What proof and verify do. Loaded when one of them runs (see proof-commands.ts). */
 import { Console, Effect, Either, Option } from "effect"
-import { proveConsistency, proveInclusion, verifyBlockProofs, verifyLogProof } from "../../actors/log-proofs.ts"
+import { proveConsistency, proveInclusion, verifyLogProof } from "../../actors/log-proofs.ts"
+import { verifyBlockProofs } from "../../actors/block-proofs.ts"
 import { latestTrustedHead } from "../../actors/tree-heads.ts"
 import { ledgerKeyName, openTreeHead } from "../../domain/ledger/tree-head.ts"
 import { trustedLedgerKeys } from "../ledger.ts"

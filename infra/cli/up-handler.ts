@@ -4,6 +4,8 @@ import { serveBlobs } from "../../actors/blob-exchange.ts"
 import { serveChat, type RouterSettings } from "../../actors/chat-service.ts"
 import { serveLog } from "../../actors/log-server.ts"
 import { serveTreeHeads } from "../../actors/tree-head-service.ts"
+import type { LogProof, ProofUnavailable } from "../../actors/log-proofs.ts"
+import type { StoreFailure } from "../../domain/ledger/errors.ts"
 import { serveAnnouncements } from "../../actors/node-admission.ts"
 import { runNode } from "../../actors/node-agent.ts"
 import { serveRegistry } from "../../actors/registry.ts"
@@ -39,10 +41,10 @@ const parentGone = Effect.gen(function* () {
  * by address, node registration and announcements, the router answering chat, and the log's
  * signed tree heads for witnesses. This process holds the store; nodes never write the log.
  */
-const serveNetwork = (bus: BusApi, router: RouterSettings, ledgerKey: string) =>
+const serveNetwork = (bus: BusApi, router: RouterSettings, ledgerKey: string, consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure>) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
-    yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey)], { discard: true })
+    yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey, consistency)], { discard: true })
   }).pipe(Effect.provideService(Bus, bus))
 
 /** `count` node agents in this process, each serving every expert; their replicas in memory, their blocks from this store. */
@@ -85,7 +87,7 @@ export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nat
     yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))
     yield* Effect.gen(function* () {
       const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-      yield* serveNetwork(bus, router, key.publicKey)
+      yield* serveNetwork(bus, router, key.publicKey, tracked.consistency)
       yield* inProcessNodes(bus, count)
       const on = servers === undefined ? undefined : servers.right.join(",")
       yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count }, () =>

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { auditLedger } from "../../actors/auditor.ts"
+import { proveConsistency, verifyLogProof } from "../../actors/log-proofs.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { trackTreeHead, logTreeHead, signLogHead, trustedHeads } from "../../actors/tree-heads.ts"
 import { makeMemoryTreeHeadStore } from "../../adapters/tree-heads/memory.ts"
@@ -36,6 +37,9 @@ describe("signing tree heads", () => {
       yield* events.append(Streams.node("n6"), [newEvent("NodeRetired", { node: "n6" })], "any")
       yield* tracked.store.append(Streams.node("n7"), [newEvent("NodeRetired", { node: "n7" })], "any")
       expect(yield* live).toEqual(yield* on(logTreeHead))
+      // Its consistency proofs are the ones read from the log.
+      expect(yield* tracked.consistency(first!.size, first!.size + 7)).toEqual(yield* on(proveConsistency(first!.size)))
+      expect(verifyLogProof(JSON.stringify(yield* tracked.consistency(3, first!.size + 7)))._tag).toBe("Right")
       expect((yield* live).size).toBe(first!.size + 7)
       yield* on(signLogHead(key, live))
       const { heads: signed, setAside } = yield* on(trustedHeads(trusted))

@@ -2,7 +2,7 @@ import { Effect, Either, Exit, Schedule, Scope, Stream } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { auditLedger } from "../../actors/auditor.ts"
 import { ensureGenesis } from "../../actors/genesis.ts"
-import { logTreeHead, signLogHead } from "../../actors/tree-heads.ts"
+import { logTreeHead, signLogHead, trackTreeHead } from "../../actors/tree-heads.ts"
 import { askBlockProofs, serveTreeHeads } from "../../actors/tree-head-service.ts"
 import { pollWitnesses, runWitness } from "../../actors/witness.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
@@ -25,7 +25,8 @@ import { freshLedger } from "../support/stores.ts"
 import { tinySpec } from "../domain/model/support.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { foldStream } from "../../actors/command.ts"
-import { verifyBlockProofs } from "../../actors/log-proofs.ts"
+import { verifyBlockProofs } from "../../actors/block-proofs.ts"
+import { proveConsistency } from "../../actors/log-proofs.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { tempDir } from "../support/tmp.ts"
 
@@ -61,7 +62,9 @@ describe("witnesses", () => {
       yield* grow(events, 3)
       yield* ledger(events)(signLogHead(ledgerKey, logTreeHead))
       const serving = yield* Scope.make()
-      yield* ledger(events)(serveTreeHeads(ledgerKey.publicKey)).pipe(Scope.extend(serving))
+      // The holder proves from the tree it keeps; it catches up with appends made past it.
+      const tracked = yield* trackTreeHead.pipe(Effect.provideService(EventStore, events))
+      yield* ledger(events)(serveTreeHeads(ledgerKey.publicKey, tracked.consistency)).pipe(Scope.extend(serving))
 
       const reports: string[] = []
       yield* Effect.forkScoped(Stream.runForEach(yield* bus.subscribe(Subjects.witnessFork), (m) => Effect.sync(() => void reports.push(new TextDecoder().decode(m.data)))))
@@ -100,7 +103,7 @@ describe("witnesses", () => {
       const forged = yield* makeMemoryEventStore(rewritten)
       yield* grow(forged, 1)
       yield* ledger(forged)(signLogHead(ledgerKey, logTreeHead))
-      yield* ledger(forged)(serveTreeHeads(ledgerKey.publicKey))
+      yield* ledger(forged)(serveTreeHeads(ledgerKey.publicKey, proveConsistency))
       for (const w of witnesses) {
         const own = yield* until(logOf(w.events), (l) => l.some((e) => e.type === "TreeHeadForked"))
         const fork = own.find((e) => e.type === "TreeHeadForked")!.data as { reason: string; witnessed: string; offered: string }
@@ -131,7 +134,7 @@ describe("witnesses", () => {
         eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs), Effect.provideService(TreeHeadStore, heads), Effect.provideService(Bus, bus))
       yield* on(initLedger(tinySpec))
       yield* on(signLogHead(ledgerKey, logTreeHead))
-      yield* on(serveTreeHeads(ledgerKey.publicKey))
+      yield* on(serveTreeHeads(ledgerKey.publicKey, proveConsistency))
       const { state } = yield* on(foldStream("*", ModelProjection))
       const blocks = [...state.current.values()].map((c) => c.block)
       const proofs = yield* on(askBlockProofs(blocks, 2000))

@@ -14,7 +14,7 @@ import { Subjects } from "../domain/network/subjects.ts"
 import { newEvent } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import type { KeyPair } from "../domain/ledger/signing.ts"
-import { cosignTreeHead, ledgerKeyName, openTreeHead, witnessKeyName } from "../domain/ledger/tree-head.ts"
+import { cosignTreeHead, ledgerKeyName, noteBody, openTreeHead, witnessKeyName } from "../domain/ledger/tree-head.ts"
 import { judgeHead } from "../domain/ledger/witness.ts"
 import { ensureGenesis } from "./genesis.ts"
 import { askJson } from "./owner-requests.ts"
@@ -38,7 +38,7 @@ export type WitnessSettings = {
 const encoder = new TextEncoder()
 const PollRequest = Schema.Struct({ poll: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/)) })
 
-/** One look at the ledger's head: co-sign it, leave it (already co-signed), or report the fork once. */
+/** One look at the ledger's head: co-sign it, leave it (already co-signed), or report the fork once per head (signatures added later do not make it another). */
 const witnessOnce = (s: WitnessSettings, reported: Set<string>) =>
   Effect.gen(function* () {
     const heads = yield* TreeHeadStore
@@ -70,10 +70,10 @@ const witnessOnce = (s: WitnessSettings, reported: Set<string>) =>
       )
       return
     }
-    if (judgement.kind !== "fork" || reported.has(offered.note)) return
+    if (judgement.kind !== "fork" || reported.has(noteBody(offered.note))) return
     const fork = { origin: held!.head.origin, ledger: s.ledger, witnessed: held!.note, offered: offered.note, reason: judgement.reason }
     yield* (yield* EventStore).append(Streams.witness, [newEvent("TreeHeadForked", fork)], "any")
-    reported.add(offered.note)
+    reported.add(noteBody(offered.note))
     s.onStatus(`FORK: ${judgement.reason}`)
     yield* (yield* Bus).publish(Subjects.witnessFork, encoder.encode(JSON.stringify({ witness: s.key.publicKey, ...fork })))
   })
@@ -92,7 +92,7 @@ export const runWitness = (s: WitnessSettings) =>
     const reported = new Set<string>()
     yield* Stream.runForEach((yield* EventStore).readAll(0), (e) =>
       Effect.sync(() => {
-        if (e.type === "TreeHeadForked") reported.add((e.data as { readonly offered: string }).offered)
+        if (e.type === "TreeHeadForked") reported.add(noteBody((e.data as { readonly offered: string }).offered))
       })
     )
     const decodePoll = Schema.decodeUnknownOption(Schema.parseJson(PollRequest))

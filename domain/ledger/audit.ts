@@ -7,6 +7,7 @@ import { isKnown } from "../projections/chain.ts"
 import { makeInferenceLedger } from "../rewards/inference.ts"
 import { transferProblem } from "../projections/balances.ts"
 import { contributorProblem, registrationProblem, revocationProblem } from "../projections/contributors.ts"
+import { roundEventProblem } from "../pol/rounds.ts"
 import { initPart } from "../model/init.ts"
 import { encodePart } from "../model/safetensors.ts"
 import { partNames, type ModelSpec } from "../model/spec.ts"
@@ -41,7 +42,8 @@ export type ReplayOptions = {
  * Replay the log from seq 0 and verify everything an event can be checked for: its link in the
  * hash chain, the genesis constant, its schema and version, the rules of the DAG (hash,
  * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed),
- * that every block comes from a known writer (a contributor a trusted ledger key registered), and
+ * that every block comes from a known writer (a contributor a trusted ledger key registered), the
+ * rules of Proof-of-Learning rounds (`domain/pol/rounds.ts`), and
  * inference's receipts and rewards, and every transfer's signature, nonce and cover. The same log
  * always replays to the same state.
  */
@@ -93,14 +95,14 @@ export const makeReplayer = ({ payload, ledgerKeys = [] }: ReplayOptions = {}): 
       event.type === "InferenceServed"
         ? inference.served(state.nodes, event.data)
         : event.type === "RewardPaid"
-          ? inference.paid(event.data)
+          ? (inference.paid(event.data) ?? roundEventProblem(state.rounds, state.contributors, event, ledgerKeys))
           : event.type === "TransferMade"
             ? transferProblem(state.balances, state.nodes, event.data)
             : event.type === "ContributorRegistered"
               ? registrationProblem(state.contributors, event.data, ledgerKeys)
               : event.type === "ContributorRevoked"
                 ? revocationProblem(state.contributors, event.data, ledgerKeys)
-                : undefined
+                : roundEventProblem(state.rounds, state.contributors, event, ledgerKeys)
     if (wrong !== undefined) return stop(env.seq, wrong)
     evolveLedgerState(state, event)
     streams.add(env.stream)

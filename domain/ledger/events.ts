@@ -94,17 +94,42 @@ export const Catalog = {
   PlanFrozen: event(["chain-A"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
   BlockAppended: event(["chain-B"], BlockAppendedData),
   ExpertUpdated: event(["expert"], Schema.Struct({ name: NonEmpty, block: Hash, previous: Schema.NullOr(Hash), reason: NonEmpty })),
-  RoundOpened: event(["round"], Schema.Struct({ round: NonEmpty, target: NonEmpty, baseBlock: Hash, margin: Schema.Number, quorum: Count })),
-  ContributionSubmitted: event(["round"], Schema.Struct({ round: NonEmpty, contribution: NonEmpty, contributor: PublicKey, block: Hash })),
+  /**
+   * A Proof-of-Learning round for one part: its base block, the rule its validators apply, the
+   * held-out text they draw from and who they are; signed by a ledger key (`registrar`), since it
+   * names who decides. (The round events were never written before this version.)
+   */
+  RoundOpened: event(
+    ["round"],
+    Schema.Struct({
+      round: NonEmpty,
+      target: NonEmpty,
+      base: Hash,
+      epsilon: Schema.Number,
+      minWinShare: Schema.Number,
+      batches: Schema.Int.pipe(Schema.positive()),
+      heldOut: Hash,
+      validators: Schema.Array(PublicKey).pipe(Schema.minItems(1)),
+      registrar: PublicKey,
+      signature: Signature
+    })
+  ),
+  /** A candidate for the round's part: a block signed by its contributor, depending on the round's base. */
+  ContributionSubmitted: event(["round"], Schema.Struct({ round: NonEmpty, contribution: NonEmpty, block: BlockAppendedData })),
+  /** One validator's signed figures for a contribution, on batches drawn with `seed`. */
   PoLEvaluated: event(
     ["round"],
     Schema.Struct({
       round: NonEmpty,
       contribution: NonEmpty,
       validator: PublicKey,
+      seed: Count,
       baselineLoss: Schema.Number,
       candidateLoss: Schema.Number,
-      dataset: Hash,
+      improvement: Schema.Number,
+      wins: Count,
+      batches: Count,
+      passes: Schema.Boolean,
       signature: Signature
     })
   ),

@@ -2,6 +2,7 @@ import type { DecodedEvent } from "../ledger/envelope.ts"
 import { BalancesProjection } from "./balances.ts"
 import { ChainProjection } from "./chain.ts"
 import { ContributorsProjection } from "./contributors.ts"
+import { RoundsProjection } from "../pol/rounds.ts"
 import { KeysProjection } from "./keys.ts"
 import { ModelProjection } from "./model.ts"
 import { NodesProjection } from "./nodes.ts"
@@ -16,7 +17,8 @@ const projections = {
   keys: KeysProjection,
   model: ModelProjection,
   nodes: NodesProjection,
-  plans: PlansProjection
+  plans: PlansProjection,
+  rounds: RoundsProjection
 } as const
 
 type Projections = typeof projections

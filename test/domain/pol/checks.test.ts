@@ -27,7 +27,7 @@ describe("checks before evaluation, each a named rejection", () => {
       [map(moved, (v, i) => (i === 0 ? Infinity : v)), "non-finite", /NaN or Infinity/],
       [base, "copy", /a copy of block genesis/],
       [map(base, (v, i) => v + 1e-6 * Math.cos(i)), "copy", /a copy of block genesis/],
-      [map(base, (v) => v * 3 + 0.1), "update-norm", /more than 1/]
+      [map(base, (v) => v * 10 + 1), "update-norm", /more than 3/]
     ]
     for (const [candidate, reason, detail] of cases) expect(candidateProblem(tinySpec, base, candidate, earlier)).toMatchObject({ reason, detail: expect.stringMatching(detail) })
     // The earlier block wins: a candidate is compared with every block the part had.

@@ -43,7 +43,7 @@ export type TrainReport = {
  * The training and held-out texts, each long enough for one window of `seq` bytes and its target.
  * Without a held-out text, the corpus's last tenth is kept for it.
  */
-const splitTexts = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, seq: number) =>
+export const splitTexts = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, seq: number) =>
   Effect.gen(function* () {
     const need = seq + 1
     if (texts.heldOut === undefined) {

@@ -4,6 +4,7 @@ import { Cause, Config, Console, Effect, Either, Layer, Logger, Option } from "e
 import { auditCommand, balanceCommand, eventsCommand, initCommand, keysCommand, nodesCommand, transferCommand } from "./ledger-commands.ts"
 import { nodeCommand } from "./node.ts"
 import { witnessCommand } from "./witness.ts"
+import { improveCommand, submitCommand } from "./pol-commands.ts"
 import { contributorsCommand } from "./contributor-commands.ts"
 import { proofCommand, verifyCommand } from "./proof-commands.ts"
 import { upCommand } from "./up.ts"
@@ -14,7 +15,7 @@ import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
-  Command.withSubcommands([initCommand, upCommand, nodeCommand, witnessCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, exportCommand, planCommand])
+  Command.withSubcommands([initCommand, upCommand, nodeCommand, witnessCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, submitCommand, improveCommand, exportCommand, planCommand])
 )
 
 /** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */

@@ -15,7 +15,7 @@ export type PoLSettings = {
   readonly batches: number
 }
 
-export const defaultPoLSettings: PoLSettings = { epsilon: 0.01, minWinShare: 0.75, batches: 16 }
+export const defaultPoLSettings: PoLSettings = { epsilon: 0.01, minWinShare: 0.75, batches: 12 }
 
 /** What a validator measured: the mean losses, the relative improvement and the batches won. */
 export type Figures = {

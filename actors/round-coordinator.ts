@@ -20,7 +20,7 @@ import type { Part } from "../domain/model/tensor.ts"
 import { candidateProblem, defaultCheckSettings } from "../domain/pol/checks.ts"
 import { evaluationSeed, shortfall, type Figures, type PoLSettings } from "../domain/pol/evaluation.ts"
 import { RoundsProjection, acceptedImprovement, learningCause, learningReward, signOpening, signVerdict } from "../domain/pol/rounds.ts"
-import { ChainProjection } from "../domain/projections/chain.ts"
+import { ChainProjection, isKnown } from "../domain/projections/chain.ts"
 import { ContributorsProjection, requireWriter } from "../domain/projections/contributors.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
 import { sideBySide } from "../domain/projections/projection.ts"
@@ -58,11 +58,45 @@ export type RoundReport = {
 /** What a round's decision reads: the model, every block's payload, who may sign blocks, and the rounds so far. */
 const RoundView = sideBySide("round", { model: ModelProjection, chain: ChainProjection, contributors: ContributorsProjection, rounds: RoundsProjection })
 
+/**
+ * Finish every round a stopped coordinator left open, as the log implies: an accepted
+ * contribution's block (while its base is current), its expert's update and its reward; the
+ * contributions never decided rejected for that reason; then the round closed. Run before a new
+ * round; running it again records nothing.
+ */
+export const completeRounds = Effect.gen(function* () {
+  const store = yield* EventStore
+  const { state } = yield* foldStream("*", RoundView)
+  for (const r of state.rounds.values()) {
+    if (r.closed) continue
+    const { round, target, base } = r.opened
+    const stream = Streams.round(round)
+    const undecided = [...r.contributions.keys()].filter((c) => c !== r.accepted && !r.rejected.has(c))
+    if (undecided.length > 0)
+      yield* store.append(stream, undecided.map((contribution) => newEvent("ContributionRejected", { round, contribution, reason: "the round's coordinator stopped before deciding it" })), "any")
+    if (r.accepted !== undefined) {
+      const block = r.contributions.get(r.accepted)!
+      yield* handleCommand({
+        stream: Streams.chainB,
+        projection: RoundView,
+        reads: "log",
+        decide: (s) =>
+          Either.right(isKnown(s.chain, block.hash) || s.model.current.get(target)?.block !== base ? [] : [newEvent("BlockAppended", block)])
+      })
+      yield* completeExpertUpdates
+      if (r.owed !== undefined)
+        yield* store.append(Streams.rewards, [newEvent("RewardPaid", { to: r.owed.to, amount: r.owed.amount.toString(), kind: "learning", cause: learningCause(round, r.accepted) })], "any")
+    }
+    yield* store.append(stream, [newEvent("RoundClosed", { round, accepted: r.accepted === undefined ? 0 : 1, rejected: r.rejected.size + undecided.length })], "any")
+  }
+})
+
 export const runLocalRound = (r: LocalRound) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const blobs = yield* BlobStore
     yield* completeExpertUpdates
+    yield* completeRounds
     const { state } = yield* foldStream("*", RoundView)
     const target = r.candidate.name
     const current = state.model.current.get(target)
@@ -130,20 +164,11 @@ export const runLocalRound = (r: LocalRound) =>
     const { state: rounds } = yield* foldStream(stream, RoundsProjection)
     const improvement = acceptedImprovement(rounds.get(round)!, contribution)
     yield* store.append(stream, [newEvent("ContributionAccepted", { round, contribution, block: block!.hash, improvement })], "any")
-    // The block joins chain B only while its base is still the part's current block.
-    yield* handleCommand({
-      stream: Streams.chainB,
-      projection: RoundView,
-      reads: "log",
-      decide: (s) =>
-        s.model.current.get(target)?.block === current.block
-          ? Either.right([newEvent("BlockAppended", block!)])
-          : Either.left(new ContributionRefused({ message: `part ${target} moved on from ${current.block} while the round ran` }))
-    })
-    yield* completeExpertUpdates
-    const reward = learningReward(improvement)
-    yield* store.append(Streams.rewards, [newEvent("RewardPaid", { to: contributor, amount: reward.toString(), kind: "learning", cause: learningCause(round, contribution) })], "any")
-    yield* store.append(stream, [newEvent("RoundClosed", { round, accepted: 1, rejected: 0 })], "any")
+    // What the acceptance implies (the block, its update, the reward, the close) is what a restart finishes too.
+    yield* completeRounds
+    const { state: after } = yield* foldStream("*", RoundView)
+    if (after.model.current.get(target)?.block !== block!.hash)
+      return yield* new ContributionRefused({ message: `part ${target} moved on from ${current.block} while the round ran` })
     step({ type: "recorded" })
-    return report(true, outcome.reason, verdicts, reward)
+    return report(true, outcome.reason, verdicts, learningReward(improvement))
   })

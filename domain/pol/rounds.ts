@@ -22,6 +22,7 @@ export type RoundEntry = {
   /** The improvements the passing verdicts measured, per contribution. */
   readonly improvements: Map<string, number[]>
   accepted: string | undefined
+  readonly rejected: Set<string>
   /** The learning reward the accepted contribution earned and has not been paid yet. */
   owed: { readonly to: string; readonly amount: bigint } | undefined
   closed: boolean
@@ -33,7 +34,7 @@ export const RoundsProjection: Projection<RoundsState, unknown> = {
   initial: () => new Map(),
   evolve: (s, e) => {
     if (e.type === "RoundOpened")
-      s.set(e.data.round, { opened: e.data, contributions: new Map(), votes: new Map(), improvements: new Map(), accepted: undefined, owed: undefined, closed: false })
+      s.set(e.data.round, { opened: e.data, contributions: new Map(), votes: new Map(), improvements: new Map(), accepted: undefined, rejected: new Set(), owed: undefined, closed: false })
     if (e.type === "RewardPaid" && e.data.kind === "learning") {
       const paid = s.get(roundOfCause(e.data.cause))
       if (paid !== undefined) paid.owed = undefined
@@ -49,6 +50,7 @@ export const RoundsProjection: Projection<RoundsState, unknown> = {
       r.accepted = e.data.contribution
       r.owed = { to: r.contributions.get(e.data.contribution)!.contributor, amount: learningReward(e.data.improvement) }
     }
+    if (e.type === "ContributionRejected") r.rejected.add(e.data.contribution)
     if (e.type === "RoundClosed") r.closed = true
     return s
   },

@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer } from "effect"
 import { describe, expect, layer } from "@effect/vitest"
 import { ModelRunnerLive } from "../../adapters/executor/model-runner.ts"
 import { auditLedger } from "../../actors/auditor.ts"
@@ -9,7 +9,7 @@ import { registerContributor } from "../../actors/contributors.ts"
 import { initLedger } from "../../actors/genesis.ts"
 import { loadModel } from "../../actors/model-ledger.ts"
 import { trainPart } from "../../actors/pol-evaluation.ts"
-import { runLocalRound } from "../../actors/round-coordinator.ts"
+import { completeRounds, runLocalRound } from "../../actors/round-coordinator.ts"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { EventStore, type EventStoreApi } from "../../domain/ports/event-store.ts"
 import { newEvent } from "../../domain/ledger/events.ts"
@@ -22,7 +22,7 @@ import { ModelProjection } from "../../domain/projections/model.ts"
 import { BalancesProjection } from "../../domain/projections/balances.ts"
 import { TestExecutor, tinySpec } from "../domain/model/support.ts"
 import { contributorSeed, testLedgerKey, testTrust } from "../support/ledger.ts"
-import { freshLedger } from "../support/stores.ts"
+import { crashingAfter, freshLedger } from "../support/stores.ts"
 import { logOf } from "../support/log.ts"
 import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
 
@@ -120,6 +120,38 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
         }
       }),
       { timeout: 60_000 }
+    )
+
+    it.scoped("a coordinator killed after any number of appends: the next run finishes the round as its log implies, once, and audit passes", () =>
+      Effect.gen(function* () {
+        const first = yield* ledger
+        const { weights } = yield* first.on(loadModel)
+        const candidate = yield* trainPart(weights, "layer1.expert0", corpus, { steps: 60, batch: 8, lr: 1e-2, seed: 1 })
+        let finished = false
+        for (let survive = 0; !finished && survive < 20; survive++) {
+          const { events, blobs, on } = yield* ledger
+          const killed = yield* Effect.exit(round(candidate).pipe(Effect.provideService(EventStore, crashingAfter(events, survive)), Effect.provideService(BlobStore, blobs)))
+          finished = Exit.isSuccess(killed)
+          yield* on(completeRounds)
+          const log = yield* logOf(events)
+          const audit = yield* on(auditLedger(testTrust))
+          expect(audit.replay.firstBad, `killed after ${survive} appends`).toBeUndefined()
+          expect(audit.incomplete).toEqual([])
+          const rounds = [...audit.replay.state.rounds.values()]
+          for (const r of rounds) expect(r.closed).toBe(true)
+          // Accepted once the acceptance was recorded: then the block is current and paid once; else nothing changed.
+          const accepted = log.some((e) => e.type === "ContributionAccepted")
+          const { state } = yield* on(foldStream("*", ModelProjection))
+          expect(state.current.get("layer1.expert0")?.block === rounds[0]?.contributions.values().next().value?.hash).toBe(accepted)
+          expect(log.filter((e) => e.type === "RewardPaid").length).toBe(accepted ? 1 : 0)
+          // Running it again records nothing.
+          const head = yield* events.head
+          yield* on(completeRounds)
+          expect(yield* events.head).toEqual(head)
+        }
+        expect(finished).toBe(true)
+      }),
+      { timeout: 120_000 }
     )
   })
 })

@@ -20,7 +20,7 @@ import { ensureGenesis } from "./genesis.ts"
 import { askJson } from "./owner-requests.ts"
 import { latestTrustedHead } from "./tree-heads.ts"
 import { ConsistencyRequest } from "./tree-head-service.ts"
-import type { LogProof } from "./log-proofs.ts"
+import { LogProof } from "./log-proofs.ts"
 
 /** The ledger did not answer as a ledger should. */
 export class LedgerUnanswered extends Schema.TaggedError<LedgerUnanswered>()("LedgerUnanswered", { message: Schema.String }) {}
@@ -36,14 +36,23 @@ export type WitnessSettings = {
 }
 
 const encoder = new TextEncoder()
+const HeadAnswer = Schema.Struct({ note: Schema.String, publicKey: Schema.String })
+const ConsistencyAnswer = Schema.Struct({ proof: LogProof })
+
+/** Ask the ledger, and take its answer only in the shape `schema` says: a ledger is never trusted to be well formed. */
+const askLedger = <A, I>(subject: string, body: unknown, schema: Schema.Schema<A, I>, timeoutMs: number) =>
+  askJson<object, LedgerUnanswered>(subject, body, timeoutMs, (reason) => new LedgerUnanswered({ message: reason })).pipe(
+    Effect.flatMap((answer) => Schema.decodeUnknown(schema)(answer)),
+    Effect.mapError((e) => (e instanceof LedgerUnanswered ? e : new LedgerUnanswered({ message: `the answer on ${subject} is not one: ${e.message}` })))
+  )
+
 const PollRequest = Schema.Struct({ poll: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/)) })
 
 /** One look at the ledger's head: co-sign it, leave it (already co-signed), or report the fork once per head (signatures added later do not make it another). */
 const witnessOnce = (s: WitnessSettings, reported: Set<string>) =>
   Effect.gen(function* () {
     const heads = yield* TreeHeadStore
-    const unanswered = (reason: string) => new LedgerUnanswered({ message: reason })
-    const offered = yield* askJson<{ readonly note: string; readonly publicKey: string }, LedgerUnanswered>(Subjects.ledgerHead, {}, s.timeoutMs, unanswered)
+    const offered = yield* askLedger(Subjects.ledgerHead, {}, HeadAnswer, s.timeoutMs)
     const ledger = [{ name: ledgerKeyName(s.ledger), publicKey: s.ledger }]
     const opened = openTreeHead(offered.note, ledger)
     if (Either.isLeft(opened)) return s.onStatus(`the head offered is not signed by the ledger key ${s.ledger}: ${opened.left}`)
@@ -51,12 +60,7 @@ const witnessOnce = (s: WitnessSettings, reported: Set<string>) =>
     const held = yield* latestTrustedHead([{ name: witnessKeyName(s.key.publicKey), publicKey: s.key.publicKey }])
     let judgement = judgeHead(held?.head, head)
     if (judgement.kind === "prove") {
-      const { proof } = yield* askJson<{ readonly proof: LogProof }, LedgerUnanswered>(
-        Subjects.ledgerConsistency,
-        { from: judgement.from, to: judgement.to } satisfies typeof ConsistencyRequest.Type,
-        s.timeoutMs,
-        unanswered
-      )
+      const { proof } = yield* askLedger(Subjects.ledgerConsistency, { from: judgement.from, to: judgement.to } satisfies typeof ConsistencyRequest.Type, ConsistencyAnswer, s.timeoutMs)
       judgement = judgeHead(held?.head, head, proof.kind === "consistency" && proof.from === judgement.from && proof.to === judgement.to ? proof.proof : ["not a proof of these sizes"])
     }
     if (judgement.kind === "same") return
@@ -65,7 +69,7 @@ const witnessOnce = (s: WitnessSettings, reported: Set<string>) =>
       yield* heads.append(cosigned)
       s.onStatus(`co-signed the head of ${head.size} events, root ${head.root}`)
       // Handing it back is a courtesy: the witness's own copy is the evidence.
-      yield* askJson(Subjects.ledgerCosigned, { note: cosigned }, s.timeoutMs, unanswered).pipe(
+      yield* askJson(Subjects.ledgerCosigned, { note: cosigned }, s.timeoutMs, (reason) => new LedgerUnanswered({ message: reason })).pipe(
         Effect.catchAll((e) => Effect.sync(() => s.onStatus(`the ledger did not keep the co-signed head: ${e.message}`)))
       )
       return

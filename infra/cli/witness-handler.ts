@@ -30,7 +30,8 @@ const followedLedger = (dir: string, given: Option.Option<string>, timeoutMs: nu
     if (pinned !== undefined) return pinned
     const key = Option.isSome(given)
       ? given.value
-      : (yield* askJson<{ readonly publicKey: string }, LedgerUnanswered>(Subjects.ledgerHead, {}, timeoutMs, (reason) => new LedgerUnanswered({ message: reason }))).publicKey
+      : (yield* askJson<{ readonly publicKey: unknown }, LedgerUnanswered>(Subjects.ledgerHead, {}, timeoutMs, (reason) => new LedgerUnanswered({ message: reason }))).publicKey
+    if (typeof key !== "string" || !/^[0-9a-f]{64}$/.test(key)) return yield* new LedgerUnanswered({ message: "the ledger's head names no public key" })
     fs.writeFileSync(file, `${key}\n`)
     if (Option.isNone(given)) yield* Console.error(`witness: following the ledger key ${key}, trusted on first use`)
     return key

@@ -66,5 +66,8 @@ export const decodeUtf8 = (file: string, bytes: Uint8Array) =>
     catch: () => new CliFailure({ message: `${file} is not UTF-8 text`, exitCode: 1 })
   })
 
-/** A file's text, refused naming the file when it cannot be read or is not UTF-8. */
-export const readText = (file: string) => Effect.flatMap(readFileBytes(file), (bytes) => Effect.map(decodeUtf8(file, bytes), (b) => new TextDecoder().decode(b)))
+/** A file's bytes, refused naming the file when it cannot be read or is not UTF-8 text. */
+export const readUtf8 = (file: string) => Effect.flatMap(readFileBytes(file), (bytes) => decodeUtf8(file, bytes))
+
+/** A file's text (see `readUtf8`). */
+export const readText = (file: string) => Effect.map(readUtf8(file), (b) => new TextDecoder().decode(b))

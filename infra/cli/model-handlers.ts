@@ -19,7 +19,7 @@ import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { registerOwnKey } from "./contributor-handlers.ts"
 import { foldStream } from "../../actors/command.ts"
-import { decodeUtf8, readFileBytes, writeOutputDir, writeOutputFile } from "./files.ts"
+import { readUtf8, writeOutputDir, writeOutputFile } from "./files.ts"
 import { emit, ExitCode, fail } from "./output.ts"
 
 /** Every graph the model runs, as .onnx files named for the part and pass. */
@@ -143,8 +143,8 @@ export const trainModel = ({
     if (steps < 1) return yield* fail(`--steps must be at least 1, got ${steps}`, 2)
     if (batch < 1 || batch > 1024) return yield* fail(`--batch must be within 1..1024, got ${batch}`, 2)
     if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
-    const text = yield* decodeUtf8(corpus, yield* readFileBytes(corpus))
-    const held = Option.isSome(heldOut) ? yield* decodeUtf8(heldOut.value, yield* readFileBytes(heldOut.value)) : undefined
+    const text = yield* readUtf8(corpus)
+    const held = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : undefined
     const key = yield* localKey(yield* setting(homeConfig), "contributor")
     // The operator training on their own ledger: its key registers this machine's contributor key, once there is something to record.
     const { key: registrar } = yield* existingLedgerKey

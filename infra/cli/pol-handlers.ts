@@ -14,7 +14,7 @@ import { localKey } from "../identity.ts"
 import { existingLedgerKey, LedgerAccess } from "../ledger.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { registerOwnKey } from "./contributor-handlers.ts"
-import { decodeUtf8, readFileBytes } from "./files.ts"
+import { readFileBytes, readUtf8 } from "./files.ts"
 import { emit, ExitCode, fail } from "./output.ts"
 
 const lines = (r: RoundReport) =>
@@ -43,13 +43,11 @@ const decide = (json: boolean, candidate: Part, heldOut: Uint8Array, count: numb
     yield* emit(json, report, () => lines(report))
   })
 
-const readText = (file: string) => Effect.flatMap(readFileBytes(file), (bytes) => decodeUtf8(file, bytes))
-
 export const submit = (args: { readonly json: boolean; readonly expert: string; readonly weights: string; readonly heldOut: string; readonly validators: number }) =>
   Effect.gen(function* () {
     const part = yield* decodePart(yield* readFileBytes(args.weights))
     if (part.name !== args.expert) return yield* fail(`${args.weights} holds part ${part.name}, not ${args.expert}`)
-    yield* decide(args.json, part, yield* readText(args.heldOut), args.validators)
+    yield* decide(args.json, part, yield* readUtf8(args.heldOut), args.validators)
   }).pipe(Effect.provide(modelRunnerLayer))
 
 export const improve = (args: {
@@ -67,8 +65,8 @@ export const improve = (args: {
     if (!(args.lr > 0 && args.lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${args.lr}`, ExitCode.usage)
     const { weights } = yield* loadModel
     if (!weights.parts.has(args.expert)) return yield* fail(`the model has no part ${args.expert}`)
-    const given = Option.isSome(args.heldOut) ? yield* readText(args.heldOut.value) : undefined
-    const { corpus, heldOut } = yield* splitTexts({ corpus: yield* readText(args.corpus), heldOut: given }, weights.spec.context)
+    const given = Option.isSome(args.heldOut) ? yield* readUtf8(args.heldOut.value) : undefined
+    const { corpus, heldOut } = yield* splitTexts({ corpus: yield* readUtf8(args.corpus), heldOut: given }, weights.spec.context)
     const candidate = yield* trainPart(weights, args.expert, corpus, { steps: args.steps, batch: 8, lr: args.lr, seed: args.seed })
     yield* decide(args.json, candidate, heldOut, args.validators)
   }).pipe(Effect.provide(modelRunnerLayer))

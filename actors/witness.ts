@@ -36,7 +36,7 @@ export type WitnessSettings = {
 }
 
 const encoder = new TextEncoder()
-const HeadAnswer = Schema.Struct({ note: Schema.String, publicKey: Schema.String })
+const HeadAnswer = Schema.Struct({ note: Schema.String, publicKey: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)) })
 const ConsistencyAnswer = Schema.Struct({ proof: LogProof })
 
 /** Ask the ledger, and take its answer only in the shape `schema` says: a ledger is never trusted to be well formed. */
@@ -46,13 +46,16 @@ const askLedger = <A, I>(subject: string, body: unknown, schema: Schema.Schema<A
     Effect.mapError((e) => (e instanceof LedgerUnanswered ? e : new LedgerUnanswered({ message: `the answer on ${subject} is not one: ${e.message}` })))
   )
 
+/** The ledger's latest signed head, and the public key it says signed it. */
+export const askLedgerHead = (timeoutMs: number) => askLedger(Subjects.ledgerHead, {}, HeadAnswer, timeoutMs)
+
 const PollRequest = Schema.Struct({ poll: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/)) })
 
 /** One look at the ledger's head: co-sign it, leave it (already co-signed), or report the fork once per head (signatures added later do not make it another). */
 const witnessOnce = (s: WitnessSettings, reported: Set<string>) =>
   Effect.gen(function* () {
     const heads = yield* TreeHeadStore
-    const offered = yield* askLedger(Subjects.ledgerHead, {}, HeadAnswer, s.timeoutMs)
+    const offered = yield* askLedgerHead(s.timeoutMs)
     const ledger = [{ name: ledgerKeyName(s.ledger), publicKey: s.ledger }]
     const opened = openTreeHead(offered.note, ledger)
     if (Either.isLeft(opened)) return s.onStatus(`the head offered is not signed by the ledger key ${s.ledger}: ${opened.left}`)

@@ -2,15 +2,13 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Console, Effect, Either, Option, Schedule } from "effect"
-import { askJson } from "../../actors/owner-requests.ts"
-import { LedgerUnanswered, runWitness } from "../../actors/witness.ts"
+import { askLedgerHead, runWitness } from "../../actors/witness.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { makeFileEventStore } from "../../adapters/eventstore/file.ts"
 import { makeFileTreeHeadStore } from "../../adapters/tree-heads/file.ts"
 import { Bus } from "../../domain/ports/bus.ts"
 import { EventStore } from "../../domain/ports/event-store.ts"
 import { TreeHeadStore } from "../../domain/ports/tree-head-store.ts"
-import { Subjects } from "../../domain/network/subjects.ts"
 import { localKey } from "../identity.ts"
 import { parseNatsBus } from "../ledger.ts"
 import { networkTimings } from "../network-settings.ts"
@@ -28,10 +26,7 @@ const followedLedger = (dir: string, given: Option.Option<string>, timeoutMs: nu
     if (pinned !== undefined && Option.isSome(given) && given.value !== pinned)
       return yield* fail(`this witness follows the ledger key ${pinned}, not ${given.value}: use another --data for another ledger`, ExitCode.usage)
     if (pinned !== undefined) return pinned
-    const key = Option.isSome(given)
-      ? given.value
-      : (yield* askJson<{ readonly publicKey: unknown }, LedgerUnanswered>(Subjects.ledgerHead, {}, timeoutMs, (reason) => new LedgerUnanswered({ message: reason }))).publicKey
-    if (typeof key !== "string" || !/^[0-9a-f]{64}$/.test(key)) return yield* new LedgerUnanswered({ message: "the ledger's head names no public key" })
+    const key = Option.isSome(given) ? given.value : (yield* askLedgerHead(timeoutMs)).publicKey
     fs.writeFileSync(file, `${key}\n`)
     if (Option.isNone(given)) yield* Console.error(`witness: following the ledger key ${key}, trusted on first use`)
     return key
@@ -62,7 +57,6 @@ export const witness = (args: { readonly nats: string; readonly data: string; re
     if (Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, ExitCode.usage)
     if (args.intervalMs < 10 || args.intervalMs > 3_600_000) return yield* fail(`--interval-ms must be within 10..3600000, got ${args.intervalMs}`, ExitCode.usage)
     const dir = path.resolve(args.data)
-    fs.mkdirSync(dir, { recursive: true })
     const key = yield* localKey(dir, "witness")
     const { timeoutMs } = yield* networkTimings
     const bus = yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))

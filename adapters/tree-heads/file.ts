@@ -4,6 +4,17 @@ import { Effect } from "effect"
 import { TreeHeadStoreFailure, type TreeHeadStoreApi } from "../../domain/ports/tree-head-store.ts"
 import { fsyncPath } from "../durable-write.ts"
 
+/** The notes of a tree-heads file's text: one JSON string a line; any other line is skipped. */
+export const notesOfLines = (text: string): ReadonlyArray<string> =>
+  text.split("\n").flatMap((line) => {
+    try {
+      const note: unknown = JSON.parse(line)
+      return typeof note === "string" ? [note] : []
+    } catch {
+      return []
+    }
+  })
+
 /**
  * Tree heads in `<dir>/tree-heads.jsonl`, one JSON string (the note) per line, appended and
  * synced. A line a crash cut short is not a note and is skipped on reading.
@@ -26,17 +37,7 @@ export const makeFileTreeHeadStore = (dir: string): TreeHeadStoreApi => {
     all: Effect.try({
       try: () => {
         if (!fs.existsSync(file)) return []
-        return fs
-          .readFileSync(file, "utf8")
-          .split("\n")
-          .flatMap((line) => {
-            try {
-              const note: unknown = JSON.parse(line)
-              return typeof note === "string" ? [note] : []
-            } catch {
-              return []
-            }
-          })
+        return notesOfLines(fs.readFileSync(file, "utf8"))
       },
       catch: failure("cannot read")
     })

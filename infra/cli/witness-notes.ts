@@ -7,6 +7,7 @@
 import { Effect, Either } from "effect"
 import { pollWitnesses } from "../../actors/witness.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
+import { notesOfLines } from "../../adapters/tree-heads/file.ts"
 import { Bus } from "../../domain/ports/bus.ts"
 import { openTreeHead, witnessesOf, witnessKeyName, type TreeHead } from "../../domain/ledger/tree-head.ts"
 import { parseNatsBus } from "../ledger.ts"
@@ -14,15 +15,9 @@ import { networkTimings } from "../network-settings.ts"
 import { readText } from "./files.ts"
 import { ExitCode, fail } from "./output.ts"
 
+/** A witness's `tree-heads.jsonl`, or a single note as it is printed. */
 const notesOfFile = (text: string): ReadonlyArray<string> => {
-  const lines = text.split("\n").flatMap((line) => {
-    try {
-      const note: unknown = JSON.parse(line)
-      return typeof note === "string" ? [note] : []
-    } catch {
-      return []
-    }
-  })
+  const lines = notesOfLines(text)
   return lines.length > 0 ? lines : [text]
 }
 

@@ -62,11 +62,13 @@ const RoundView = sideBySide("round", { model: ModelProjection, chain: ChainProj
  * Finish every round a stopped coordinator left open, as the log implies: an accepted
  * contribution's block (while its base is current), its expert's update and its reward; the
  * contributions never decided rejected for that reason; then the round closed. Run before a new
- * round; running it again records nothing.
+ * round; running it again records nothing. Returns the rounds finished, each with whether its
+ * accepted block is on chain B (false: its part had moved on from the round's base).
  */
 export const completeRounds = Effect.gen(function* () {
   const store = yield* EventStore
   const { state } = yield* foldStream("*", RoundView)
+  const onChain = new Map<string, boolean>()
   for (const r of state.rounds.values()) {
     if (r.closed) continue
     const { round, target, base } = r.opened
@@ -80,8 +82,12 @@ export const completeRounds = Effect.gen(function* () {
         stream: Streams.chainB,
         projection: RoundView,
         reads: "log",
-        decide: (s) =>
-          Either.right(isKnown(s.chain, block.hash) || s.model.current.get(target)?.block !== base ? [] : [newEvent("BlockAppended", block)])
+        decide: (s) => {
+          const known = isKnown(s.chain, block.hash)
+          const appendable = !known && s.model.current.get(target)?.block === base
+          onChain.set(round, known || appendable)
+          return Either.right(appendable ? [newEvent("BlockAppended", block)] : [])
+        }
       })
       yield* completeExpertUpdates
       if (r.owed !== undefined)
@@ -89,6 +95,7 @@ export const completeRounds = Effect.gen(function* () {
     }
     yield* store.append(stream, [newEvent("RoundClosed", { round, accepted: r.accepted === undefined ? 0 : 1, rejected: r.rejected.size + undecided.length })], "any")
   }
+  return onChain
 })
 
 export const runLocalRound = (r: LocalRound) =>
@@ -165,9 +172,7 @@ export const runLocalRound = (r: LocalRound) =>
     const improvement = acceptedImprovement(rounds.get(round)!, contribution)
     yield* store.append(stream, [newEvent("ContributionAccepted", { round, contribution, block: block!.hash, improvement })], "any")
     // What the acceptance implies (the block, its update, the reward, the close) is what a restart finishes too.
-    yield* completeRounds
-    const { state: after } = yield* foldStream("*", RoundView)
-    if (after.model.current.get(target)?.block !== block!.hash)
+    if ((yield* completeRounds).get(round) !== true)
       return yield* new ContributionRefused({ message: `part ${target} moved on from ${current.block} while the round ran` })
     step({ type: "recorded" })
     return report(true, outcome.reason, verdicts, learningReward(improvement))

@@ -9,7 +9,6 @@ import { SnapshotStore } from "../domain/ports/snapshot-store.ts"
 import { makeFileSnapshotStore } from "../adapters/snapshots/file.ts"
 import { makeFileTreeHeadStore } from "../adapters/tree-heads/file.ts"
 import { TreeHeadStore } from "../domain/ports/tree-head-store.ts"
-import { logTreeHead, signLogHead } from "../actors/tree-heads.ts"
 import { homeConfig, setting } from "./config.ts"
 import { localKey } from "./identity.ts"
 import { ledgerKeyName } from "../domain/ledger/tree-head.ts"
@@ -260,7 +259,10 @@ export const existingLedgerKey = Effect.gen(function* () {
 /** The keys whose tree heads and registrations audit trusts: this machine's ledger key, if it has one. */
 export const trustedLedgerKeys = Effect.map(existingLedgerKey, ({ key }) => (key === undefined ? [] : [{ name: ledgerKeyName(key.publicKey), publicKey: key.publicKey }]))
 
-/** Open the ledger as its writer, creating it if needed, and make it ready (`init` and `up`). */
+/**
+ * Open the ledger as its writer, creating it if needed, and make it ready (`init` and `up`). The
+ * caller signs the tree head it starts from, with the tree it keeps (`up`) or one read from the log.
+ */
 export const createLedger = (spec: ModelSpec) =>
   Effect.gen(function* () {
     const access = yield* LedgerAccess
@@ -269,7 +271,5 @@ export const createLedger = (spec: ModelSpec) =>
     const { initLedger } = yield* Effect.promise(() => import("../actors/genesis.ts"))
     const r = yield* initLedger(spec)
     const head = yield* (yield* EventStore).head
-    // The ledger's key signs the tree head it starts from.
-    yield* signLogHead(yield* ledgerKey, logTreeHead)
     return { ...r, head, location: access.location }
   })

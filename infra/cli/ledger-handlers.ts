@@ -21,8 +21,8 @@ import { auditLedger, auditView } from "../../actors/auditor.ts"
 import { ORPHAN_GRACE_MS } from "../../actors/blob-gc.ts"
 import type { SnapshotAudit } from "../../actors/snapshot-audit.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
-import { createLedger, trustedLedgerKeys } from "../ledger.ts"
-import { trustedHeads } from "../../actors/tree-heads.ts"
+import { createLedger, ledgerKey, trustedLedgerKeys } from "../ledger.ts"
+import { logTreeHead, signLogHead, trustedHeads } from "../../actors/tree-heads.ts"
 import { ledgerKeyName } from "../../domain/ledger/tree-head.ts"
 import { CliFailure, emit, ExitCode, fail } from "./output.ts"
 import type { StoreFailure } from "../../domain/ledger/errors.ts"
@@ -32,6 +32,8 @@ const short = (h: string) => h.slice(0, 16)
 export const init = ({ json }: { readonly json: boolean }) =>
   Effect.gen(function* () {
     const r = yield* createLedger(defaultSpec)
+    // The ledger's key signs the tree head it is left at.
+    yield* signLogHead(yield* ledgerKey, logTreeHead)
     const what = r.genesis ? `initialised ledger in ${r.location}` : r.recorded ? `completed the ledger in ${r.location}` : `ledger in ${r.location} already initialised`
     yield* emit(json, { created: r.genesis, recorded: r.recorded, genesis: GENESIS_HASH, spec: r.specHash, blocksPublished: r.published, orphansRemoved: r.pruned, head: r.head }, () =>
       [what, ...(r.pruned > 0 ? [`removed ${r.pruned} orphan blobs`] : []), `genesis ${GENESIS_HASH}`, `model   ${defaultSpec.name} (spec ${r.specHash}), ${r.published} genesis blocks published`, `head    seq ${r.head?.seq} ${r.head?.hash}`].join(

@@ -82,6 +82,8 @@ export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nat
     const key = yield* ledgerKey
     // Every append from here on goes through the tracked store, which keeps the tree head.
     const tracked = yield* trackTreeHead
+    // The head it starts from, signed from the tree it keeps (the log is read once at start).
+    yield* signLogHead(key, tracked.head)
     const sign = signLogHead(key, tracked.head).pipe(Effect.catchAll((e) => Effect.logWarning(`the tree head was not signed: ${e.message}`)))
     yield* Effect.addFinalizer(() => sign)
     yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))

@@ -4,10 +4,10 @@
  */
 import { Effect, Either, Schema, Stream } from "effect"
 import { EventStore } from "../domain/ports/event-store.ts"
-import { envelopeLeaf, fromHex, MerkleTree, toHex, verifyInclusion } from "../domain/ledger/merkle.ts"
-import { envelopeHash, type Envelope } from "../domain/ledger/envelope.ts"
+import { envelopeLeaf, MerkleTree, toHex } from "../domain/ledger/merkle.ts"
+import type { Envelope } from "../domain/ledger/envelope.ts"
 import { ledgerKeyName, openTreeHead } from "../domain/ledger/tree-head.ts"
-import { InclusionProof, ProofUnavailable, type LogProof } from "./log-proofs.ts"
+import { checkLogProof, InclusionProof, ProofUnavailable, type LogProof } from "./log-proofs.ts"
 import { latestTrustedHead } from "./tree-heads.ts"
 
 /**
@@ -57,9 +57,8 @@ export const verifyBlockProofs = (bundle: unknown, blocks: ReadonlyArray<string>
   for (const block of new Set(blocks)) {
     const p = byBlock.get(block)
     if (p === undefined || p.envelope === undefined || p.envelope.type !== "BlockAppended") return Either.left(`no proof that block ${block} is on the log`)
-    if (envelopeHash(p.envelope) !== p.hash) return Either.left(`the envelope given for block ${block} does not hash to ${p.hash}`)
-    if (p.size !== head.right.size || p.root !== head.right.root) return Either.left(`the proof of block ${block} is not against the checkpoint`)
-    if (!verifyInclusion(envelopeLeaf(p.hash), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))) return Either.left(`the inclusion proof of block ${block} does not lead to the checkpoint's root`)
+    const checked = checkLogProof(p, head.right)
+    if (Either.isLeft(checked)) return Either.left(`block ${block}: ${checked.left}`)
   }
   return Either.right(`${new Set(blocks).size} blocks are on the log of ${head.right.size} events (root ${head.right.root}) that ${head.right.signer} signed`)
 }

@@ -80,17 +80,20 @@ const decodeProof = Schema.decodeUnknownEither(Schema.parseJson(LogProof), { onE
 export const verifyLogProof = (text: string, head?: { readonly root: string; readonly size?: number }): Either.Either<string, string> =>
   Either.flatMap(
     Either.mapLeft(decodeProof(text), () => "not a proof: expected the JSON `blyan proof` prints"),
-    (p): Either.Either<string, string> => {
-      const [size, root] = p.kind === "inclusion" ? [p.size, p.root] : [p.to, p.toRoot]
-      if (head !== undefined && root !== head.root) return Either.left(`the proof is against root ${root}, not ${head.root}`)
-      if (head?.size !== undefined && size !== head.size) return Either.left(`the proof is against a tree of ${size} events, not ${head.size}`)
-      if (p.kind === "inclusion" && p.envelope !== undefined && envelopeHash(p.envelope) !== p.hash) return Either.left(`the envelope given does not hash to ${p.hash}`)
-      if (p.kind === "inclusion")
-        return verifyInclusion(envelopeLeaf(p.hash), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
-          ? Either.right(`event ${p.hash} is seq ${p.seq} of the log of ${p.size} events with root ${p.root}`)
-          : Either.left(`the inclusion proof of seq ${p.seq} does not lead to root ${p.root}`)
-      return verifyConsistency(p.from, p.to, fromHex(p.fromRoot), fromHex(p.toRoot), p.proof.map(fromHex))
-        ? Either.right(`the log of ${p.from} events (root ${p.fromRoot}) is a prefix of the log of ${p.to} (root ${p.toRoot})`)
-        : Either.left(`the log of ${p.from} events with root ${p.fromRoot} is not shown to be a prefix of the log of ${p.to} with root ${p.toRoot}`)
-    }
+    (p) => checkLogProof(p, head)
   )
+
+/** Check a decoded proof (see `verifyLogProof`). */
+export const checkLogProof = (p: LogProof, head?: { readonly root: string; readonly size?: number }): Either.Either<string, string> => {
+  const [size, root] = p.kind === "inclusion" ? [p.size, p.root] : [p.to, p.toRoot]
+  if (head !== undefined && root !== head.root) return Either.left(`the proof is against root ${root}, not ${head.root}`)
+  if (head?.size !== undefined && size !== head.size) return Either.left(`the proof is against a tree of ${size} events, not ${head.size}`)
+  if (p.kind === "inclusion" && p.envelope !== undefined && envelopeHash(p.envelope) !== p.hash) return Either.left(`the envelope given does not hash to ${p.hash}`)
+  if (p.kind === "inclusion")
+    return verifyInclusion(envelopeLeaf(p.hash), p.seq, p.size, p.proof.map(fromHex), fromHex(p.root))
+      ? Either.right(`event ${p.hash} is seq ${p.seq} of the log of ${p.size} events with root ${p.root}`)
+      : Either.left(`the inclusion proof of seq ${p.seq} does not lead to root ${p.root}`)
+  return verifyConsistency(p.from, p.to, fromHex(p.fromRoot), fromHex(p.toRoot), p.proof.map(fromHex))
+    ? Either.right(`the log of ${p.from} events (root ${p.fromRoot}) is a prefix of the log of ${p.to} (root ${p.toRoot})`)
+    : Either.left(`the log of ${p.from} events with root ${p.fromRoot} is not shown to be a prefix of the log of ${p.to} with root ${p.toRoot}`)
+}

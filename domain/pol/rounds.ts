@@ -144,9 +144,9 @@ export const roundEventProblem = (
     case "RewardPaid": {
       const p = e.data as EventData<"RewardPaid">
       if (p.kind !== "learning") return undefined
-      const owed = rounds.get(roundOfCause(p.cause))?.owed
-      const accepted = rounds.get(roundOfCause(p.cause))?.accepted
-      if (owed === undefined || accepted === undefined || learningCause(roundOfCause(p.cause), accepted) !== p.cause)
+      const round = roundOfCause(p.cause)
+      const { owed, accepted } = rounds.get(round) ?? {}
+      if (owed === undefined || accepted === undefined || learningCause(round, accepted) !== p.cause)
         return `a learning reward for ${p.cause}, which no accepted contribution earned (or was paid already)`
       if (owed.to !== p.to || owed.amount !== BigInt(p.amount)) return `a learning reward of ${p.amount} to ${p.to} for ${p.cause}, which earned ${owed.amount} for ${owed.to}`
       return undefined

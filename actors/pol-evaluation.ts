@@ -1,6 +1,7 @@
 /**
  * The model work of Proof of Learning: a validator's paired evaluation of a candidate part against
- * the model it would replace a part of, and training one part alone (what `improve` submits).
+ * the model it would replace a part of, signed as its verdict; and training one part alone (what
+ * `improve` submits).
  */
 import { Effect } from "effect"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
@@ -8,7 +9,9 @@ import { defaultAdamW, initAdamW } from "../domain/model/adamw.ts"
 import { sampleBatch } from "../domain/model/data.ts"
 import { makePrng } from "../domain/model/prng.ts"
 import { replacePart, type ModelWeights, type Part } from "../domain/model/tensor.ts"
-import { figuresOf, type PoLSettings } from "../domain/pol/evaluation.ts"
+import { figuresOf, shortfall, type PoLSettings } from "../domain/pol/evaluation.ts"
+import { signVerdict } from "../domain/pol/rounds.ts"
+import type { KeyPair } from "../domain/ledger/signing.ts"
 
 /** Rows per evaluation batch: 12 paired batches of 4 cost about two training steps of 8 rows. */
 export const EVALUATION_ROWS = 4
@@ -48,3 +51,22 @@ export const trainPart = (weights: ModelWeights, name: string, corpus: Uint8Arra
     }
     return current.parts.get(name)!
   })
+
+/**
+ * A validator's signed verdict on `a.candidate` against `a.base`: its figures on `heldOut`, with
+ * the pass they imply under `settings`. `named`: the held-out text's hash, when the round leaves
+ * each validator to name its own.
+ */
+export const signedVerdict = (
+  key: KeyPair,
+  a: { readonly round: string; readonly contribution: string; readonly seed: number; readonly base: ModelWeights; readonly candidate: Part },
+  heldOut: Uint8Array,
+  settings: PoLSettings,
+  named: string | undefined
+) =>
+  Effect.map(evaluateCandidate(a.base, a.candidate, heldOut, a.seed, settings), (figures) =>
+    signVerdict(
+      { round: a.round, contribution: a.contribution, validator: key.publicKey, seed: a.seed, ...figures, passes: shortfall(figures, settings) === undefined, ...(named === undefined ? {} : { heldOut: named }) },
+      key.seed
+    )
+  )

@@ -6,54 +6,94 @@
  * update and the contributor's learning reward. Every step is an event on `round-<id>` (or chain
  * B and the rewards stream); the replay checks each of them (`domain/pol/rounds.ts`).
  */
-import { Effect, Either, Schema } from "effect"
+import { Deferred, Effect, Either, Schema } from "effect"
 import { initialTransition, transition } from "xstate"
 import { BlobStore } from "../domain/ports/blob-store.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
-import { newEvent } from "../domain/ledger/events.ts"
-import { keyPairFromSeed, type KeyPair } from "../domain/ledger/signing.ts"
+import { newEvent, type BlockAppendedData, type EventData } from "../domain/ledger/events.ts"
+import { blockHash, headerOf } from "../domain/ledger/blocks.ts"
+import { verifyHex, type KeyPair } from "../domain/ledger/signing.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import { roundMachine, type RoundMachineEvent } from "../domain/machines/round.ts"
 import { decodePart } from "../domain/model/safetensors.ts"
-import type { Part } from "../domain/model/tensor.ts"
+import type { ModelWeights, Part } from "../domain/model/tensor.ts"
+import type { ModelRunner } from "../domain/ports/model-runner.ts"
+import type { ModelError } from "../domain/model/forward.ts"
 import { candidateProblem, defaultCheckSettings } from "../domain/pol/checks.ts"
-import { evaluationSeed, shortfall, type Figures, type PoLSettings } from "../domain/pol/evaluation.ts"
-import { RoundsProjection, acceptedImprovement, learningCause, learningReward, signOpening, signVerdict } from "../domain/pol/rounds.ts"
+import { evaluationSeed, type PoLSettings } from "../domain/pol/evaluation.ts"
+import { RoundsProjection, acceptedImprovement, learningCause, learningReward, roundEventProblem, signOpening } from "../domain/pol/rounds.ts"
 import { ChainProjection, isKnown } from "../domain/projections/chain.ts"
-import { ContributorsProjection, requireWriter } from "../domain/projections/contributors.ts"
+import { ContributorsProjection, requireWriter, type ContributorsState } from "../domain/projections/contributors.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
 import { sideBySide } from "../domain/projections/projection.ts"
 import { foldStream, handleCommand } from "./command.ts"
 import { completeExpertUpdates, loadModelOf, signParts } from "./model-ledger.ts"
-import { evaluateCandidate } from "./pol-evaluation.ts"
+import { signedVerdict } from "./pol-evaluation.ts"
 
 /** The candidate cannot enter a round here: its part is unknown, or its key may not sign blocks. */
 export class ContributionRefused extends Schema.TaggedError<ContributionRefused>()("ContributionRefused", { message: Schema.String }) {}
 
-export type LocalRound = {
-  readonly candidate: Part
-  readonly contributorSeed: string
-  readonly validators: ReadonlyArray<KeyPair>
-  readonly ledgerKey: KeyPair
-  readonly heldOut: Uint8Array
-  readonly settings: PoLSettings
-}
-
-export type Verdict = Figures & { readonly validator: string; readonly passes: boolean }
-
-export type RoundReport = {
+/** What a round asks of each validator, and what a validator in this process needs to answer. */
+export type VerdictAsk = {
   readonly round: string
   readonly contribution: string
-  readonly target: string
-  readonly base: string
-  readonly block: string
-  readonly accepted: boolean
-  readonly reason: string
-  readonly verdicts: ReadonlyArray<Verdict>
-  /** The learning reward in base units, when accepted. */
-  readonly reward: string | undefined
+  /** The seq of the event that closed the round to contributions: the batches' seed is derived from its hash. */
+  readonly seq: number
+  readonly seed: number
+  readonly base: ModelWeights
+  readonly candidate: Part
 }
+
+/** Who decides a round, and how each one's verdict is had. */
+export type RoundValidators<E, R> = {
+  readonly keys: ReadonlyArray<string>
+  /** The held-out text all of them draw from, when they share one; null when each names its own in its verdict. */
+  readonly heldOut: string | null
+  readonly concurrency: number
+  readonly verdict: (validator: string, ask: VerdictAsk) => Effect.Effect<EventData<"PoLEvaluated">, E, R>
+}
+
+/** `keys` as validators in this process, sharing `heldOut`, evaluating one at a time (they share the CPU). */
+export const localValidators = (keys: ReadonlyArray<KeyPair>, heldOut: Uint8Array, settings: PoLSettings): RoundValidators<ModelError, ModelRunner> => ({
+  keys: keys.map((k) => k.publicKey),
+  heldOut: sha256Hex(heldOut),
+  concurrency: 1,
+  verdict: (validator, a) => signedVerdict(keys.find((k) => k.publicKey === validator)!, a, heldOut, settings, undefined)
+})
+
+export type RoundSettings = {
+  readonly ledgerKey: KeyPair
+  readonly settings: PoLSettings
+  /** How long the validators have, from the round's close, before it is decided on the verdicts in. */
+  readonly deadlineMs: number
+}
+
+export const Verdict = Schema.Struct({
+  validator: Schema.String,
+  passes: Schema.Boolean,
+  baselineLoss: Schema.Number,
+  candidateLoss: Schema.Number,
+  improvement: Schema.Number,
+  wins: Schema.Number,
+  batches: Schema.Number
+})
+export type Verdict = typeof Verdict.Type
+
+/** A round's decision, as the contributor hears it. */
+export const RoundReport = Schema.Struct({
+  round: Schema.String,
+  contribution: Schema.String,
+  target: Schema.String,
+  base: Schema.String,
+  block: Schema.String,
+  accepted: Schema.Boolean,
+  reason: Schema.String,
+  verdicts: Schema.Array(Verdict),
+  /** The learning reward in base units, when accepted. */
+  reward: Schema.optional(Schema.String)
+})
+export type RoundReport = typeof RoundReport.Type
 
 /** What a round's decision reads: the model, every block's payload, who may sign blocks, and the rounds so far. */
 const RoundView = sideBySide("round", { model: ModelProjection, chain: ChainProjection, contributors: ContributorsProjection, rounds: RoundsProjection })
@@ -98,52 +138,59 @@ export const completeRounds = Effect.gen(function* () {
   return onChain
 })
 
-export const runLocalRound = (r: LocalRound) =>
+/**
+ * Decide `block` (a contribution of `candidate`, signed by its contributor) in a round of its own
+ * with `validators`, to the end: every step recorded, the report returned. A candidate that cannot
+ * enter a round (unknown part, stale base, bad signature, an unregistered contributor, a round run
+ * for it before) is refused with `ContributionRefused` and records nothing.
+ */
+export const runRound = <E extends { readonly message: string }, R>(block: BlockAppendedData, candidate: Part, validators: RoundValidators<E, R>, r: RoundSettings) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const blobs = yield* BlobStore
+    const refuse = (message: string) => new ContributionRefused({ message })
     yield* completeExpertUpdates
     yield* completeRounds
     const { state } = yield* foldStream("*", RoundView)
-    const target = r.candidate.name
+    const target = block.name
     const current = state.model.current.get(target)
-    if (current === undefined) return yield* new ContributionRefused({ message: `the model has no part ${target}` })
-    const contributor = keyPairFromSeed(r.contributorSeed).publicKey
-    yield* Either.mapLeft(requireWriter(state.contributors, contributor), (e) => new ContributionRefused({ message: e.message }))
+    if (current === undefined || candidate.name !== target) return yield* refuse(`the model has no part ${target}, or the candidate is not one`)
+    if (blockHash(headerOf(block)) !== block.hash || !verifyHex(block.contributor, block.hash, block.signature))
+      return yield* refuse(`bad signature: block ${block.hash} is not signed by ${block.contributor}`)
+    if (block.dependsOn.length !== 1 || block.dependsOn[0] !== current.block)
+      return yield* refuse(`stale base: the candidate improves ${block.dependsOn.join(", ")}, but ${target} is at ${current.block}`)
+    if (validators.keys.length === 0) return yield* refuse("no validator is available to decide a round")
+    yield* Either.mapLeft(requireWriter(state.contributors, block.contributor), (e) => refuse(e.message))
     const { weights } = yield* loadModelOf(state.model)
-    const [block] = yield* signParts([r.candidate], () => [current.block], r.contributorSeed)
-    const round = `${target}-${block!.hash.slice(0, 16)}`
-    const contribution = block!.hash.slice(0, 16)
+    const round = `${target}-${block.hash.slice(0, 16)}`
+    const contribution = block.hash.slice(0, 16)
     const stream = Streams.round(round)
-    if (state.rounds.has(round)) return yield* new ContributionRefused({ message: `this candidate was submitted already, in round ${round}` })
-    const machine = { s: initialTransition(roundMachine, { round, target, validators: r.validators.map((v) => v.publicKey) })[0] }
+    if (state.rounds.has(round)) return yield* refuse(`this candidate was submitted already, in round ${round}`)
+    const machine = { s: initialTransition(roundMachine, { round, target, validators: validators.keys })[0] }
     const step = (e: RoundMachineEvent) => void (machine.s = transition(roundMachine, machine.s, e)[0])
 
-    const opening = signOpening(
-      { round, target, base: current.block, ...r.settings, heldOut: sha256Hex(r.heldOut), validators: r.validators.map((v) => v.publicKey) },
-      r.ledgerKey
-    )
-    yield* store.append(stream, [newEvent("RoundOpened", opening), newEvent("ContributionSubmitted", { round, contribution, block: block! })], "no_stream")
+    const opening = signOpening({ round, target, base: current.block, ...r.settings, heldOut: validators.heldOut, validators: [...validators.keys] }, r.ledgerKey)
+    yield* store.append(stream, [newEvent("RoundOpened", opening), newEvent("ContributionSubmitted", { round, contribution, block })], "no_stream")
     step({ type: "opened" })
-    step({ type: "submitted", contribution: { id: contribution, candidate: block!.hash, contributor } })
+    step({ type: "submitted", contribution: { id: contribution, candidate: block.hash, contributor: block.contributor } })
     step({ type: "close" })
     const report = (accepted: boolean, reason: string, verdicts: ReadonlyArray<Verdict>, reward?: bigint): RoundReport => ({
       round,
       contribution,
       target,
       base: current.block,
-      block: block!.hash,
+      block: block.hash,
       accepted,
       reason,
       verdicts,
-      reward: reward?.toString()
+      ...(reward === undefined ? {} : { reward: reward.toString() })
     })
 
     // Checks before evaluation: against every block the part ever had.
     const earlier = yield* Effect.forEach(state.model.history.get(target) ?? [], (v) =>
       Effect.map(Effect.flatMap(blobs.get(state.chain.blocks.get(v.block)!.payload), decodePart), (part) => ({ block: v.block, part }))
     )
-    const problem = candidateProblem(weights.spec, weights.parts.get(target)!, r.candidate, earlier, defaultCheckSettings)
+    const problem = candidateProblem(weights.spec, weights.parts.get(target)!, candidate, earlier, defaultCheckSettings)
     if (problem !== undefined) {
       const reason = `${problem.reason}: ${problem.detail}`
       yield* store.append(stream, [newEvent("ContributionRejected", { round, contribution, reason }), newEvent("RoundClosed", { round, accepted: 0, rejected: 1 })], "any")
@@ -152,15 +199,10 @@ export const runLocalRound = (r: LocalRound) =>
 
     // The batches are drawn with a seed nobody knew before the round closed to contributions.
     const head = (yield* store.head)!
-    const seed = evaluationSeed(round, block!.hash, head.hash)
-    const verdicts: Verdict[] = []
-    for (const v of r.validators) {
-      const figures = yield* evaluateCandidate(weights, r.candidate, r.heldOut, seed, r.settings)
-      const passes = shortfall(figures, r.settings) === undefined
-      yield* store.append(stream, [newEvent("PoLEvaluated", signVerdict({ round, contribution, validator: v.publicKey, seed, ...figures, passes }, v.seed))], "any")
-      verdicts.push({ ...figures, validator: v.publicKey, passes })
-      step({ type: "evaluated", contribution, validator: v.publicKey, passes })
-    }
+    const ask: VerdictAsk = { round, contribution, seq: head.seq, seed: evaluationSeed(round, block.hash, head.hash), base: weights, candidate }
+    const verdicts = yield* collectVerdicts(validators, ask, r, state.contributors, (passes, validator) => step({ type: "evaluated", contribution, validator, passes }), () =>
+      machine.s.matches("evaluating")
+    )
     if (machine.s.matches("evaluating")) step({ type: "deadline" })
     const outcome = machine.s.context.outcomes.find((o) => o.contribution === contribution)!
     if (!outcome.accepted) {
@@ -170,10 +212,73 @@ export const runLocalRound = (r: LocalRound) =>
 
     const { state: rounds } = yield* foldStream(stream, RoundsProjection)
     const improvement = acceptedImprovement(rounds.get(round)!, contribution)
-    yield* store.append(stream, [newEvent("ContributionAccepted", { round, contribution, block: block!.hash, improvement })], "any")
+    yield* store.append(stream, [newEvent("ContributionAccepted", { round, contribution, block: block.hash, improvement })], "any")
     // What the acceptance implies (the block, its update, the reward, the close) is what a restart finishes too.
-    if ((yield* completeRounds).get(round) !== true)
-      return yield* new ContributionRefused({ message: `part ${target} moved on from ${current.block} while the round ran` })
+    if ((yield* completeRounds).get(round) !== true) return yield* refuse(`part ${target} moved on from ${current.block} while the round ran`)
     step({ type: "recorded" })
     return report(true, outcome.reason, verdicts, learningReward(improvement))
+  })
+
+/**
+ * Ask every validator for its verdict, recording each one that checks out (its seed the round's,
+ * and what the replay requires of a verdict) as it comes, until the round is decided (`pending`
+ * turns false) or the deadline passes. A verdict that does not check out is no vote.
+ */
+const collectVerdicts = <E extends { readonly message: string }, R>(
+  validators: RoundValidators<E, R>,
+  ask: VerdictAsk,
+  r: RoundSettings,
+  contributors: ContributorsState,
+  counted: (passes: boolean, validator: string) => void,
+  pending: () => boolean
+) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const stream = Streams.round(ask.round)
+    const verdicts: Verdict[] = []
+    const decided = yield* Deferred.make<void>()
+    const lock = yield* Effect.makeSemaphore(1)
+    const record = (v: EventData<"PoLEvaluated">) =>
+      Effect.gen(function* () {
+        const { state: rounds } = yield* foldStream(stream, RoundsProjection)
+        const problem =
+          v.seed !== ask.seed
+            ? `its seed ${v.seed} is not the round's ${ask.seed}`
+            : roundEventProblem(rounds, contributors, { type: "PoLEvaluated", data: v }, [r.ledgerKey.publicKey])
+        if (problem !== undefined) return yield* Effect.logWarning(`round ${ask.round}: the verdict of ${v.validator} is not counted: ${problem}`)
+        yield* store.append(stream, [newEvent("PoLEvaluated", v)], "any")
+        const { signature: _, round: _r, contribution: _c, seed: _s, heldOut: _h, ...figures } = v
+        verdicts.push(figures)
+        counted(v.passes, v.validator)
+        if (!pending()) yield* Deferred.succeed(decided, undefined)
+      }).pipe(lock.withPermits(1), Effect.uninterruptible)
+    const ask1 = (validator: string) =>
+      validators.verdict(validator, ask).pipe(
+        Effect.flatMap((v) => (v.validator === validator ? record(v) : Effect.logWarning(`round ${ask.round}: ${validator} answered with ${v.validator}'s verdict`))),
+        Effect.catchAll((e) => Effect.logWarning(`round ${ask.round}: no verdict from ${validator}: ${e.message}`))
+      )
+    yield* Effect.forEach(validators.keys, ask1, { concurrency: validators.concurrency, discard: true }).pipe(
+      Effect.raceFirst(Deferred.await(decided)),
+      Effect.timeoutOption(`${r.deadlineMs} millis`)
+    )
+    return verdicts
+  })
+
+/** Sign the round and a candidate's block with `contributorSeed`, and decide it here with `validators` local validators on `heldOut`. */
+export const runLocalRound = (r: {
+  readonly candidate: Part
+  readonly contributorSeed: string
+  readonly validators: ReadonlyArray<KeyPair>
+  readonly ledgerKey: KeyPair
+  readonly heldOut: Uint8Array
+  readonly settings: PoLSettings
+  readonly deadlineMs?: number
+}) =>
+  Effect.gen(function* () {
+    yield* completeRounds
+    const { state } = yield* foldStream("*", ModelProjection)
+    const current = state.current.get(r.candidate.name)
+    if (current === undefined) return yield* new ContributionRefused({ message: `the model has no part ${r.candidate.name}` })
+    const [block] = yield* signParts([r.candidate], () => [current.block], r.contributorSeed)
+    return yield* runRound(block!, r.candidate, localValidators(r.validators, r.heldOut, r.settings), { ledgerKey: r.ledgerKey, settings: r.settings, deadlineMs: r.deadlineMs ?? 600_000 })
   })

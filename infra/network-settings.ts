@@ -1,6 +1,7 @@
 import { Config, Effect } from "effect"
 import type { RouterSettings } from "../actors/chat-service.ts"
 import { setting } from "./config.ts"
+import { defaultPoLSettings } from "../domain/pol/evaluation.ts"
 
 /**
  * The network's timings and the router's policy, from BLYAN_* variables: how long an expert
@@ -34,3 +35,21 @@ export const routerSettings = Effect.gen(function* () {
   }
   return settings
 })
+
+/**
+ * How rounds decide, from BLYAN_* variables: the least relative improvement (ε), the least share
+ * of batches won, and how long validators have from a round's close before it is decided.
+ */
+export const roundSettings = setting(
+  Config.all({
+    settings: Config.all({
+      epsilon: Config.number("BLYAN_POL_EPSILON").pipe(Config.validate({ message: "a share between 0 and 1", validation: (r) => r >= 0 && r < 1 }), Config.withDefault(defaultPoLSettings.epsilon)),
+      minWinShare: Config.number("BLYAN_POL_MIN_WIN_SHARE").pipe(
+        Config.validate({ message: "a share between 0 and 1", validation: (r) => r >= 0 && r <= 1 }),
+        Config.withDefault(defaultPoLSettings.minWinShare)
+      ),
+      batches: Config.succeed(defaultPoLSettings.batches)
+    }),
+    deadlineMs: positiveMs("BLYAN_ROUND_DEADLINE_MS", 120_000)
+  })
+)

@@ -96,8 +96,8 @@ export const Catalog = {
   ExpertUpdated: event(["expert"], Schema.Struct({ name: NonEmpty, block: Hash, previous: Schema.NullOr(Hash), reason: NonEmpty })),
   /**
    * A Proof-of-Learning round for one part: its base block, the rule its validators apply, the
-   * held-out text they draw from and who they are; signed by a ledger key (`registrar`), since it
-   * names who decides. (The round events were never written before this version.)
+   * held-out text they draw from (null when each validator draws from its own, named in its
+   * verdict) and who they are; signed by a ledger key (`registrar`), since it names who decides.
    */
   RoundOpened: event(
     ["round"],
@@ -108,7 +108,7 @@ export const Catalog = {
       epsilon: Schema.Number,
       minWinShare: Schema.Number,
       batches: Schema.Int.pipe(Schema.positive()),
-      heldOut: Hash,
+      heldOut: Schema.NullOr(Hash),
       validators: Schema.Array(PublicKey).pipe(Schema.minItems(1)),
       registrar: PublicKey,
       signature: Signature
@@ -116,7 +116,10 @@ export const Catalog = {
   ),
   /** A candidate for the round's part: a block signed by its contributor, depending on the round's base. */
   ContributionSubmitted: event(["round"], Schema.Struct({ round: NonEmpty, contribution: NonEmpty, block: BlockAppendedData })),
-  /** One validator's signed figures for a contribution, on batches drawn with `seed`. */
+  /**
+   * One validator's signed figures for a contribution, on batches drawn with `seed` from the
+   * held-out text the round names or, when it names none, from the validator's own (`heldOut`).
+   */
   PoLEvaluated: event(
     ["round"],
     Schema.Struct({
@@ -130,6 +133,7 @@ export const Catalog = {
       wins: Count,
       batches: Count,
       passes: Schema.Boolean,
+      heldOut: Schema.optional(Hash),
       signature: Signature
     })
   ),

@@ -28,8 +28,14 @@ export const Subjects = {
     `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward.${token("node id", node)}`,
   /** Chat with the network's router (request/reply): a prompt in, the attributed answer out. */
   chat: "blyan.chat",
-  /** A Proof-of-Learning round's traffic (contributions, evaluations, votes). */
-  round: (id: string, topic: "contribution" | "evaluation" | "vote") => `blyan.round.${token("round id", id)}.${topic}`,
+  /** A contribution to the network's round coordinator (request/reply): its signed block in, the round's decision out. */
+  roundSubmit: "blyan.round.submit",
+  /** The candidate's weights, served by the contributor while its round runs, by their content address. */
+  contributionBlob: (payload: string) => `blyan.round.candidate.${token("payload hash", payload)}`,
+  /** A validator joining, and staying joined (request/reply, repeated as its heartbeat). */
+  validatorJoin: "blyan.validator.join",
+  /** One validator's verdict on a contribution (request/reply). */
+  validatorEvaluate: (publicKey: string) => `blyan.validator.${token("validator key", publicKey)}.evaluate`,
   /** One pipeline stage's activations or gradients for an epoch's round. */
   pipelineStage: (epoch: string, round: string, stage: number, kind: "act" | "grad") =>
     `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.stage.${token("stage", stage)}.${kind}`,

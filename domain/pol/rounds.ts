@@ -124,6 +124,8 @@ export const roundEventProblem = (
       if (r.closed) return `a verdict on contribution ${v.contribution} after round ${v.round} closed`
       if (!r.opened.validators.includes(v.validator)) return `a verdict by ${v.validator}, who is not a validator of round ${v.round}`
       if ((r.votes.get(v.contribution) ?? []).some((x) => x.validator === v.validator)) return `a second verdict by ${v.validator} on contribution ${v.contribution}`
+      if (r.opened.heldOut === null ? v.heldOut === undefined : v.heldOut !== undefined && v.heldOut !== r.opened.heldOut)
+        return `the verdict by ${v.validator} on ${v.contribution} does not name the held-out text it drew from as round ${v.round} requires`
       const { signature, ...unsigned } = v
       if (!verifyHex(v.validator, verdictHex(unsigned), signature)) return `the verdict on ${v.contribution}: the signature is not ${v.validator}'s`
       const pass = shortfall({ baselineLoss: v.baselineLoss, candidateLoss: v.candidateLoss, improvement: v.improvement, wins: v.wins, batches: v.batches }, settingsOf(r.opened)) === undefined

@@ -6,7 +6,9 @@ import { choiceOption } from "./options.ts"
 export const natsOption = (what: string) =>
   Options.text("nats").pipe(Options.withDescription(`${what}: nats://HOST:PORT[,HOST:PORT…] (env BLYAN_NATS)`), Options.withFallbackConfig(Config.string("BLYAN_NATS")))
 
-const apiKeyOption = Options.text("api-key").pipe(Options.withDescription("an API key of role node (env BLYAN_API_KEY)"), Options.withFallbackConfig(Config.string("BLYAN_API_KEY")))
+/** `--api-key KEY` (env BLYAN_API_KEY): what admits this process to the network in `role`. */
+export const apiKeyOption = (role: string) =>
+  Options.text("api-key").pipe(Options.withDescription(`an API key of role ${role} (env BLYAN_API_KEY)`), Options.withFallbackConfig(Config.string("BLYAN_API_KEY")))
 const nodeDataOption = Options.text("data").pipe(
   Options.withDescription("the node's directory: its identity key, its replica of the log and its blocks (env BLYAN_NODE_DATA)"),
   Options.withFallbackConfig(Config.string("BLYAN_NODE_DATA")),
@@ -21,6 +23,6 @@ const handler = Effect.promise(() => import("./node-handler.ts"))
 
 export const nodeCommand = Command.make(
   "node",
-  { nats: natsOption("the network to join"), apiKey: apiKeyOption, data: nodeDataOption, nodeId: nodeIdOption, experts: expertsOption, device: deviceOption },
+  { nats: natsOption("the network to join"), apiKey: apiKeyOption("node"), data: nodeDataOption, nodeId: nodeIdOption, experts: expertsOption, device: deviceOption },
   (args) => Effect.flatMap(handler, (h) => h.runNodeAgent(args))
 ).pipe(Command.withDescription("join a Blyan network as a GPU node: register, keep a replica of the log, serve experts"))

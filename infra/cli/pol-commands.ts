@@ -1,5 +1,6 @@
 import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
+import { natsOption } from "./node.ts"
 import { jsonOption, ledgerOptions } from "./options.ts"
 
 /** The handlers, with the model and onnxruntime behind them, load only when one of these commands runs. */
@@ -9,14 +10,20 @@ const expertOption = Options.text("expert").pipe(Options.withDescription("the pa
 const validatorsOption = Options.integer("validators").pipe(Options.withDefault(3), Options.withDescription("local validators that decide the round (their keys kept beside the ledger)"))
 
 /** What every contribution names: the ledger, the part, and who decides. */
-const contributionOptions = { ...ledgerOptions, json: jsonOption, expert: expertOption, validators: validatorsOption }
+const contributionOptions = {
+  ...ledgerOptions,
+  json: jsonOption,
+  expert: expertOption,
+  validators: validatorsOption,
+  nats: natsOption("submit to this network's round coordinator instead of deciding here").pipe(Options.optional)
+}
 
 export const submitCommand = Command.make(
   "submit",
   {
     ...contributionOptions,
     weights: Options.file("weights").pipe(Options.withDescription("the candidate's weights as safetensors, as `blyan export` writes them")),
-    heldOut: Options.file("held-out").pipe(Options.withDescription("the held-out text the validators draw their batches from"))
+    heldOut: Options.file("held-out").pipe(Options.optional, Options.withDescription("the held-out text the local validators draw their batches from (without --nats)"))
   },
   (args) => Effect.flatMap(handlers, (h) => h.submit(args))
 ).pipe(Command.withDescription("submit improved weights for a part: a Proof-of-Learning round decides them; exit 1 when rejected, with the reason and each validator's figures"))

@@ -22,8 +22,12 @@ import { createLedger, ledgerKey, parseNatsBus } from "../ledger.ts"
 import { signLogHead, trackTreeHead } from "../../actors/tree-heads.ts"
 import { EventStore } from "../../domain/ports/event-store.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
-import { networkTimings, routerSettings } from "../network-settings.ts"
-import { inProcessNodeKey } from "../node-keys.ts"
+import { networkTimings, roundSettings, routerSettings } from "../network-settings.ts"
+import { runValidator } from "../../actors/validator.ts"
+import { serveRounds } from "../../actors/round-service.ts"
+import type { KeyPair } from "../../domain/ledger/signing.ts"
+import { readUtf8 } from "./files.ts"
+import { inProcessKey } from "../node-keys.ts"
 import { emit, ExitCode, fail } from "./output.ts"
 
 /**
@@ -38,13 +42,18 @@ const parentGone = Effect.gen(function* () {
 
 /**
  * The network's services on `bus`, for as long as the scope: the log served to followers, blobs
- * by address, node registration and announcements, the router answering chat, and the log's
- * signed tree heads for witnesses. This process holds the store; nodes never write the log.
+ * by address, node registration and announcements, the router answering chat, the log's signed
+ * tree heads for witnesses, and the round coordinator. This process holds the store; nodes and
+ * validators never write the log.
  */
-const serveNetwork = (bus: BusApi, router: RouterSettings, ledgerKey: string, consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure>) =>
+const serveNetwork = (bus: BusApi, router: RouterSettings, ledgerKey: KeyPair, consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure>) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
-    yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey, consistency)], { discard: true })
+    const rounds = { ...(yield* roundSettings), ledgerKey, timeoutMs: router.timeoutMs, staleMs: router.staleMs }
+    yield* Effect.all(
+      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(rounds)],
+      { discard: true }
+    )
   }).pipe(Effect.provideService(Bus, bus))
 
 /** `count` node agents in this process, each serving every expert; their replicas in memory, their blocks from this store. */
@@ -52,7 +61,7 @@ const inProcessNodes = (bus: BusApi, count: number) =>
   Effect.gen(function* () {
     if (count === 0) return
     const home = yield* setting(homeConfig)
-    const apiKey = yield* inProcessNodeKey(home)
+    const apiKey = yield* inProcessKey(home, "node")
     const { timeoutMs, heartbeatMs } = yield* networkTimings
     for (let i = 1; i <= count; i++) {
       const node = `local-${i}`
@@ -66,16 +75,47 @@ const inProcessNodes = (bus: BusApi, count: number) =>
     }
   })
 
+/** `count` validators in this process, all drawing from `heldOut`; their replicas in memory, their weights from this store. */
+const inProcessValidators = (bus: BusApi, count: number, heldOut: Uint8Array) =>
+  Effect.gen(function* () {
+    if (count === 0) return
+    const home = yield* setting(homeConfig)
+    const apiKey = yield* inProcessKey(home, "validator")
+    const { timeoutMs, heartbeatMs } = yield* networkTimings
+    for (let i = 1; i <= count; i++) {
+      const key = yield* localKey(home, `up-validator-${i}`)
+      const replica = yield* makeMemoryEventStore()
+      const validator = runValidator({ key, apiKey, heldOut, timeoutMs, heartbeatMs, onStatus: (line) => console.error(`blyan up: validator ${i}: ${line}`) }, replica)
+      yield* Effect.forkScoped(validator.pipe(Effect.provideService(Bus, bus), Effect.catchAll((e) => Console.error(`blyan up: validator ${i}: ${e.message}`))))
+    }
+  })
+
 /**
- * A Blyan network: the ledger, held open as its writer until interrupted, with its router and
- * `nodes` node agents; on the memory bus inside this process, or served over NATS with `--nats`.
+ * A Blyan network: the ledger, held open as its writer until interrupted, with its router, round
+ * coordinator, `nodes` node agents and `validators` validators; on the memory bus inside this
+ * process, or served over NATS with `--nats`.
  */
-export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nats: Option.Option<string>; readonly nodes: Option.Option<number> }) =>
+export const up = ({
+  json,
+  nats,
+  nodes,
+  validators,
+  heldOut
+}: {
+  readonly json: boolean
+  readonly nats: Option.Option<string>
+  readonly nodes: Option.Option<number>
+  readonly validators: number
+  readonly heldOut: Option.Option<string>
+}) =>
   Effect.gen(function* () {
     const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
     if (servers !== undefined && Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, ExitCode.usage)
     const count = Option.getOrElse(nodes, () => (servers === undefined ? 2 : 0))
     if (count < 0 || count > 64) return yield* fail(`--nodes must be within 0..64, got ${count}`, ExitCode.usage)
+    if (validators < 0 || validators > 16) return yield* fail(`--validators must be within 0..16, got ${validators}`, ExitCode.usage)
+    if (validators > 0 && Option.isNone(heldOut)) return yield* fail("--validators needs --held-out: the text they draw their batches from", ExitCode.usage)
+    const heldOutText = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : new Uint8Array()
     const router = yield* routerSettings
     const r = yield* createLedger(defaultSpec)
     // The ledger's key signs the tree head as it moves, and once more when this process stops (after the nodes have retired).
@@ -89,17 +129,18 @@ export const up = ({ json, nats, nodes }: { readonly json: boolean; readonly nat
     yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))
     yield* Effect.gen(function* () {
       const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-      yield* serveNetwork(bus, router, key.publicKey, tracked.consistency)
+      yield* serveNetwork(bus, router, key, tracked.consistency)
       yield* inProcessNodes(bus, count)
+      yield* inProcessValidators(bus, validators, heldOutText)
       const on = servers === undefined ? undefined : servers.right.join(",")
-      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count }, () =>
+      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count, validators }, () =>
         [
           `blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`,
           `genesis ${GENESIS_HASH}`,
           `head    seq ${r.head?.seq} ${r.head?.hash}`,
           on === undefined
-            ? `network in this process (memory bus): router and ${count} node${count === 1 ? "" : "s"}`
-            : `serving the ledger, blobs, node registration and chat on ${on}; ${count} node${count === 1 ? "" : "s"} in this process`,
+            ? `network in this process (memory bus): router, ${count} node${count === 1 ? "" : "s"} and ${validators} validator${validators === 1 ? "" : "s"}`
+            : `serving the ledger, blobs, node registration, chat and rounds on ${on}; ${count} node${count === 1 ? "" : "s"} and ${validators} validator${validators === 1 ? "" : "s"} in this process`,
           "running; Ctrl-C to stop"
         ].join("\n")
       )

@@ -54,7 +54,8 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
         const candidate = yield* trainPart(weights, "layer1.expert0", corpus, { steps: 60, batch: 8, lr: 1e-2, seed: 1 })
         const r = yield* on(round(candidate))
         expect(r, r.reason).toMatchObject({ accepted: true, target: "layer1.expert0" })
-        expect(r.verdicts).toHaveLength(3)
+        // Two passing verdicts of three are a quorum: the third is not waited for.
+        expect(r.verdicts).toHaveLength(2)
         for (const v of r.verdicts) expect(v.improvement).toBeGreaterThan(0.01)
         const { state } = yield* on(foldStream("*", ModelProjection))
         expect(state.current.get("layer1.expert0")?.block).toBe(r.block)
@@ -83,7 +84,7 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
         expect(copy.reason).toMatch(/^copy: a copy of block/)
         const scaled = yield* on(round({ name: base.name, tensors: Object.fromEntries(Object.entries(base.tensors).map(([n, t]) => [n, { ...t, data: t.data.map((v) => v * 0.5) }])) }))
         expect(scaled.accepted).toBe(false)
-        expect(scaled.verdicts).toHaveLength(3)
+        expect(scaled.verdicts).toHaveLength(2)
         const { state } = yield* on(foldStream("*", ModelProjection))
         expect(state.current.get("layer0.expert1")?.block).toBe(copy.base)
         expect((yield* on(foldStream("*", BalancesProjection))).state.supply).toBe(0n)

@@ -25,7 +25,8 @@ describe("Proof of Learning from the command line, one machine", () => {
     const balance = JSON.parse((await blyan(["balance", "--json", "--data", data], env)).stdout) as { units: string }
     expect(balance.units).toBe(report.reward)
     const round = JSON.parse((await blyan(["events", "--json", "--stream", `round-${report.round}`, "--data", data], env)).stdout) as Array<{ type: string }>
-    expect(round.map((e) => e.type)).toEqual(["RoundOpened", "ContributionSubmitted", "PoLEvaluated", "PoLEvaluated", "PoLEvaluated", "ContributionAccepted", "RoundClosed"])
+    // Two passing verdicts of three are the quorum: the round is decided without the third.
+    expect(round.map((e) => e.type)).toEqual(["RoundOpened", "ContributionSubmitted", "PoLEvaluated", "PoLEvaluated", "ContributionAccepted", "RoundClosed"])
     const audit = await blyan(["audit", "--data", data], env)
     expect(audit.code, audit.stderr).toBe(0)
   }, 120_000)

@@ -45,7 +45,7 @@ describe("blyan up --nats: the ledger's holder serves the network", () => {
     let out = ""
     up.stdout.on("data", (d) => (out += d))
     await eventually(() => out.includes("running"), "blyan up serving")
-    expect(out).toContain(`serving the ledger, blobs, node registration and chat on ${server.url}; 0 nodes in this process`)
+    expect(out).toContain(`serving the ledger, blobs, node registration, chat and rounds on ${server.url}; 0 nodes and 0 validators in this process`)
 
     const program = Effect.gen(function* () {
       const bus = yield* makeNatsBus([server.url])

@@ -19,7 +19,8 @@ import type { Receipt } from "../domain/network/receipts.ts"
 import type { LiveNode } from "../domain/network/replica-choice.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import type { NodesState } from "../domain/projections/nodes.ts"
-import { inferenceRewards } from "../domain/rewards/inference.ts"
+import { inferenceOwed } from "../domain/rewards/inference.ts"
+import { payOwed } from "./rewards.ts"
 import { chatWith, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
 import { askJson, serveJson } from "./owner-requests.ts"
 import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
@@ -171,8 +172,7 @@ export const serveChat = (settings: RouterSettings) =>
           return newEvent("InferenceServed", { request, part, tokens, experts: [...uses.values()], receipts: rs, failures: part === 0 ? failures : [] })
         })
         yield* store.append(Streams.inference, served, "any")
-        const rewards = inferenceRewards(request, receipts)
-        if (rewards.length > 0) yield* store.append(Streams.rewards, rewards, "any")
+        yield* payOwed(inferenceOwed(request, receipts))
       })
 
     yield* serveJson(Subjects.chat, ChatRequest, (req) => Effect.map(answer(req), (a) => ({ answer: a })))

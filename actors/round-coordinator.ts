@@ -30,6 +30,7 @@ import { sideBySide } from "../domain/projections/projection.ts"
 import { foldStream, handleCommand } from "./command.ts"
 import { completeExpertUpdates, loadModelOf, signParts } from "./model-ledger.ts"
 import { signedVerdict } from "./pol-evaluation.ts"
+import { payOwed } from "./rewards.ts"
 
 /** The candidate cannot enter a round here: its part is unknown, or its key may not sign blocks. */
 export class ContributionRefused extends Schema.TaggedError<ContributionRefused>()("ContributionRefused", { message: Schema.String }) {}
@@ -131,7 +132,7 @@ export const completeRounds = Effect.gen(function* () {
       })
       yield* completeExpertUpdates
       if (r.owed !== undefined)
-        yield* store.append(Streams.rewards, [newEvent("RewardPaid", { to: r.owed.to, amount: r.owed.amount.toString(), kind: "learning", cause: learningCause(round, r.accepted) })], "any")
+        yield* payOwed([{ to: r.owed.to, amount: r.owed.amount, kind: "learning", cause: learningCause(round, r.accepted) }])
     }
     yield* store.append(stream, [newEvent("RoundClosed", { round, accepted: r.accepted === undefined ? 0 : 1, rejected: r.rejected.size + undecided.length })], "any")
   }

@@ -47,7 +47,7 @@ const hex = (s: string, n = 64) => sha256Hex(s).repeat(2).slice(0, n)
 const traffic = (i: number): readonly [string, NewEvent] => {
   if (i % 50 === 0)
     return [Streams.node(`n${i}`), newEvent("NodeRegistered", { node: `n${i}`, publicKey: hex(`pk${i}`), keyHash: hex(`key${i}`), device: "cuda:0", memory: 24e9, speed: 1 + (i % 7) })]
-  if (i % 2 === 0) return [Streams.rewards, newEvent("RewardPaid", { to: `n${i - (i % 50)}`, amount: String(1000 + (i % 977)), kind: "inference", cause: `req-${i - 1}` })]
+  if (i % 2 === 0) return [Streams.rewards, newEvent("RewardPaid", { to: `n${i - (i % 50)}`, amount: String(1000 + (i % 977)), kind: "inference", cause: `req-${i - 1}`, epoch: 0 })]
   return [
     Streams.inference,
     newEvent("InferenceServed", {

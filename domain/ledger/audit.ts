@@ -7,7 +7,9 @@ import { isKnown } from "../projections/chain.ts"
 import { makeInferenceLedger } from "../rewards/inference.ts"
 import { transferProblem } from "../projections/balances.ts"
 import { contributorProblem, registrationProblem, revocationProblem } from "../projections/contributors.ts"
-import { roundEventProblem } from "../pol/rounds.ts"
+import { learningRewardProblem, roundEventProblem } from "../pol/rounds.ts"
+import { epochAt, ISSUANCE, rewardEpoch, type IssuanceSchedule } from "../rewards/issuance.ts"
+import type { EventData } from "./events.ts"
 import { initPart } from "../model/init.ts"
 import { encodePart } from "../model/safetensors.ts"
 import { partNames, type ModelSpec } from "../model/spec.ts"
@@ -36,6 +38,8 @@ export type ReplayOptions = {
   readonly payload?: (hash: string) => PayloadFact
   /** The ledger keys trusted to register and revoke contributors (none by default). */
   readonly ledgerKeys?: ReadonlyArray<string>
+  /** The issuance schedule rewards are held to (the network's by default). */
+  readonly schedule?: IssuanceSchedule
 }
 
 /**
@@ -44,15 +48,18 @@ export type ReplayOptions = {
  * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed),
  * that every block comes from a known writer (a contributor a trusted ledger key registered), the
  * rules of Proof-of-Learning rounds (`domain/pol/rounds.ts`), and
- * inference's receipts and rewards, and every transfer's signature, nonce and cover. The same log
+ * inference's receipts and rewards, the issuance schedule's caps, and every transfer's signature,
+ * nonce and cover. The same log
  * always replays to the same state.
  */
-export const makeReplayer = ({ payload, ledgerKeys = [] }: ReplayOptions = {}): Replayer => {
+export const makeReplayer = ({ payload, ledgerKeys = [], schedule = ISSUANCE }: ReplayOptions = {}): Replayer => {
   const state = initialLedgerState()
   const streams = new Set<string>()
   let head: Head | undefined
   let events = 0
   let firstBad: AuditFinding | undefined
+  /** The issuance epoch the log's time has reached: the latest of its events' times so far. */
+  let reached = 0
   const inference = makeInferenceLedger()
   // A genesis block holds exactly the weights the spec's seed gives: re-derived, never taken on trust.
   const seededPayloads = new Map<string, string>()
@@ -65,6 +72,12 @@ export const makeReplayer = ({ payload, ledgerKeys = [] }: ReplayOptions = {}): 
     }
     return hash
   }
+  /** A reward must name an epoch it may be in, and pay what it earned, or what that epoch had left if less. */
+  const rewardProblem = (d: EventData<"RewardPaid">): string | undefined => {
+    const epoch = rewardEpoch(schedule, state.balances, d, reached)
+    if ("problem" in epoch) return epoch.problem
+    return d.kind === "inference" ? inference.paid(d, epoch.left) : learningRewardProblem(state.rounds, d, epoch.left)
+  }
   const stop = (seq: number, reason: string) => {
     firstBad = { seq, reason }
     return false
@@ -76,6 +89,7 @@ export const makeReplayer = ({ payload, ledgerKeys = [] }: ReplayOptions = {}): 
     const decoded = decodeEvent(env)
     if (Either.isLeft(decoded)) return stop(env.seq, decoded.left.reason)
     const event = decoded.right
+    reached = Math.max(reached, epochAt(schedule, env.at))
     if (env.seq === 0 && event.type !== "GenesisCovenantSealed") return stop(0, "seq 0 is not the genesis covenant")
     if (env.seq > 0 && event.type === "GenesisCovenantSealed") return stop(env.seq, "a second genesis covenant")
     if (event.type === "BlockAppended") {
@@ -95,7 +109,7 @@ export const makeReplayer = ({ payload, ledgerKeys = [] }: ReplayOptions = {}): 
       event.type === "InferenceServed"
         ? inference.served(state.nodes, event.data)
         : event.type === "RewardPaid"
-          ? (inference.paid(event.data) ?? roundEventProblem(state.rounds, state.contributors, event, ledgerKeys))
+          ? rewardProblem(event.data)
           : event.type === "TransferMade"
             ? transferProblem(state.balances, state.nodes, event.data)
             : event.type === "ContributorRegistered"

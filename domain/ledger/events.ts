@@ -71,6 +71,8 @@ const event = <S extends Schema.Schema.AnyNoContext>(streams: ReadonlyArray<Stre
   history
 })
 
+const RewardPaidV1 = Schema.Struct({ to: NonEmpty, amount: Amount, kind: Schema.Literal("inference", "learning"), cause: NonEmpty })
+
 const ModelTrainedV1 = Schema.Struct({
   steps: Count,
   corpus: Hash,
@@ -148,7 +150,14 @@ export const Catalog = {
   /** `until` (ms since the epoch): a ban for a while, for failing; without it, for cheating, with the evidence in `reason`. */
   NodeBanned: event(["node"], Schema.Struct({ node: NonEmpty, reason: NonEmpty, until: Schema.optional(Count) })),
   NodeRetired: event(["node"], Schema.Struct({ node: NonEmpty })),
-  RewardPaid: event(["rewards"], Schema.Struct({ to: NonEmpty, amount: Amount, kind: Schema.Literal("inference", "learning"), cause: NonEmpty })),
+  /**
+   * BLY issued to `to` for inference or learning (`cause`: the request, or the round and
+   * contribution), in issuance epoch `epoch` (see `domain/rewards/issuance.ts`). Version 1 named
+   * no epoch: it is read as the first.
+   */
+  RewardPaid: event(["rewards"], Schema.Struct({ ...RewardPaidV1.fields, epoch: Count }), [
+    legacy({ version: 1, streams: ["rewards"], schema: RewardPaidV1, upcast: (d) => ({ ...d, epoch: 0 }) })
+  ]),
   /**
    * A signed transfer of BLY: `from` (a node id or an ed25519 public key) signs from, to, amount
    * and its next nonce (1, 2, …), so a transfer cannot be replayed. Version 1 carried no signature.

@@ -14,6 +14,7 @@ import { contributorProblem, type ContributorsState } from "../projections/contr
 import { shortfall, type PoLSettings } from "./evaluation.ts"
 import { decideRound, type Vote } from "./quorum.ts"
 import { BASE_UNITS_PER_BLY } from "../rewards/inference.ts"
+import { cappedAmount } from "../rewards/issuance.ts"
 
 export type RoundEntry = {
   readonly opened: EventData<"RoundOpened">
@@ -90,6 +91,20 @@ const roundOfCause = (cause: string) => cause.slice(0, cause.lastIndexOf("/"))
 
 export const settingsOf = (o: EventData<"RoundOpened">): PoLSettings => ({ epsilon: o.epsilon, minWinShare: o.minWinShare, batches: o.batches })
 
+/**
+ * Why a learning reward cannot be paid, if it cannot: it must pay the contribution a round
+ * accepted and has not paid yet, the improvement's reward or what its epoch had `left`, if less.
+ */
+export const learningRewardProblem = (rounds: RoundsState, p: EventData<"RewardPaid">, left: bigint): string | undefined => {
+  const round = roundOfCause(p.cause)
+  const { owed, accepted } = rounds.get(round) ?? {}
+  if (owed === undefined || accepted === undefined || learningCause(round, accepted) !== p.cause)
+    return `a learning reward for ${p.cause}, which no accepted contribution earned (or was paid already)`
+  const amount = cappedAmount(owed.amount, left)
+  if (owed.to !== p.to || amount !== BigInt(p.amount)) return `a learning reward of ${p.amount} to ${p.to} for ${p.cause}, which earned ${owed.amount} for ${owed.to} (${amount} within its epoch's cap)`
+  return undefined
+}
+
 /** Why a round event cannot be applied to `rounds` (and the contributor registry), if it cannot. */
 export const roundEventProblem = (
   rounds: RoundsState,
@@ -142,16 +157,6 @@ export const roundEventProblem = (
       if (d.kind !== "accepted") return `acceptance of contribution ${a.contribution} without the quorum of its validators`
       const measured = acceptedImprovement(r, a.contribution)
       return a.improvement === measured ? undefined : `acceptance of contribution ${a.contribution} records improvement ${a.improvement}, but its validators measured at least ${measured}`
-    }
-    case "RewardPaid": {
-      const p = e.data as EventData<"RewardPaid">
-      if (p.kind !== "learning") return undefined
-      const round = roundOfCause(p.cause)
-      const { owed, accepted } = rounds.get(round) ?? {}
-      if (owed === undefined || accepted === undefined || learningCause(round, accepted) !== p.cause)
-        return `a learning reward for ${p.cause}, which no accepted contribution earned (or was paid already)`
-      if (owed.to !== p.to || owed.amount !== BigInt(p.amount)) return `a learning reward of ${p.amount} to ${p.to} for ${p.cause}, which earned ${owed.amount} for ${owed.to}`
-      return undefined
     }
     case "RoundClosed": {
       const c = e.data as EventData<"RoundClosed">

@@ -1,7 +1,8 @@
 /**
  * BLY balances: integer base units per address (a node id, or an ed25519 public key in hex),
  * credited by `RewardPaid` and moved by signed `TransferMade`. Supply is the sum of rewards: a
- * transfer moves units, it never makes or destroys any.
+ * transfer moves units, it never makes or destroys any. What each issuance epoch issued is kept
+ * beside, for its cap.
  */
 import { Either, Schema } from "effect"
 import { canonicalize } from "../ledger/jcs.ts"
@@ -16,23 +17,32 @@ export type BalancesState = {
   /** The last nonce each address signed a transfer with. */
   readonly nonces: Map<string, number>
   supply: bigint
+  /** Base units issued per issuance epoch. */
+  readonly issued: Map<number, bigint>
+  /** The latest epoch a reward was paid in. */
+  epoch: number
 }
 
 const Units = Schema.BigInt
 const BalancesStateSchema = Schema.Struct({
   balances: Schema.Map({ key: Schema.String, value: Units }),
   nonces: Schema.Map({ key: Schema.String, value: Schema.Number }),
-  supply: Units
+  supply: Units,
+  issued: Schema.Map({ key: Schema.Number, value: Units }),
+  epoch: Schema.Number
 })
 
 export const BalancesProjection: Projection<BalancesState, unknown> = {
   name: "balances",
-  initial: () => ({ balances: new Map(), nonces: new Map(), supply: 0n }),
+  initial: () => ({ balances: new Map(), nonces: new Map(), supply: 0n, issued: new Map(), epoch: 0 }),
   evolve: (s, e) => {
     const add = (addr: string, units: bigint) => s.balances.set(addr, (s.balances.get(addr) ?? 0n) + units)
     if (e.type === "RewardPaid") {
-      add(e.data.to, BigInt(e.data.amount))
-      s.supply += BigInt(e.data.amount)
+      const amount = BigInt(e.data.amount)
+      add(e.data.to, amount)
+      s.supply += amount
+      s.issued.set(e.data.epoch, (s.issued.get(e.data.epoch) ?? 0n) + amount)
+      s.epoch = Math.max(s.epoch, e.data.epoch)
     }
     if (e.type === "TransferMade") {
       add(e.data.from, -BigInt(e.data.amount))
@@ -42,7 +52,7 @@ export const BalancesProjection: Projection<BalancesState, unknown> = {
     return s
   },
   view: (s) => ({ supply: s.supply.toString(), balances: [...s.balances].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([address, units]) => ({ address, units: units.toString() })) }),
-  snapshot: schemaCodec(1, BalancesStateSchema)
+  snapshot: schemaCodec(2, BalancesStateSchema)
 }
 
 export class TransferRefused extends Schema.TaggedError<TransferRefused>()("TransferRefused", { message: Schema.String }) {

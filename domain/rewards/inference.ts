@@ -3,12 +3,13 @@
  * computed in an answer the router accepted. Failed and disputed answers carry no receipt in the
  * record and earn nothing. Integer arithmetic throughout: amounts never lose a unit.
  */
-import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
+import type { EventData } from "../ledger/events.ts"
+import { cappedAmount, type Owed } from "./issuance.ts"
 import { receiptSigned } from "../network/receipts.ts"
 import type { NodesState } from "../projections/nodes.ts"
+import { BASE_UNITS_PER_BLY } from "./units.ts"
 
-/** Base units in one BLY. */
-export const BASE_UNITS_PER_BLY = 10n ** 18n
+export { BASE_UNITS_PER_BLY }
 /** Base units paid per row an expert computed: a millionth of a BLY. */
 export const INFERENCE_RATE_PER_ROW = BASE_UNITS_PER_BLY / 1_000_000n
 
@@ -19,9 +20,9 @@ export const inferenceEarnings = (receipts: ReadonlyArray<{ readonly node: strin
   return new Map([...rows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([node, n]) => [node, n * rate]))
 }
 
-/** The `RewardPaid` events for one chat request's accepted receipts. */
-export const inferenceRewards = (request: string, receipts: ReadonlyArray<{ readonly node: string; readonly rows: number }>): ReadonlyArray<NewEvent> =>
-  [...inferenceEarnings(receipts)].map(([to, amount]) => newEvent("RewardPaid", { to, amount: amount.toString(), kind: "inference", cause: request }))
+/** What one chat request's accepted receipts earned each node, to be paid (see `issuance.ts`). */
+export const inferenceOwed = (request: string, receipts: ReadonlyArray<{ readonly node: string; readonly rows: number }>): ReadonlyArray<Owed> =>
+  [...inferenceEarnings(receipts)].map(([to, amount]) => ({ to, amount, kind: "inference", cause: request }))
 
 /** BLY as decimal text ("1.5", "0.000002") to base units; undefined for anything else. */
 export const parseBly = (text: string): bigint | undefined => {
@@ -39,7 +40,7 @@ export const formatBly = (units: bigint): string => {
 /**
  * What a replay checks of inference: every receipt recorded is signed by the registered key of
  * the node it names, and every inference `RewardPaid` pays exactly what that request's receipts
- * earned that node, once. `due` holds what is earned and not yet paid, per request and node.
+ * earned that node (or what its epoch had left, if less), once. `due` holds what is earned and not yet paid, per request and node.
  */
 export const makeInferenceLedger = () => {
   const due = new Map<string, Map<string, bigint>>()
@@ -55,11 +56,13 @@ export const makeInferenceLedger = () => {
       due.set(d.request, owed)
       return undefined
     },
-    paid: (d: EventData<"RewardPaid">): string | undefined => {
+    /** `left`: what the reward's epoch had left to issue. */
+    paid: (d: EventData<"RewardPaid">, left: bigint): string | undefined => {
       if (d.kind !== "inference") return undefined
       const owed = due.get(d.cause)?.get(d.to)
       if (owed === undefined) return `an inference reward to ${d.to} for ${d.cause}, which earned it nothing (or was paid already)`
-      if (owed !== BigInt(d.amount)) return `an inference reward of ${d.amount} to ${d.to} for ${d.cause}, whose receipts earned it ${owed}`
+      const amount = cappedAmount(owed, left)
+      if (amount !== BigInt(d.amount)) return `an inference reward of ${d.amount} to ${d.to} for ${d.cause}, whose receipts earned it ${owed} (${amount} within its epoch's cap)`
       due.get(d.cause)!.delete(d.to)
       return undefined
     }

@@ -103,7 +103,7 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
         const stream = Streams.round(rejected.round)
         const forgeries = [
           [stream, newEvent("ContributionAccepted", { round: rejected.round, contribution: rejected.contribution, block: rejected.block, improvement: 0.5 }), "after round"],
-          [Streams.rewards, newEvent("RewardPaid", { to: contributor.publicKey, amount: "1000", kind: "learning", cause: `${rejected.round}/${rejected.contribution}` }), "no accepted contribution earned"],
+          [Streams.rewards, newEvent("RewardPaid", { to: contributor.publicKey, amount: "1000", kind: "learning", cause: `${rejected.round}/${rejected.contribution}`, epoch: 0 }), "no accepted contribution earned"],
           [
             stream,
             newEvent(

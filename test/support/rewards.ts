@@ -33,7 +33,7 @@ export const earnLearningReward = (seed: string, basisPoints: number, n: number,
     [stream, verdict(validators[0]!)],
     [stream, verdict(validators[1]!)],
     [stream, newEvent("ContributionAccepted", { round, contribution: "c", block: block.hash, improvement })],
-    [Streams.rewards, newEvent("RewardPaid", { to: contributor, amount: learningReward(improvement).toString(), kind: "learning", cause: learningCause(round, "c") })]
+    [Streams.rewards, newEvent("RewardPaid", { to: contributor, amount: learningReward(improvement).toString(), kind: "learning", cause: learningCause(round, "c"), epoch: 0 })]
   ]
   registered.add(contributor)
   return { events, amount: learningReward(improvement) }

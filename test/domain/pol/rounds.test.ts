@@ -41,7 +41,7 @@ describe("rounds on replay", () => {
         [stream, verdict(1, 0.02)],
         [stream, newEvent("ContributionAccepted", { round, contribution: "c1", block: candidate.hash, improvement: 0.02 })],
         [Streams.chainB, newEvent("BlockAppended", candidate)],
-        [Streams.rewards, newEvent("RewardPaid", { to: contributor.publicKey, amount: learningReward(0.02).toString(), kind: "learning", cause: learningCause(round, "c1") })],
+        [Streams.rewards, newEvent("RewardPaid", { to: contributor.publicKey, amount: learningReward(0.02).toString(), kind: "learning", cause: learningCause(round, "c1"), epoch: 0 })],
         [stream, newEvent("RoundClosed", { round, accepted: 1, rejected: 0 })]
       ])
     ).toBeUndefined()
@@ -61,7 +61,7 @@ describe("rounds on replay", () => {
           [stream, verdict(0, 0.03)],
           [stream, verdict(1, 0.02)],
           [stream, newEvent("ContributionAccepted", { round, contribution: "c1", block: candidate.hash, improvement: 0.02 })],
-          [Streams.rewards, newEvent("RewardPaid", { to: contributor.publicKey, amount: (learningReward(0.02) + 1n).toString(), kind: "learning", cause: learningCause(round, "c1") })]
+          [Streams.rewards, newEvent("RewardPaid", { to: contributor.publicKey, amount: (learningReward(0.02) + 1n).toString(), kind: "learning", cause: learningCause(round, "c1"), epoch: 0 })]
         ],
         "which earned"
       ],

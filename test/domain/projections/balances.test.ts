@@ -52,7 +52,7 @@ describe("BLY balances", () => {
           if (o.k === "reward") {
             // Earned in a round, as the replay demands: the node id earns by transfers only.
             const { events, amount } = earnLearningReward(seeds[o.to]!, o.basisPoints, n, registered)
-            state = BalancesProjection.evolve(state, { type: "RewardPaid", data: { to: addresses[o.to]!, amount: amount.toString(), kind: "learning" } } as never)
+            state = BalancesProjection.evolve(state, { type: "RewardPaid", data: { to: addresses[o.to]!, amount: amount.toString(), kind: "learning", epoch: 0 } } as never)
             pairs.push(...events)
             rewarded += amount
             continue

@@ -5,7 +5,9 @@ import { sha256Hex } from "../../../domain/ledger/hash.ts"
 import { derivePublicHex } from "../../../domain/ledger/signing.ts"
 import { signReceipt } from "../../../domain/network/receipts.ts"
 import { NodesProjection } from "../../../domain/projections/nodes.ts"
-import { INFERENCE_RATE_PER_ROW, formatBly, inferenceEarnings, inferenceRewards, makeInferenceLedger } from "../../../domain/rewards/inference.ts"
+import { INFERENCE_RATE_PER_ROW, formatBly, inferenceEarnings, inferenceOwed, makeInferenceLedger } from "../../../domain/rewards/inference.ts"
+import { ISSUANCE, payRewards } from "../../../domain/rewards/issuance.ts"
+import { BalancesProjection } from "../../../domain/projections/balances.ts"
 
 const names = ["n1", "n2", "n3"]
 const seeds = new Map(names.map((n) => [n, sha256Hex(`seed ${n}`)]))
@@ -30,7 +32,10 @@ const served = (request: string, rs: ReadonlyArray<{ node: string; rows: number;
   failures: []
 })
 
-const rewardsOf = (request: string, d: EventData<"InferenceServed">) => inferenceRewards(request, d.receipts).map((e) => e.data as EventData<"RewardPaid">)
+const rewardsOf = (request: string, d: EventData<"InferenceServed">) =>
+  payRewards(ISSUANCE, BalancesProjection.initial(), inferenceOwed(request, d.receipts), 0).map((e) => e.data as EventData<"RewardPaid">)
+/** What the first epoch has left: far more than any of these rewards. */
+const LEFT = ISSUANCE.initial
 
 describe("inference rewards", () => {
   it("pay each node rate x its rows, in integer base units: what is paid sums to rate x all rows (property)", () =>
@@ -49,7 +54,7 @@ describe("inference rewards", () => {
         const honest = makeInferenceLedger()
         const d = served("chat-1", rs)
         expect(honest.served(nodes, d)).toBeUndefined()
-        for (const r of rewardsOf("chat-1", d)) expect(honest.paid(r)).toBeUndefined()
+        for (const r of rewardsOf("chat-1", d)) expect(honest.paid(r, LEFT)).toBeUndefined()
 
         const checked = makeInferenceLedger()
         const rewards = rewardsOf("chat-1", d)
@@ -64,10 +69,10 @@ describe("inference rewards", () => {
         }
         expect(checked.served(nodes, d)).toBeUndefined()
         const verdicts = rewards.map((r, i) => {
-          if (i !== victim) return checked.paid(r)
-          if (fault === "amount") return checked.paid({ ...r, amount: (BigInt(r.amount) + 1n).toString() })
-          if (fault === "cause") return checked.paid({ ...r, cause: "chat-2" })
-          return checked.paid(r) ?? checked.paid(r)
+          if (i !== victim) return checked.paid(r, LEFT)
+          if (fault === "amount") return checked.paid({ ...r, amount: (BigInt(r.amount) + 1n).toString() }, LEFT)
+          if (fault === "cause") return checked.paid({ ...r, cause: "chat-2" }, LEFT)
+          return checked.paid(r, LEFT) ?? checked.paid(r, LEFT)
         })
         expect(verdicts.filter((v) => v !== undefined)).toHaveLength(1)
         expect(verdicts[victim]).toMatch(/^an inference reward/)

@@ -16,7 +16,7 @@ import { KeysProjection } from "../domain/projections/keys.ts"
 import { fetchBlob, serveBlobsOn } from "./blob-exchange.ts"
 import { foldStream } from "./command.ts"
 import { askJson, serveJson, serveOwnerRequests } from "./owner-requests.ts"
-import { ContributionRefused, RoundReport, runRound, type RoundSettings, type RoundValidators } from "./round-coordinator.ts"
+import { completeRounds, ContributionRefused, RoundReport, runRound, type RoundSettings, type RoundValidators } from "./round-coordinator.ts"
 
 export type RoundServiceSettings = RoundSettings & {
   readonly timeoutMs: number
@@ -42,10 +42,15 @@ const busValidators = (keys: ReadonlyArray<string>, timeoutMs: number): RoundVal
     )
 })
 
-/** Answer joins and contributions until the scope closes. Needs the bus, the store, the blobs and the model runner. */
+/**
+ * Answer joins and contributions until the scope closes, once the rounds a stopped coordinator
+ * left open are finished. Needs the bus, the store, the blobs and the model runner.
+ */
 export const serveRounds = (s: RoundServiceSettings) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
+    // A round a stopped coordinator left open is finished as its log implies before any other starts.
+    yield* completeRounds
     /** Each joined validator's key, with when it was last heard from (ms). */
     const joined = new Map<string, number>()
     yield* serveOwnerRequests(Subjects.validatorJoin, "ValidatorRefused", (text) =>

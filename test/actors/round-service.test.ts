@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Either, Layer, Schedule } from "effect"
+import { Effect, Either, Exit, Layer, Schedule } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { auditLedger } from "../../actors/auditor.ts"
 import { serveBlobs } from "../../actors/blob-exchange.ts"
@@ -12,6 +12,7 @@ import { loadModel, signParts } from "../../actors/model-ledger.ts"
 import { askOwner, serveJson } from "../../actors/owner-requests.ts"
 import { trainPart } from "../../actors/pol-evaluation.ts"
 import { serveRounds, submitContribution } from "../../actors/round-service.ts"
+import { runLocalRound } from "../../actors/round-coordinator.ts"
 import { runValidator } from "../../actors/validator.ts"
 import { makeMemoryBlobStore } from "../../adapters/blobs/memory.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
@@ -33,7 +34,7 @@ import { KeysProjection, decideIssueKey } from "../../domain/projections/keys.ts
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { TestExecutor, tinySpec } from "../domain/model/support.ts"
 import { contributorSeed, testLedgerKey, testTrust } from "../support/ledger.ts"
-import { freshLedger } from "../support/stores.ts"
+import { crashingAfter, freshLedger } from "../support/stores.ts"
 import { logOf } from "../support/log.ts"
 
 const corpus = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/train.txt")))
@@ -46,8 +47,8 @@ const NODE_API_KEY = "bly_node_test"
 const issue = (key: string, role: "validator" | "node") =>
   handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex(key), role) })
 
-/** A tiny model's ledger with a registered contributor and API keys, serving its log, blobs and rounds on a memory bus. */
-const network = Effect.gen(function* () {
+/** A tiny model's ledger with a registered contributor and API keys. */
+const ledger = Effect.gen(function* () {
   const bus = yield* makeMemoryBus()
   const { events, blobs } = yield* freshLedger()
   const on = <A, E, R>(eff: Effect.Effect<A, E, R>) => eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs), Effect.provideService(Bus, bus))
@@ -55,9 +56,14 @@ const network = Effect.gen(function* () {
   yield* on(registerContributor(contributor.publicKey, testLedgerKey))
   yield* on(issue(VALIDATOR_API_KEY, "validator"))
   yield* on(issue(NODE_API_KEY, "node"))
-  yield* on(Effect.all([serveLog, serveBlobs, serveRounds({ ledgerKey: testLedgerKey, settings: defaultPoLSettings, deadlineMs: 20_000, timeoutMs: 5000, staleMs: 60_000 })]))
-  return { bus, events, on }
+  return { bus, events, blobs, on }
 })
+
+const serve = (on: Effect.Effect.Success<typeof ledger>["on"]) =>
+  on(Effect.all([serveLog, serveBlobs, serveRounds({ ledgerKey: testLedgerKey, settings: defaultPoLSettings, deadlineMs: 20_000, timeoutMs: 5000, staleMs: 60_000 })]))
+
+/** That ledger serving its log, blobs and rounds on a memory bus. */
+const network = Effect.tap(ledger, ({ on }) => serve(on))
 
 /** A validator of its own replica and blobs, on `bus`; returns once it answers on its subject. */
 const startValidator = (bus: BusApi, key: KeyPair) =>
@@ -157,6 +163,28 @@ describe("rounds decided by validators over the bus", () => {
       expect((yield* on(auditLedger(testTrust))).replay.firstBad).toBeUndefined()
     }).pipe(Effect.provide(Runtime)),
     { timeout: 120_000 }
+  )
+
+  it.scopedLive("a round its coordinator was stopped in (after the opening, before any verdict) is finished when the coordinator starts again: rejected for that reason and closed; nothing else changes", () =>
+    Effect.gen(function* () {
+      const { events, blobs, on } = yield* ledger
+      const { weights, blocks } = yield* on(loadModel)
+      const candidate = yield* trainPart(weights, "layer1.expert0", corpus, { steps: 60, batch: 8, lr: 1e-2, seed: 1 })
+      const killed = yield* Effect.exit(
+        runLocalRound({ candidate, contributorSeed: contributor.seed, validators: [validatorKey(1)], ledgerKey: testLedgerKey, heldOut, settings: defaultPoLSettings }).pipe(
+          Effect.provideService(EventStore, crashingAfter(events, 1)),
+          Effect.provideService(BlobStore, blobs)
+        )
+      )
+      expect(Exit.isFailure(killed)).toBe(true)
+      yield* serve(on)
+      const log = yield* logOf(events)
+      expect(log.filter((e) => e.stream.startsWith("round-")).map((e) => e.type)).toEqual(["RoundOpened", "ContributionSubmitted", "ContributionRejected", "RoundClosed"])
+      expect(log.find((e) => e.type === "ContributionRejected")!.data).toMatchObject({ reason: "the round's coordinator stopped before deciding it" })
+      expect((yield* on(foldStream("*", ModelProjection))).state.current.get("layer1.expert0")?.block).toBe(blocks.get("layer1.expert0"))
+      expect((yield* on(auditLedger(testTrust))).replay.firstBad).toBeUndefined()
+    }).pipe(Effect.provide(Runtime)),
+    { timeout: 60_000 }
   )
 
   it.scopedLive("refused before any round: a join with another role's key, no validator, a stale base, a forged signature; none records anything", () =>

@@ -5,12 +5,15 @@
  * (a) the cost of one validator's evaluation (its paired batches: base and candidate) against one
  *     training step of the candidate (the baseline, measured in the same run), and against the
  *     whole training run `blyan improve` makes (goal: evaluation ≤ 2× a training step);
- * (b) the latency of a round run in process from submission to decision, with 3 validators.
+ * (b) the latency of a round run in process from submission to decision, with 3 validators;
+ * (c) the same over the bus (in memory): the contributor's submission to the coordinator, which
+ *     fetches the candidate from it, and 3 validators on their own replicas, which fetch the model
+ *     and the candidate and answer with their verdicts.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { Effect, ManagedRuntime } from "effect"
+import { Effect, ManagedRuntime, Schedule } from "effect"
 import { ModelRunnerOnnx } from "../adapters/executor/model-runner.ts"
 import { makeMemoryEventStore } from "../adapters/eventstore/memory.ts"
 import { makeFileBlobStore } from "../adapters/blobs/file.ts"
@@ -18,6 +21,20 @@ import { registerContributor } from "../actors/contributors.ts"
 import { initLedger } from "../actors/genesis.ts"
 import { EVALUATION_ROWS, evaluateCandidate, trainPart } from "../actors/pol-evaluation.ts"
 import { runLocalRound } from "../actors/round-coordinator.ts"
+import { serveBlobs } from "../actors/blob-exchange.ts"
+import { foldStream, handleCommand } from "../actors/command.ts"
+import { serveLog } from "../actors/log-server.ts"
+import { signParts } from "../actors/model-ledger.ts"
+import { serveRounds, submitContribution } from "../actors/round-service.ts"
+import { runValidator } from "../actors/validator.ts"
+import { makeMemoryBlobStore } from "../adapters/blobs/memory.ts"
+import { makeMemoryBus } from "../adapters/bus/memory.ts"
+import { Bus } from "../domain/ports/bus.ts"
+import { Streams } from "../domain/ledger/streams.ts"
+import { encodePart } from "../domain/model/safetensors.ts"
+import { Subjects } from "../domain/network/subjects.ts"
+import { KeysProjection, decideIssueKey } from "../domain/projections/keys.ts"
+import { ModelProjection } from "../domain/projections/model.ts"
 import { BlobStore } from "../domain/ports/blob-store.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
@@ -83,6 +100,36 @@ try {
       }).pipe(Effect.scoped)
     )
   }
+  // (c) a round over the bus: the coordinator, three validators of their own replicas, a contributor.
+  const networkLatencies: number[] = []
+  let networkAccepted = 0
+  for (let r = 0; r < REPEATS; r++) {
+    await rt.runPromise(
+      Effect.gen(function* () {
+        const bus = yield* makeMemoryBus()
+        const events = yield* makeMemoryEventStore()
+        const blobs = yield* makeFileBlobStore(fs.mkdtempSync(path.join(process.env.TMPDIR ?? "/tmp", "blyan-bench-pol-")))
+        const on = <A, E, R>(eff: Effect.Effect<A, E, R>) => eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs), Effect.provideService(Bus, bus))
+        yield* on(initLedger(defaultSpec))
+        yield* on(registerContributor(contributor.publicKey, ledgerKey))
+        yield* on(handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex("bench validators"), "validator") }))
+        yield* on(Effect.all([serveLog, serveBlobs, serveRounds({ ledgerKey, settings: defaultPoLSettings, deadlineMs: 120_000, timeoutMs: 10_000, staleMs: 600_000 })]))
+        for (const key of validators) {
+          const settings = { key, apiKey: "bench validators", heldOut, timeoutMs: 10_000, heartbeatMs: 60_000, onStatus: () => undefined }
+          yield* Effect.forkScoped(runValidator(settings, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))
+        }
+        // Joined once each validator answers on its subject.
+        for (const key of validators)
+          yield* Effect.retry(bus.request(Subjects.validatorEvaluate(key.publicKey), new TextEncoder().encode("{}"), { timeoutMs: 1000 }), Schedule.spaced("20 millis"))
+        const { state } = yield* on(foldStream("*", ModelProjection))
+        const [block] = yield* signParts([candidate], () => [state.current.get(TARGET)!.block], contributor.seed).pipe(Effect.provideService(BlobStore, yield* makeMemoryBlobStore()))
+        const t0 = performance.now()
+        const report = yield* submitContribution(block!, encodePart(candidate), 600_000).pipe(Effect.provideService(Bus, bus))
+        networkLatencies.push(performance.now() - t0)
+        networkAccepted += report.accepted ? 1 : 0
+      }).pipe(Effect.scoped)
+    )
+  }
   const result = {
     bench: "pol",
     date: new Date().toISOString(),
@@ -96,7 +143,10 @@ try {
     ratioEvaluationToImproveRun: round(median(evaluations) / improveRun),
     roundLatencyMs: round(median(latencies)),
     validators: validators.length,
-    roundsAccepted: `${accepted} of ${REPEATS}`
+    roundsAccepted: `${accepted} of ${REPEATS}`,
+    networkRoundLatencyMs: round(median(networkLatencies)),
+    ratioNetworkToLocalRound: round(median(networkLatencies) / median(latencies)),
+    networkRoundsAccepted: `${networkAccepted} of ${REPEATS}`
   }
   console.log(JSON.stringify(result, null, 2))
   writeResults("pol", result)

@@ -1,18 +1,12 @@
-import type { ChildProcess } from "node:child_process"
 import * as path from "node:path"
 import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { blyan } from "../support/cli.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
-import { blyanProcesses, eventually, stopped } from "../support/processes.ts"
+import { blyanProcesses, eventually, stop } from "../support/processes.ts"
 
 const corpus = path.resolve("docs/corpus")
 const { scope, root, env, start } = blyanProcesses("pol-network", { BLYAN_REQUEST_TIMEOUT_MS: "5000", BLYAN_HEARTBEAT_MS: "500", BLYAN_ROUND_DEADLINE_MS: "60000" })
-
-const stop = async (c: ChildProcess) => {
-  c.kill("SIGTERM")
-  await eventually(() => stopped(c), "the process to stop")
-}
 
 describe("Proof of Learning across processes over a real nats-server", () => {
   it("improve --nats reaches the coordinator in blyan up; two validator processes, each on its own replica, accept the block; the node serving the expert swaps to it, chat attributes to it, the contributor is paid, audit verifies it all", async () => {

@@ -1,4 +1,3 @@
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Scope, Stream } from "effect"
@@ -10,14 +9,9 @@ import { seal, type Envelope } from "../../domain/ledger/envelope.ts"
 import { Subjects } from "../../domain/network/subjects.ts"
 import { blyan } from "../support/cli.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
-import { blyanProcesses, eventually, stopped } from "../support/processes.ts"
+import { blyanProcesses, eventually, stop } from "../support/processes.ts"
 
 const { scope, root, env, start } = blyanProcesses("witness", { BLYAN_REQUEST_TIMEOUT_MS: "2000", BLYAN_WITNESS_WAIT_MS: "1500" })
-
-const stop = async (c: ChildProcess) => {
-  c.kill("SIGTERM")
-  await eventually(() => stopped(c), "the process to stop")
-}
 
 describe("two witness processes over a real nats-server", () => {
   it("co-sign the ledger's heads; after the log is rewritten at an old seq, both refuse the new head, record and report the fork, and audit --witness catches what the ledger's own heads no longer can", async () => {

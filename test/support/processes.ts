@@ -41,3 +41,9 @@ export const eventually = async (ok: () => boolean, what: string) => {
 }
 
 export const stopped = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null
+
+/** Stop `c` with SIGTERM and wait until it is gone. */
+export const stop = async (c: ChildProcess) => {
+  c.kill("SIGTERM")
+  await eventually(() => stopped(c), "the process to stop")
+}

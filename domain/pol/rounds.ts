@@ -19,9 +19,10 @@ import { cappedAmount } from "../rewards/issuance.ts"
 export type RoundEntry = {
   readonly opened: EventData<"RoundOpened">
   readonly contributions: Map<string, EventData<"ContributionSubmitted">["block"]>
-  readonly votes: Map<string, Vote[]>
-  /** The improvements the passing verdicts measured, per contribution. */
-  readonly improvements: Map<string, number[]>
+  /** Every verdict recorded, per contribution. */
+  readonly verdicts: Map<string, EventData<"PoLEvaluated">[]>
+  /** Why each rejected contribution was rejected. */
+  readonly reasons: Map<string, string>
   accepted: string | undefined
   readonly rejected: Set<string>
   /** The learning reward the accepted contribution earned and has not been paid yet. */
@@ -35,7 +36,16 @@ export const RoundsProjection: Projection<RoundsState, unknown> = {
   initial: () => new Map(),
   evolve: (s, e) => {
     if (e.type === "RoundOpened")
-      s.set(e.data.round, { opened: e.data, contributions: new Map(), votes: new Map(), improvements: new Map(), accepted: undefined, rejected: new Set(), owed: undefined, closed: false })
+      s.set(e.data.round, {
+        opened: e.data,
+        contributions: new Map(),
+        verdicts: new Map(),
+        reasons: new Map(),
+        accepted: undefined,
+        rejected: new Set(),
+        owed: undefined,
+        closed: false
+      })
     if (e.type === "RewardPaid" && e.data.kind === "learning") {
       const paid = s.get(roundOfCause(e.data.cause))
       if (paid !== undefined) paid.owed = undefined
@@ -44,14 +54,16 @@ export const RoundsProjection: Projection<RoundsState, unknown> = {
     if (r === undefined) return s
     if (e.type === "ContributionSubmitted") r.contributions.set(e.data.contribution, e.data.block)
     if (e.type === "PoLEvaluated") {
-      r.votes.set(e.data.contribution, [...(r.votes.get(e.data.contribution) ?? []), { validator: e.data.validator, passes: e.data.passes }])
-      if (e.data.passes) r.improvements.set(e.data.contribution, [...(r.improvements.get(e.data.contribution) ?? []), e.data.improvement])
+      r.verdicts.set(e.data.contribution, [...(r.verdicts.get(e.data.contribution) ?? []), e.data])
     }
     if (e.type === "ContributionAccepted") {
       r.accepted = e.data.contribution
       r.owed = { to: r.contributions.get(e.data.contribution)!.contributor, amount: learningReward(e.data.improvement) }
     }
-    if (e.type === "ContributionRejected") r.rejected.add(e.data.contribution)
+    if (e.type === "ContributionRejected") {
+      r.rejected.add(e.data.contribution)
+      r.reasons.set(e.data.contribution, e.data.reason)
+    }
     if (e.type === "RoundClosed") r.closed = true
     return s
   },
@@ -83,7 +95,13 @@ export const signVerdict = (v: Verdict, seed: string): EventData<"PoLEvaluated">
 export const learningReward = (improvement: number): bigint => BigInt(Math.max(0, Math.floor(improvement * 10_000))) * (BASE_UNITS_PER_BLY / 100n)
 
 /** The improvement an acceptance records: the least any passing verdict measured. */
-export const acceptedImprovement = (r: RoundEntry, contribution: string): number => Math.min(...(r.improvements.get(contribution) ?? [0]))
+export const acceptedImprovement = (r: RoundEntry, contribution: string): number => {
+  const passing = (r.verdicts.get(contribution) ?? []).filter((v) => v.passes).map((v) => v.improvement)
+  return passing.length === 0 ? 0 : Math.min(...passing)
+}
+
+/** The votes recorded on a contribution, in order. */
+const votesOf = (r: RoundEntry, contribution: string): ReadonlyArray<Vote> => (r.verdicts.get(contribution) ?? []).map((v) => ({ validator: v.validator, passes: v.passes }))
 
 /** A learning reward's cause: the round and the contribution. */
 export const learningCause = (round: string, contribution: string) => `${round}/${contribution}`
@@ -138,7 +156,7 @@ export const roundEventProblem = (
       if (r === undefined || !r.contributions.has(v.contribution)) return `a verdict on contribution ${v.contribution}, which round ${v.round} does not have`
       if (r.closed) return `a verdict on contribution ${v.contribution} after round ${v.round} closed`
       if (!r.opened.validators.includes(v.validator)) return `a verdict by ${v.validator}, who is not a validator of round ${v.round}`
-      if ((r.votes.get(v.contribution) ?? []).some((x) => x.validator === v.validator)) return `a second verdict by ${v.validator} on contribution ${v.contribution}`
+      if (votesOf(r, v.contribution).some((x) => x.validator === v.validator)) return `a second verdict by ${v.validator} on contribution ${v.contribution}`
       if (r.opened.heldOut === null ? v.heldOut === undefined : v.heldOut !== undefined && v.heldOut !== r.opened.heldOut)
         return `the verdict by ${v.validator} on ${v.contribution} does not name the held-out text it drew from as round ${v.round} requires`
       const { signature, ...unsigned } = v
@@ -153,7 +171,7 @@ export const roundEventProblem = (
       if (r.accepted !== undefined) return `round ${a.round} accepted ${r.accepted} already`
       if (r.closed) return `acceptance of contribution ${a.contribution} after round ${a.round} closed`
       if (r.contributions.get(a.contribution)!.hash !== a.block) return `acceptance of contribution ${a.contribution} names block ${a.block}, not its candidate`
-      const d = decideRound(new Set(r.opened.validators), r.votes.get(a.contribution) ?? [], false)
+      const d = decideRound(new Set(r.opened.validators), votesOf(r, a.contribution), false)
       if (d.kind !== "accepted") return `acceptance of contribution ${a.contribution} without the quorum of its validators`
       const measured = acceptedImprovement(r, a.contribution)
       return a.improvement === measured ? undefined : `acceptance of contribution ${a.contribution} records improvement ${a.improvement}, but its validators measured at least ${measured}`

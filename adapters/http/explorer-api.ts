@@ -1,0 +1,120 @@
+/**
+ * The explorer's HTTP API, as one value: the server (`explorer-server.ts`), the typed client of
+ * the tests and the OpenAPI document all derive from it. Every request part has a schema, so a
+ * malformed one is a 400 naming what is wrong; an id nobody knows is a 404. Reads are public.
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { BlockAppendedData, Covenant } from "../../domain/ledger/events.ts"
+import { ModelSpec } from "../../domain/model/spec.ts"
+
+const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Hash", description: "a sha256, 64 lowercase hex digits" }))
+const Seq = Schema.Int.pipe(Schema.nonNegative())
+/** A page's size: 1 to 1000 items. */
+const Limit = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000))
+const Cursor = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
+
+export const Health = Schema.Struct({ ok: Schema.Literal(true), head: Schema.NullOr(Schema.Struct({ seq: Seq, hash: Hash })), projected: Schema.Int })
+export const Genesis = Schema.Struct({ hash: Hash, at: Schema.String, covenant: Covenant })
+export const ModelView = Schema.Struct({
+  spec: Schema.NullOr(Schema.Struct({ hash: Hash, spec: ModelSpec })),
+  parts: Schema.Array(Schema.Struct({ name: Schema.String, block: Hash, payload: Hash }))
+})
+export const BlockView = Schema.Struct({ ...BlockAppendedData.fields, seq: Seq, at: Schema.String })
+export const ChainAEntryView = Schema.Struct({ seq: Seq, type: Schema.String, hash: Hash, at: Schema.String })
+export const ChainPage = Schema.Struct({
+  chain: Schema.Literal("A", "B"),
+  total: Schema.Int,
+  /** The cursor of the next page, null at the end. */
+  next: Schema.NullOr(Schema.Int),
+  items: Schema.Array(Schema.Union(ChainAEntryView, BlockView))
+})
+export const ExpertHistory = Schema.Struct({
+  name: Schema.String,
+  current: Schema.NullOr(Hash),
+  versions: Schema.Array(Schema.Struct({ block: Hash, seq: Seq, reason: Schema.String, dependsOn: Schema.Array(Hash), contributor: Schema.String, at: Schema.String }))
+})
+export const EventsPage = Schema.Struct({ from: Seq, next: Schema.NullOr(Seq), events: Schema.Array(Schema.Unknown) })
+export const NodeView = Schema.Struct({
+  node: Schema.String,
+  publicKey: Schema.String,
+  device: Schema.String,
+  memory: Schema.Number,
+  speed: Schema.Number,
+  status: Schema.Literal("active", "banned", "retired"),
+  bannedUntil: Schema.optional(Schema.Number),
+  banReason: Schema.optional(Schema.String),
+  blocks: Schema.Array(Schema.String),
+  served: Schema.Number,
+  rows: Schema.Number,
+  failures: Schema.Number,
+  earned: Schema.String
+})
+const RoundSummary = Schema.Struct({ round: Schema.String, target: Schema.String, base: Hash, contributions: Schema.Int, accepted: Schema.NullOr(Schema.String), closed: Schema.Boolean })
+export const RoundView = Schema.Struct({
+  round: Schema.String,
+  target: Schema.String,
+  base: Hash,
+  epsilon: Schema.Number,
+  minWinShare: Schema.Number,
+  batches: Schema.Int,
+  validators: Schema.Array(Schema.String),
+  contributions: Schema.Array(
+    Schema.Struct({
+      contribution: Schema.String,
+      block: Hash,
+      contributor: Schema.String,
+      outcome: Schema.Literal("accepted", "rejected", "undecided"),
+      reason: Schema.NullOr(Schema.String),
+      verdicts: Schema.Array(
+        Schema.Struct({
+          validator: Schema.String,
+          passes: Schema.Boolean,
+          baselineLoss: Schema.Number,
+          candidateLoss: Schema.Number,
+          improvement: Schema.Number,
+          wins: Schema.Int,
+          batches: Schema.Int
+        })
+      )
+    })
+  ),
+  closed: Schema.Boolean
+})
+export const BalanceView = Schema.Struct({ address: Schema.String, units: Schema.String, supply: Schema.String })
+export const PlansView = Schema.Array(Schema.Unknown)
+
+const hashParam = HttpApiSchema.param("hash", Hash)
+const idParam = HttpApiSchema.param("id", Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)))
+
+/** The ledger, as its projections see it. */
+export class LedgerGroup extends HttpApiGroup.make("ledger")
+  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health))
+  .add(HttpApiEndpoint.get("genesis", "/api/genesis").addSuccess(Genesis))
+  .add(HttpApiEndpoint.get("model", "/api/model").addSuccess(ModelView))
+  .add(
+    HttpApiEndpoint.get("chain")`/api/chains/${HttpApiSchema.param("chain", Schema.Literal("A", "B"))}/blocks`
+      .setUrlParams(Schema.Struct({ cursor: Schema.optional(Cursor), limit: Schema.optional(Limit) }))
+      .addSuccess(ChainPage)
+  )
+  .add(HttpApiEndpoint.get("block")`/api/blocks/${hashParam}`.addSuccess(BlockView).addError(HttpApiError.NotFound))
+  .add(
+    HttpApiEndpoint.get("expertHistory")`/api/experts/${HttpApiSchema.param("name", Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.-]{1,128}$/)))}/history`
+      .addSuccess(ExpertHistory)
+      .addError(HttpApiError.NotFound)
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/api/events")
+      .setUrlParams(Schema.Struct({ from: Schema.optional(Cursor), limit: Schema.optional(Limit) }))
+      .addSuccess(EventsPage)
+  ) {}
+
+/** The network: its nodes, its rounds, balances and plans. */
+export class NetworkGroup extends HttpApiGroup.make("network")
+  .add(HttpApiEndpoint.get("nodes", "/api/nodes").addSuccess(Schema.Array(NodeView)))
+  .add(HttpApiEndpoint.get("rounds", "/api/rounds").addSuccess(Schema.Array(RoundSummary)))
+  .add(HttpApiEndpoint.get("round")`/api/rounds/${idParam}`.addSuccess(RoundView).addError(HttpApiError.NotFound))
+  .add(HttpApiEndpoint.get("balance")`/api/balances/${HttpApiSchema.param("addr", Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)))}`.addSuccess(BalanceView))
+  .add(HttpApiEndpoint.get("plans", "/api/plans").addSuccess(PlansView)) {}
+
+export class ExplorerApi extends HttpApi.make("blyan").add(LedgerGroup).add(NetworkGroup).annotate(OpenApi.Title, "Blyan explorer") {}

@@ -1,0 +1,126 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { FetchHttpClient, HttpApiClient } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { describe, expect, it } from "@effect/vitest"
+import { registerContributor } from "../../../actors/contributors.ts"
+import { initLedger } from "../../../actors/genesis.ts"
+import { loadModel } from "../../../actors/model-ledger.ts"
+import { trainPart } from "../../../actors/pol-evaluation.ts"
+import { startProjector } from "../../../actors/projector.ts"
+import { runLocalRound } from "../../../actors/round-coordinator.ts"
+import { ExplorerApi } from "../../../adapters/http/explorer-api.ts"
+import { Explorer, explorerOf, serveExplorer } from "../../../adapters/http/explorer-server.ts"
+import { ModelRunnerLive } from "../../../adapters/executor/model-runner.ts"
+import { BlobStore } from "../../../domain/ports/blob-store.ts"
+import { EventStore } from "../../../domain/ports/event-store.ts"
+import { replay } from "../../../domain/ledger/audit.ts"
+import { GENESIS_HASH } from "../../../domain/ledger/genesis.ts"
+import { sha256Hex } from "../../../domain/ledger/hash.ts"
+import { keyPairFromSeed } from "../../../domain/ledger/signing.ts"
+import { defaultPoLSettings } from "../../../domain/pol/evaluation.ts"
+import { balanceView, chainPage, expertHistory, modelView, nodesView, roundsView, roundView } from "../../../domain/projections/explorer.ts"
+import { TestExecutor, tinySpec } from "../../domain/model/support.ts"
+import { contributorSeed, testLedgerKey, testTrust } from "../../support/ledger.ts"
+import { logOf } from "../../support/log.ts"
+import { freshLedger } from "../../support/stores.ts"
+
+const corpus = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/train.txt")))
+const heldOut = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/heldout.txt")))
+const contributor = keyPairFromSeed(contributorSeed(1))
+const validators = [1, 2, 3].map((i) => keyPairFromSeed(sha256Hex(`explorer validator ${i}`)))
+const Runtime = Layer.provide(ModelRunnerLive, TestExecutor)
+
+/** A tiny ledger where one improvement went through a round, served by the explorer on a free port. */
+const served = Effect.gen(function* () {
+  const { events, blobs } = yield* freshLedger()
+  const on = <A, E, R>(eff: Effect.Effect<A, E, R>) => eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs))
+  yield* on(initLedger(tinySpec))
+  yield* on(registerContributor(contributor.publicKey, testLedgerKey))
+  const { weights } = yield* on(loadModel)
+  const candidate = yield* trainPart(weights, "layer1.expert0", corpus, { steps: 60, batch: 8, lr: 1e-2, seed: 1 })
+  const report = yield* on(runLocalRound({ candidate, contributorSeed: contributor.seed, validators, ledgerKey: testLedgerKey, heldOut, settings: defaultPoLSettings }))
+  const projector = yield* on(startProjector)
+  const head = yield* events.head
+  yield* projector.awaitSeq(head!.seq)
+  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events)))
+  const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
+  const log = yield* logOf(events)
+  return { url, client, log, report }
+})
+
+const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, text: await r.text() })))
+
+describe("the explorer's HTTP API", () => {
+  it.scopedLive(
+    "every read route answers from the live read models, each view equal to the same view of a fresh replay from seq 0",
+    () =>
+      Effect.gen(function* () {
+        const { client, log, report } = yield* served
+        const fresh = replay(log, testTrust)
+        expect(fresh.firstBad).toBeUndefined()
+        const s = fresh.state
+        const health = yield* client.ledger.health()
+        expect(health).toMatchObject({ ok: true, head: { seq: log.length - 1, hash: log.at(-1)!.hash }, projected: log.length - 1 })
+        expect((yield* client.ledger.genesis()).hash).toBe(GENESIS_HASH)
+        expect(yield* client.ledger.model()).toEqual(modelView(s))
+        expect((yield* client.ledger.model()).parts.find((p) => p.name === "layer1.expert0")?.block).toBe(report.block)
+        for (const chain of ["A", "B"] as const) {
+          // Paged through: every item once, in append order, as the replay has them.
+          const items: unknown[] = []
+          let cursor: number | null = 0
+          while (cursor !== null) {
+            const page: { next: number | null; items: ReadonlyArray<unknown> } = yield* client.ledger.chain({ path: { chain }, urlParams: { cursor, limit: 7 } })
+            items.push(...page.items)
+            cursor = page.next
+          }
+          expect(items).toEqual(chainPage(s, chain, 0, 10_000).items)
+        }
+        expect(yield* client.ledger.block({ path: { hash: report.block } })).toEqual(s.chain.blocks.get(report.block))
+        expect(yield* client.ledger.expertHistory({ path: { name: "layer1.expert0" } })).toEqual(expertHistory(s, "layer1.expert0"))
+        const page = yield* client.ledger.events({ urlParams: { from: 3, limit: 5 } })
+        expect(page).toEqual({ from: 3, next: 8, events: log.slice(3, 8) })
+        expect(yield* client.network.nodes()).toEqual(nodesView(s))
+        expect(yield* client.network.rounds()).toEqual(roundsView(s))
+        const round = yield* client.network.round({ path: { id: report.round } })
+        expect(round).toEqual(roundView(s, report.round))
+        expect(round.contributions[0]).toMatchObject({ outcome: "accepted", block: report.block })
+        expect(yield* client.network.balance({ path: { addr: contributor.publicKey } })).toEqual(balanceView(s, contributor.publicKey))
+        expect((yield* client.network.balance({ path: { addr: contributor.publicKey } })).units).toBe(report.reward)
+        expect(yield* client.network.plans()).toEqual([])
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
+    "bad input is a 400 naming what is wrong, an unknown id a 404; the OpenAPI document lists every route",
+    () =>
+      Effect.gen(function* () {
+        const { url } = yield* served
+        for (const bad of ["/api/chains/C/blocks", "/api/chains/A/blocks?limit=0", "/api/chains/A/blocks?limit=1001", "/api/chains/B/blocks?cursor=-1", "/api/events?from=x", "/api/blocks/nothex"]) {
+          const r = yield* get(`${url}${bad}`)
+          expect(r.status, bad).toBe(400)
+          expect(r.text, bad).toMatch(/HttpApiDecodeError/)
+        }
+        for (const unknown of [`/api/blocks/${"0".repeat(64)}`, "/api/rounds/no-such-round", "/api/experts/layer9.expert9/history"]) expect((yield* get(`${url}${unknown}`)).status, unknown).toBe(404)
+        const openapi = JSON.parse((yield* get(`${url}/openapi.json`)).text) as { paths: Record<string, unknown> }
+        expect(Object.keys(openapi.paths).sort()).toEqual(
+          [
+            "/health",
+            "/api/genesis",
+            "/api/model",
+            "/api/chains/{chain}/blocks",
+            "/api/blocks/{hash}",
+            "/api/experts/{name}/history",
+            "/api/events",
+            "/api/nodes",
+            "/api/rounds",
+            "/api/rounds/{id}",
+            "/api/balances/{addr}",
+            "/api/plans"
+          ].sort()
+        )
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 60_000 }
+  )
+})

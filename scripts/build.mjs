@@ -78,6 +78,9 @@ const result = await esbuild.build({
   target: "node20",
   external,
   chunkNames: "chunk-[hash]",
+  // CommonJS code in the bundle (ws, under the HTTP server) requires Node's built-ins at run time:
+  // an ES module has no require of its own, so each file gets one.
+  banner: { js: 'import { createRequire as __blyanRequire } from "node:module"; const require = __blyanRequire(import.meta.url);' },
   sourcemap: "linked",
   plugins: [subpathImports],
   write: false,

@@ -87,9 +87,13 @@ export const PlansView = Schema.Array(Schema.Unknown)
 const hashParam = HttpApiSchema.param("hash", Hash)
 const idParam = HttpApiSchema.param("id", Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)))
 
+/** The server itself: whether it is up and how far its read models are, and its metrics. */
+export class SystemGroup extends HttpApiGroup.make("system")
+  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health))
+  .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))) {}
+
 /** The ledger, as its projections see it. */
 export class LedgerGroup extends HttpApiGroup.make("ledger")
-  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health))
   .add(HttpApiEndpoint.get("genesis", "/api/genesis").addSuccess(Genesis))
   .add(HttpApiEndpoint.get("model", "/api/model").addSuccess(ModelView))
   .add(
@@ -98,6 +102,11 @@ export class LedgerGroup extends HttpApiGroup.make("ledger")
       .addSuccess(ChainPage)
   )
   .add(HttpApiEndpoint.get("block")`/api/blocks/${hashParam}`.addSuccess(BlockView).addError(HttpApiError.NotFound))
+  .add(
+    HttpApiEndpoint.get("payload")`/api/blocks/${hashParam}/payload`
+      .addSuccess(HttpApiSchema.Uint8Array({ contentType: "application/octet-stream" }))
+      .addError(HttpApiError.NotFound)
+  )
   .add(
     HttpApiEndpoint.get("expertHistory")`/api/experts/${HttpApiSchema.param("name", Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.-]{1,128}$/)))}/history`
       .addSuccess(ExpertHistory)
@@ -117,4 +126,4 @@ export class NetworkGroup extends HttpApiGroup.make("network")
   .add(HttpApiEndpoint.get("balance")`/api/balances/${HttpApiSchema.param("addr", Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)))}`.addSuccess(BalanceView))
   .add(HttpApiEndpoint.get("plans", "/api/plans").addSuccess(PlansView)) {}
 
-export class ExplorerApi extends HttpApi.make("blyan").add(LedgerGroup).add(NetworkGroup).annotate(OpenApi.Title, "Blyan explorer") {}
+export class ExplorerApi extends HttpApi.make("blyan").add(SystemGroup).add(LedgerGroup).add(NetworkGroup).annotate(OpenApi.Title, "Blyan explorer") {}

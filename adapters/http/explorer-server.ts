@@ -3,16 +3,19 @@
  * served by Node's HTTP server, with its OpenAPI document at `/openapi.json`.
  */
 import { createServer } from "node:http"
-import { HttpApiBuilder, HttpApiError, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpApiError, HttpServer, HttpServerRequest, type HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Cause, Context, Effect, Layer, Option, Stream } from "effect"
 import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
+import type { BlobCorrupted, BlobNotFound, BlobStoreApi, BlobStoreFailure } from "../../domain/ports/blob-store.ts"
+import type { EventStoreApi } from "../../domain/ports/event-store.ts"
 import type { StoreFailure } from "../../domain/ledger/errors.ts"
 import { GENESIS_AT, GENESIS_COVENANT, GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import type { LedgerState } from "../../domain/projections/ledger-state.ts"
 import { balanceView, blockView, chainPage, expertHistory, modelView, nodesView, roundsView, roundView } from "../../domain/projections/explorer.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
 import { ExplorerApi } from "./explorer-api.ts"
+import { makeMetrics, type Metrics } from "./metrics.ts"
 
 /** What the explorer reads: the live read models, the seq they have folded, and the log itself. */
 export class Explorer extends Context.Tag("blyan/Explorer")<
@@ -22,6 +25,9 @@ export class Explorer extends Context.Tag("blyan/Explorer")<
     readonly position: Effect.Effect<number>
     readonly head: Effect.Effect<Head | undefined, StoreFailure>
     readonly events: (from: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>, StoreFailure>
+    /** A block's payload bytes, verified against their hash. */
+    readonly payload: (hash: string) => Effect.Effect<Uint8Array, BlobNotFound | BlobCorrupted | BlobStoreFailure>
+    readonly metrics: Metrics
   }
 >() {}
 
@@ -29,15 +35,26 @@ const DEFAULT_PAGE = 100
 
 const found = <A>(a: A | undefined) => (a === undefined ? Effect.fail(new HttpApiError.NotFound()) : Effect.succeed(a))
 
-const LedgerHandlers = HttpApiBuilder.group(ExplorerApi, "ledger", (handlers) =>
+const SystemHandlers = HttpApiBuilder.group(ExplorerApi, "system", (handlers) =>
   Effect.gen(function* () {
     const x = yield* Explorer
     return handlers
       .handle("health", () => Effect.orDie(Effect.all({ ok: Effect.succeed(true as const), head: Effect.map(x.head, (h) => h ?? null), projected: x.position })))
+      .handle("metrics", () => Effect.promise(() => x.metrics.text()))
+  })
+)
+
+const LedgerHandlers = HttpApiBuilder.group(ExplorerApi, "ledger", (handlers) =>
+  Effect.gen(function* () {
+    const x = yield* Explorer
+    return handlers
       .handle("genesis", () => Effect.succeed({ hash: GENESIS_HASH, at: GENESIS_AT, covenant: GENESIS_COVENANT }))
       .handle("model", () => Effect.sync(() => modelView(x.state())))
       .handle("chain", ({ path, urlParams }) => Effect.sync(() => chainPage(x.state(), path.chain, urlParams.cursor ?? 0, urlParams.limit ?? DEFAULT_PAGE)))
       .handle("block", ({ path }) => found(blockView(x.state(), path.hash)))
+      .handle("payload", ({ path }) =>
+        Effect.flatMap(found(blockView(x.state(), path.hash)), (b) => Effect.orDie(x.payload(b.payload)))
+      )
       .handle("expertHistory", ({ path }) => found(expertHistory(x.state(), path.name)))
       .handle("events", ({ urlParams }) => {
         const from = urlParams.from ?? 0
@@ -60,7 +77,7 @@ const NetworkHandlers = HttpApiBuilder.group(ExplorerApi, "network", (handlers) 
 )
 
 /** The API with its handlers, needing `Explorer`. */
-export const ExplorerApiLive = HttpApiBuilder.api(ExplorerApi).pipe(Layer.provide(LedgerHandlers), Layer.provide(NetworkHandlers))
+export const ExplorerApiLive = HttpApiBuilder.api(ExplorerApi).pipe(Layer.provide(SystemHandlers), Layer.provide(LedgerHandlers), Layer.provide(NetworkHandlers))
 
 /**
  * Serve the explorer on `host:port` (0: any free port) for as long as the scope; the address it
@@ -68,7 +85,20 @@ export const ExplorerApiLive = HttpApiBuilder.api(ExplorerApi).pipe(Layer.provid
  */
 export const serveExplorer = (options: { readonly host: string; readonly port: number }) =>
   Effect.gen(function* () {
-    const server = HttpApiBuilder.serve().pipe(
+    const { metrics } = yield* Explorer
+    // Every request is counted and timed, by route, whatever it answered.
+    const measured = (app: HttpApp.Default) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const start = performance.now()
+        const observe = (status: number) => metrics.observe(new URL(request.url, "http://x").pathname, status, (performance.now() - start) / 1000)
+        // A path no route takes fails here (the server answers it 404); anything else failing is a 500.
+        return yield* app.pipe(
+          Effect.tap((response) => observe(response.status)),
+          Effect.tapErrorCause((cause) => Effect.sync(() => observe(Option.exists(Cause.failureOption(cause), (e) => (e as { _tag?: string })._tag === "RouteNotFound") ? 404 : 500)))
+        )
+      })
+    const server = HttpApiBuilder.serve(measured).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
       Layer.provide(ExplorerApiLive),
       Layer.provideMerge(NodeHttpServer.layer(createServer, { host: options.host, port: options.port }))
@@ -79,11 +109,17 @@ export const serveExplorer = (options: { readonly host: string; readonly port: n
   })
 
 /** The explorer's read side over a live projector and the log. */
-export const explorerOf = (projector: { readonly state: () => LedgerState; readonly position: Effect.Effect<number> }, store: { readonly head: Effect.Effect<Head | undefined, StoreFailure>; readonly readAll: (from?: number) => Stream.Stream<Envelope, StoreFailure> }): Context.Tag.Service<Explorer> => ({
+export const explorerOf = (
+  projector: { readonly state: () => LedgerState; readonly position: Effect.Effect<number> },
+  store: EventStoreApi,
+  blobs: BlobStoreApi
+): Context.Tag.Service<Explorer> => ({
   state: projector.state,
   position: projector.position,
   head: store.head,
-  events: (from, limit) => Effect.map(Stream.runCollect(Stream.take(store.readAll(from), limit)), (c) => [...c])
+  events: (from, limit) => Effect.map(Stream.runCollect(Stream.take(store.readAll(from), limit)), (c) => [...c]),
+  payload: blobs.get,
+  metrics: makeMetrics({ state: projector.state, projected: () => Effect.runSync(projector.position) })
 })
 
 

@@ -21,9 +21,12 @@ import { localKey } from "../identity.ts"
 import { createLedger, ledgerKey, parseNatsBus } from "../ledger.ts"
 import { signLogHead, trackTreeHead } from "../../actors/tree-heads.ts"
 import { EventStore } from "../../domain/ports/event-store.ts"
+import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { networkTimings, roundSettings, routerSettings } from "../network-settings.ts"
 import { runValidator } from "../../actors/validator.ts"
+import { startProjector } from "../../actors/projector.ts"
+import { Explorer, explorerOf, serveExplorer } from "../../adapters/http/explorer-server.ts"
 import { serveRounds } from "../../actors/round-service.ts"
 import type { KeyPair } from "../../domain/ledger/signing.ts"
 import { readUtf8 } from "./files.ts"
@@ -100,13 +103,17 @@ export const up = ({
   nats,
   nodes,
   validators,
-  heldOut
+  heldOut,
+  host,
+  port
 }: {
   readonly json: boolean
   readonly nats: Option.Option<string>
   readonly nodes: Option.Option<number>
   readonly validators: number
   readonly heldOut: Option.Option<string>
+  readonly host: string
+  readonly port: number
 }) =>
   Effect.gen(function* () {
     const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
@@ -114,6 +121,7 @@ export const up = ({
     const count = Option.getOrElse(nodes, () => (servers === undefined ? 2 : 0))
     if (count < 0 || count > 64) return yield* fail(`--nodes must be within 0..64, got ${count}`, ExitCode.usage)
     if (validators < 0 || validators > 16) return yield* fail(`--validators must be within 0..16, got ${validators}`, ExitCode.usage)
+    if (port < 0 || port > 65535) return yield* fail(`--port must be within 0..65535, got ${port}`, ExitCode.usage)
     if (validators > 0 && Option.isNone(heldOut)) return yield* fail("--validators needs --held-out: the text they draw their batches from", ExitCode.usage)
     const heldOutText = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : new Uint8Array()
     const router = yield* routerSettings
@@ -132,8 +140,13 @@ export const up = ({
       yield* serveNetwork(bus, router, key, tracked.consistency)
       yield* inProcessNodes(bus, count)
       yield* inProcessValidators(bus, validators, heldOutText)
+      const projector = yield* startProjector
+      const explorer = yield* serveExplorer({ host, port }).pipe(
+        Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore)),
+        Effect.catchTag("ServeError", (e) => fail(`the explorer cannot listen on ${host}:${port}: ${String(e.cause)}`, ExitCode.unavailable))
+      )
       const on = servers === undefined ? undefined : servers.right.join(",")
-      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count, validators }, () =>
+      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count, validators, explorer }, () =>
         [
           `blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`,
           `genesis ${GENESIS_HASH}`,
@@ -141,6 +154,7 @@ export const up = ({
           on === undefined
             ? `network in this process (memory bus): router, ${count} node${count === 1 ? "" : "s"} and ${validators} validator${validators === 1 ? "" : "s"}`
             : `serving the ledger, blobs, node registration, chat and rounds on ${on}; ${count} node${count === 1 ? "" : "s"} and ${validators} validator${validators === 1 ? "" : "s"} in this process`,
+          `explorer ${explorer}`,
           "running; Ctrl-C to stop"
         ].join("\n")
       )

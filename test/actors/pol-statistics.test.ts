@@ -63,7 +63,7 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
       basePart = base.parts.get(target)!
       expect(basePart).not.toBe(genesis.parts.get(target))
     }),
-    { timeout: 120_000 }
+    { timeout: 300_000 }
   )
 
   describe("Proof of Learning's statistics, on the real model (onnxruntime) and the shipped held-out text", () => {
@@ -80,7 +80,7 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
         const accepted = yield* acceptedOf((trial) => nulls[trial]!)
         expect(accepted).toBeLessThanOrEqual(TRIALS / 100)
       }),
-      { timeout: 120_000 }
+      { timeout: 300_000 }
     )
 
     it.effect(`a genuine improvement of at least 2% is accepted in at least 95% of ${TRIALS} trials`, () =>
@@ -101,7 +101,7 @@ layer(Layer.provide(ModelRunnerLive, TestExecutor))((it) => {
         const accepted = yield* acceptedOf(() => candidate)
         expect(accepted).toBeGreaterThanOrEqual(0.95 * TRIALS)
       }),
-      { timeout: 120_000 }
+      { timeout: 300_000 }
     )
 
     it.effect(`a re-upload of an existing block, exact or perturbed below the noise floor, is never accepted (${TRIALS} trials)`, () =>

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { FetchHttpClient, HttpApiClient } from "@effect/platform"
@@ -43,13 +44,18 @@ const served = Effect.gen(function* () {
   const projector = yield* on(startProjector)
   const head = yield* events.head
   yield* projector.awaitSeq(head!.seq)
-  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events)))
+  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs)))
   const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
   const log = yield* logOf(events)
   return { url, client, log, report }
 })
 
 const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, text: await r.text() })))
+
+const promtool = (text: string) => {
+  const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
+  return { code: r.status, output: `${r.stdout}${r.stderr}`, error: r.error }
+}
 
 describe("the explorer's HTTP API", () => {
   it.scopedLive(
@@ -60,7 +66,7 @@ describe("the explorer's HTTP API", () => {
         const fresh = replay(log, testTrust)
         expect(fresh.firstBad).toBeUndefined()
         const s = fresh.state
-        const health = yield* client.ledger.health()
+        const health = yield* client.system.health()
         expect(health).toMatchObject({ ok: true, head: { seq: log.length - 1, hash: log.at(-1)!.hash }, projected: log.length - 1 })
         expect((yield* client.ledger.genesis()).hash).toBe(GENESIS_HASH)
         expect(yield* client.ledger.model()).toEqual(modelView(s))
@@ -77,6 +83,8 @@ describe("the explorer's HTTP API", () => {
           expect(items).toEqual(chainPage(s, chain, 0, 10_000).items)
         }
         expect(yield* client.ledger.block({ path: { hash: report.block } })).toEqual(s.chain.blocks.get(report.block))
+        // The payload: the bytes the block's hash commits to.
+        expect(sha256Hex(yield* client.ledger.payload({ path: { hash: report.block } }))).toBe(s.chain.blocks.get(report.block)!.payload)
         expect(yield* client.ledger.expertHistory({ path: { name: "layer1.expert0" } })).toEqual(expertHistory(s, "layer1.expert0"))
         const page = yield* client.ledger.events({ urlParams: { from: 3, limit: 5 } })
         expect(page).toEqual({ from: 3, next: 8, events: log.slice(3, 8) })
@@ -93,6 +101,28 @@ describe("the explorer's HTTP API", () => {
   )
 
   it.scopedLive(
+    "/metrics is valid Prometheus text (promtool check metrics): the ledger's figures read off the read models, and every request counted and timed by route",
+    () =>
+      Effect.gen(function* () {
+        const { url, log } = yield* served
+        for (const p of ["/health", "/api/model", "/api/blocks/nothex", "/api/no-such-route"]) yield* get(`${url}${p}`)
+        const r = yield* get(`${url}/metrics`)
+        expect(r.status).toBe(200)
+        const checked = promtool(r.text)
+        expect(checked.error, "promtool (Debian package prometheus) is installed by .ci/run").toBeUndefined()
+        expect(checked.code, checked.output).toBe(0)
+        const blocks = replay(log, testTrust).state.chain.chainB.length
+        expect(r.text).toContain(`blyan_chain_events{chain="B"} ${blocks}`)
+        expect(r.text).toContain(`blyan_projected_seq ${log.length - 1}`)
+        expect(r.text).toContain('blyan_contributions{outcome="accepted"} 1')
+        expect(r.text).toMatch(/blyan_http_requests_total\{route="\/api\/blocks",status="400"\} 1/)
+        expect(r.text).toMatch(/blyan_http_requests_total\{route="other",status="404"\} 1/)
+        expect(r.text).toMatch(/blyan_http_request_duration_seconds_bucket\{le="\+Inf",route="\/health"\} 1/)
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
     "bad input is a 400 naming what is wrong, an unknown id a 404; the OpenAPI document lists every route",
     () =>
       Effect.gen(function* () {
@@ -102,7 +132,7 @@ describe("the explorer's HTTP API", () => {
           expect(r.status, bad).toBe(400)
           expect(r.text, bad).toMatch(/HttpApiDecodeError/)
         }
-        for (const unknown of [`/api/blocks/${"0".repeat(64)}`, "/api/rounds/no-such-round", "/api/experts/layer9.expert9/history"]) expect((yield* get(`${url}${unknown}`)).status, unknown).toBe(404)
+        for (const unknown of [`/api/blocks/${"0".repeat(64)}`, `/api/blocks/${"0".repeat(64)}/payload`, "/api/rounds/no-such-round", "/api/experts/layer9.expert9/history"]) expect((yield* get(`${url}${unknown}`)).status, unknown).toBe(404)
         const openapi = JSON.parse((yield* get(`${url}/openapi.json`)).text) as { paths: Record<string, unknown> }
         expect(Object.keys(openapi.paths).sort()).toEqual(
           [
@@ -110,7 +140,9 @@ describe("the explorer's HTTP API", () => {
             "/api/genesis",
             "/api/model",
             "/api/chains/{chain}/blocks",
+            "/metrics",
             "/api/blocks/{hash}",
+            "/api/blocks/{hash}/payload",
             "/api/experts/{name}/history",
             "/api/events",
             "/api/nodes",

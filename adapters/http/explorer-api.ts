@@ -116,6 +116,12 @@ export class LedgerGroup extends HttpApiGroup.make("ledger")
     HttpApiEndpoint.get("events", "/api/events")
       .setUrlParams(Schema.Struct({ from: Schema.optional(Cursor), limit: Schema.optional(Limit) }))
       .addSuccess(EventsPage)
+  )
+  .add(
+    // Server-sent events: one `envelope` event per envelope appended, its id the seq, its data the envelope as stored.
+    HttpApiEndpoint.get("live", "/api/live")
+      .setUrlParams(Schema.Struct({ from: Schema.optional(Cursor) }))
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/event-stream" }))
   ) {}
 
 /** The network: its nodes, its rounds, balances and plans. */

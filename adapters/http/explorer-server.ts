@@ -3,7 +3,7 @@
  * served by Node's HTTP server, with its OpenAPI document at `/openapi.json`.
  */
 import { createServer } from "node:http"
-import { HttpApiBuilder, HttpApiError, HttpServer, HttpServerRequest, type HttpApp } from "@effect/platform"
+import { HttpApiBuilder, HttpApiError, HttpServer, HttpServerRequest, HttpServerResponse, type HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer, Option, Stream } from "effect"
 import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
@@ -25,6 +25,8 @@ export class Explorer extends Context.Tag("blyan/Explorer")<
     readonly position: Effect.Effect<number>
     readonly head: Effect.Effect<Head | undefined, StoreFailure>
     readonly events: (from: number, limit: number) => Effect.Effect<ReadonlyArray<Envelope>, StoreFailure>
+    /** The envelopes from `from` on, then each one as it is appended. */
+    readonly follow: (from: number) => Stream.Stream<Envelope, StoreFailure>
     /** A block's payload bytes, verified against their hash. */
     readonly payload: (hash: string) => Effect.Effect<Uint8Array, BlobNotFound | BlobCorrupted | BlobStoreFailure>
     readonly metrics: Metrics
@@ -32,6 +34,7 @@ export class Explorer extends Context.Tag("blyan/Explorer")<
 >() {}
 
 const DEFAULT_PAGE = 100
+const encoder = new TextEncoder()
 
 const found = <A>(a: A | undefined) => (a === undefined ? Effect.fail(new HttpApiError.NotFound()) : Effect.succeed(a))
 
@@ -61,6 +64,18 @@ const LedgerHandlers = HttpApiBuilder.group(ExplorerApi, "ledger", (handlers) =>
         const limit = urlParams.limit ?? DEFAULT_PAGE
         return Effect.orDie(Effect.map(x.events(from, limit + 1), (es) => ({ from, next: es.length > limit ? from + limit : null, events: es.slice(0, limit) })))
       })
+      .handleRaw("live", ({ urlParams }) =>
+        Effect.gen(function* () {
+          // By default, only what is appended from now on.
+          const from = urlParams.from ?? ((yield* Effect.orDie(x.head))?.seq ?? -1) + 1
+          // A comment first: the client hears at once that it is listening, and from where.
+          const frames = Stream.concat(
+            Stream.make(encoder.encode(`: from seq ${from}\n\n`)),
+            x.follow(from).pipe(Stream.map((e) => encoder.encode(`id: ${e.seq}\nevent: envelope\ndata: ${JSON.stringify(e)}\n\n`)))
+          )
+          return HttpServerResponse.stream(frames, { contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
+        })
+      )
   })
 )
 
@@ -118,6 +133,7 @@ export const explorerOf = (
   position: projector.position,
   head: store.head,
   events: (from, limit) => Effect.map(Stream.runCollect(Stream.take(store.readAll(from), limit)), (c) => [...c]),
+  follow: store.subscribe,
   payload: blobs.get,
   metrics: makeMetrics({ state: projector.state, projected: () => Effect.runSync(projector.position) })
 })

@@ -5,6 +5,9 @@ import { FetchHttpClient, HttpApiClient } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { registerContributor } from "../../../actors/contributors.ts"
+import { handleCommand } from "../../../actors/command.ts"
+import { Streams } from "../../../domain/ledger/streams.ts"
+import { KeysProjection, decideIssueKey } from "../../../domain/projections/keys.ts"
 import { initLedger } from "../../../actors/genesis.ts"
 import { loadModel } from "../../../actors/model-ledger.ts"
 import { trainPart } from "../../../actors/pol-evaluation.ts"
@@ -47,8 +50,42 @@ const served = Effect.gen(function* () {
   const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs)))
   const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
   const log = yield* logOf(events)
-  return { url, client, log, report }
+  return { url, client, log, report, events, on }
 })
+
+type Sse = { readonly id: number; readonly data: { readonly seq: number; readonly type: string } }
+
+/**
+ * Open `url` as server-sent events: once its headers are in (the server has taken the request),
+ * `read(enough)` collects events, each with its id and data, until `enough` says so.
+ */
+const openSse = (url: string) =>
+  Effect.promise(async () => {
+    const response = await fetch(url)
+    const reader = response.body!.getReader()
+    const decoder = new TextDecoder()
+    const read = async (enough: (events: ReadonlyArray<Sse>) => boolean) => {
+      const events: Sse[] = []
+      let buffer = ""
+      while (!enough(events)) {
+        const { value, done } = await reader.read()
+        if (done) break
+        buffer += decoder.decode(value, { stream: true })
+        let end: number
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const lines = buffer.slice(0, end).split("\n")
+          buffer = buffer.slice(end + 2)
+          // A comment (a line starting with a colon) is no event.
+          if (lines.every((l) => l.startsWith(":"))) continue
+          const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))!.slice(name.length + 2)
+          events.push({ id: Number(field("id")), data: JSON.parse(field("data")) })
+        }
+      }
+      await reader.cancel()
+      return events
+    }
+    return { contentType: response.headers.get("content-type"), read: (enough: (events: ReadonlyArray<Sse>) => boolean) => Effect.promise(() => read(enough)) }
+  })
 
 const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, text: await r.text() })))
 
@@ -101,6 +138,26 @@ describe("the explorer's HTTP API", () => {
   )
 
   it.scopedLive(
+    "/api/live streams the log as server-sent events: from a seq, or what is appended from now on, each as stored",
+    () =>
+      Effect.gen(function* () {
+        const { url, log, events, on } = yield* served
+        const from = yield* openSse(`${url}/api/live?from=${log.length - 3}`)
+        expect(from.contentType).toBe("text/event-stream")
+        const replayed = yield* from.read((es) => es.length >= 3)
+        expect(replayed.map((e) => e.id)).toEqual([log.length - 3, log.length - 2, log.length - 1])
+        expect(replayed.map((e) => e.data)).toEqual(log.slice(-3))
+        // A listener from now on (its request taken) sees the next append, and nothing before it.
+        const listener = yield* openSse(`${url}/api/live`)
+        yield* on(handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex("live"), "node") }))
+        const live = yield* listener.read((es) => es.length >= 1).pipe(Effect.timeout("10 seconds"))
+        expect(live.map((e) => [e.id, e.data.type])).toEqual([[log.length, "ApiKeyIssued"]])
+        expect((yield* events.head)!.seq).toBe(log.length)
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
     "/metrics is valid Prometheus text (promtool check metrics): the ledger's figures read off the read models, and every request counted and timed by route",
     () =>
       Effect.gen(function* () {
@@ -145,6 +202,7 @@ describe("the explorer's HTTP API", () => {
             "/api/blocks/{hash}/payload",
             "/api/experts/{name}/history",
             "/api/events",
+            "/api/live",
             "/api/nodes",
             "/api/rounds",
             "/api/rounds/{id}",

@@ -7,6 +7,8 @@
 import { Clock, Effect, Schema } from "effect"
 import { BlobStore } from "../domain/ports/blob-store.ts"
 import type { Bus } from "../domain/ports/bus.ts"
+import type { EventStore } from "../domain/ports/event-store.ts"
+import type { ModelRunner } from "../domain/ports/model-runner.ts"
 import { Catalog, type BlockAppendedData } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { decodePart } from "../domain/model/safetensors.ts"
@@ -43,34 +45,51 @@ const busValidators = (keys: ReadonlyArray<string>, timeoutMs: number): RoundVal
 })
 
 /**
- * Answer joins and contributions until the scope closes, once the rounds a stopped coordinator
- * left open are finished. Needs the bus, the store, the blobs and the model runner.
+ * The coordinator's desk: validators join it, and each contribution (a signed block and its
+ * weights) is decided at it, one round at a time, by the validators heard from lately. Made once
+ * the rounds a stopped coordinator left open are finished. Needs the bus, the store, the blobs and
+ * the model runner.
  */
-export const serveRounds = (s: RoundServiceSettings) =>
+export const makeRoundDesk = (s: RoundServiceSettings) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
+    const context = yield* Effect.context<Bus | EventStore | BlobStore | ModelRunner>()
     // A round a stopped coordinator left open is finished as its log implies before any other starts.
     yield* completeRounds
     /** Each joined validator's key, with when it was last heard from (ms). */
     const joined = new Map<string, number>()
-    yield* serveOwnerRequests(Subjects.validatorJoin, "ValidatorRefused", (text) =>
+    const oneAtATime = yield* Effect.makeSemaphore(1)
+    const join = (text: string) =>
       Effect.gen(function* () {
         const j = yield* parseJoin(text)
         const { state } = yield* foldStream(Streams.keys, KeysProjection)
         const problem = joinProblem(state, j)
         if (problem !== undefined) return yield* ValidatorRefused.because(problem)
         joined.set(j.publicKey, yield* Clock.currentTimeMillis)
-      })
-    )
-    yield* serveJson(Subjects.roundSubmit, Submission, ({ block }) =>
+      }).pipe(Effect.provide(context))
+    const decide = (block: BlockAppendedData, bytes: Uint8Array) =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         const live = [...joined].filter(([, at]) => now - at <= s.staleMs).map(([key]) => key).sort()
-        const bytes = yield* fetchBlob(block.payload, { timeoutMs: s.timeoutMs, subject: Subjects.contributionBlob(block.payload) })
         const candidate = yield* decodePart(bytes)
         yield* blobs.put(bytes)
         return yield* runRound(block, candidate, busValidators(live, s.deadlineMs), s)
-      })
+      }).pipe(
+        oneAtATime.withPermits(1),
+        Effect.mapError((e) => (e instanceof ContributionRefused ? e : new ContributionRefused({ message: e.message }))),
+        Effect.provide(context)
+      )
+    return { join, decide }
+  })
+
+export type RoundDesk = Effect.Effect.Success<ReturnType<typeof makeRoundDesk>>
+
+/** Answer joins and contributions on the bus with `desk` until the scope closes; a contribution's weights are fetched from its contributor. */
+export const serveRounds = (desk: RoundDesk, timeoutMs: number) =>
+  Effect.gen(function* () {
+    yield* serveOwnerRequests(Subjects.validatorJoin, "ValidatorRefused", desk.join)
+    yield* serveJson(Subjects.roundSubmit, Submission, ({ block }) =>
+      Effect.flatMap(fetchBlob(block.payload, { timeoutMs, subject: Subjects.contributionBlob(block.payload) }), (bytes) => desk.decide(block, bytes))
     )
   })
 

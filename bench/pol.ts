@@ -25,7 +25,7 @@ import { serveBlobs } from "../actors/blob-exchange.ts"
 import { foldStream, handleCommand } from "../actors/command.ts"
 import { serveLog } from "../actors/log-server.ts"
 import { signParts } from "../actors/model-ledger.ts"
-import { serveRounds, submitContribution } from "../actors/round-service.ts"
+import { makeRoundDesk, serveRounds, submitContribution } from "../actors/round-service.ts"
 import { runValidator } from "../actors/validator.ts"
 import { makeMemoryBlobStore } from "../adapters/blobs/memory.ts"
 import { makeMemoryBus } from "../adapters/bus/memory.ts"
@@ -113,7 +113,7 @@ try {
         yield* on(initLedger(defaultSpec))
         yield* on(registerContributor(contributor.publicKey, ledgerKey))
         yield* on(handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex("bench validators"), "validator") }))
-        yield* on(Effect.all([serveLog, serveBlobs, serveRounds({ ledgerKey, settings: defaultPoLSettings, deadlineMs: 120_000, timeoutMs: 10_000, staleMs: 600_000 })]))
+        yield* on(Effect.all([serveLog, serveBlobs, Effect.flatMap(makeRoundDesk({ ledgerKey, settings: defaultPoLSettings, deadlineMs: 120_000, timeoutMs: 10_000, staleMs: 600_000 }), (desk) => serveRounds(desk, 10_000))]))
         for (const key of validators) {
           const settings = { key, apiKey: "bench validators", heldOut, timeoutMs: 10_000, heartbeatMs: 60_000, onStatus: () => undefined }
           yield* Effect.forkScoped(runValidator(settings, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))

@@ -27,7 +27,7 @@ import { networkTimings, roundSettings, routerSettings } from "../network-settin
 import { runValidator } from "../../actors/validator.ts"
 import { startProjector } from "../../actors/projector.ts"
 import { Explorer, explorerOf, serveExplorer } from "../../adapters/http/explorer-server.ts"
-import { serveRounds } from "../../actors/round-service.ts"
+import { makeRoundDesk, serveRounds, type RoundDesk } from "../../actors/round-service.ts"
 import type { KeyPair } from "../../domain/ledger/signing.ts"
 import { readUtf8 } from "./files.ts"
 import { inProcessKey } from "../node-keys.ts"
@@ -49,12 +49,17 @@ const parentGone = Effect.gen(function* () {
  * tree heads for witnesses, and the round coordinator. This process holds the store; nodes and
  * validators never write the log.
  */
-const serveNetwork = (bus: BusApi, router: RouterSettings, ledgerKey: KeyPair, consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure>) =>
+const serveNetwork = (
+  bus: BusApi,
+  router: RouterSettings,
+  ledgerKey: KeyPair,
+  consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure>,
+  desk: RoundDesk
+) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
-    const rounds = { ...(yield* roundSettings), ledgerKey, timeoutMs: router.timeoutMs, staleMs: router.staleMs }
     yield* Effect.all(
-      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(rounds)],
+      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
       { discard: true }
     )
   }).pipe(Effect.provideService(Bus, bus))
@@ -137,7 +142,9 @@ export const up = ({
     yield* Effect.forkScoped(Effect.repeat(sign, Schedule.spaced("5 seconds")))
     yield* Effect.gen(function* () {
       const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
-      yield* serveNetwork(bus, router, key, tracked.consistency)
+      // The round coordinator's desk, where contributions over the bus and over HTTP are decided.
+      const desk = yield* makeRoundDesk({ ...(yield* roundSettings), ledgerKey: key, timeoutMs: router.timeoutMs, staleMs: router.staleMs }).pipe(Effect.provideService(Bus, bus))
+      yield* serveNetwork(bus, router, key, tracked.consistency, desk)
       yield* inProcessNodes(bus, count)
       yield* inProcessValidators(bus, validators, heldOutText)
       const projector = yield* startProjector

@@ -11,7 +11,7 @@ import { serveLog } from "../../actors/log-server.ts"
 import { loadModel, signParts } from "../../actors/model-ledger.ts"
 import { askOwner, serveJson } from "../../actors/owner-requests.ts"
 import { trainPart } from "../../actors/pol-evaluation.ts"
-import { serveRounds, submitContribution } from "../../actors/round-service.ts"
+import { makeRoundDesk, serveRounds, submitContribution } from "../../actors/round-service.ts"
 import { runLocalRound } from "../../actors/round-coordinator.ts"
 import { runValidator } from "../../actors/validator.ts"
 import { makeMemoryBlobStore } from "../../adapters/blobs/memory.ts"
@@ -60,7 +60,7 @@ const ledger = Effect.gen(function* () {
 })
 
 const serve = (on: Effect.Effect.Success<typeof ledger>["on"]) =>
-  on(Effect.all([serveLog, serveBlobs, serveRounds({ ledgerKey: testLedgerKey, settings: defaultPoLSettings, deadlineMs: 20_000, timeoutMs: 5000, staleMs: 60_000 })]))
+  on(Effect.all([serveLog, serveBlobs, Effect.flatMap(makeRoundDesk({ ledgerKey: testLedgerKey, settings: defaultPoLSettings, deadlineMs: 20_000, timeoutMs: 5000, staleMs: 60_000 }), (desk) => serveRounds(desk, 5000))]))
 
 /** That ledger serving its log, blobs and rounds on a memory bus. */
 const network = Effect.tap(ledger, ({ on }) => serve(on))

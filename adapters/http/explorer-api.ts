@@ -3,10 +3,11 @@
  * the tests and the OpenAPI document all derive from it. Every request part has a schema, so a
  * malformed one is a 400 naming what is wrong; an id nobody knows is a 404. Reads are public.
  */
-import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { BlockAppendedData, Covenant } from "../../domain/ledger/events.ts"
 import { ModelSpec } from "../../domain/model/spec.ts"
+import { RoundReport } from "../../actors/round-coordinator.ts"
 
 const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Hash", description: "a sha256, 64 lowercase hex digits" }))
 const Seq = Schema.Int.pipe(Schema.nonNegative())
@@ -132,4 +133,25 @@ export class NetworkGroup extends HttpApiGroup.make("network")
   .add(HttpApiEndpoint.get("balance")`/api/balances/${HttpApiSchema.param("addr", Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)))}`.addSuccess(BalanceView))
   .add(HttpApiEndpoint.get("plans", "/api/plans").addSuccess(PlansView)) {}
 
-export class ExplorerApi extends HttpApi.make("blyan").add(SystemGroup).add(LedgerGroup).add(NetworkGroup).annotate(OpenApi.Title, "Blyan explorer") {}
+/** A write: `Authorization: Bearer <API key>` of role contributor. */
+export class ContributorKey extends HttpApiMiddleware.Tag<ContributorKey>()("ContributorKey", {
+  failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.Forbidden),
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+/** The round refused the contribution before deciding it (stale base, bad signature, …): the reason, in words. */
+export class ContributionRefusal extends Schema.TaggedError<ContributionRefusal>()("ContributionRefusal", { message: Schema.String }, HttpApiSchema.annotations({ status: 422 })) {}
+
+export const Contribution = Schema.Struct({
+  /** The candidate's block, signed by its contributor on the part's current block. */
+  block: BlockAppendedData,
+  /** The candidate's weights (safetensors), base64: they must hash to the block's payload. */
+  weights: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9+/]*={0,2}$/))
+})
+
+/** Contributions: decided in a round by the network's validators, the report returned. */
+export class ContributeGroup extends HttpApiGroup.make("contribute")
+  .add(HttpApiEndpoint.post("contribute", "/api/contributions").setPayload(Contribution).addSuccess(RoundReport).addError(ContributionRefusal))
+  .middleware(ContributorKey) {}
+
+export class ExplorerApi extends HttpApi.make("blyan").add(SystemGroup).add(LedgerGroup).add(NetworkGroup).add(ContributeGroup).annotate(OpenApi.Title, "Blyan explorer") {}

@@ -5,7 +5,7 @@
 import { createServer } from "node:http"
 import { HttpApiBuilder, HttpApiError, HttpServer, HttpServerRequest, HttpServerResponse, type HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Context, Effect, Layer, Option, Stream } from "effect"
+import { Cause, Context, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { Envelope, Head } from "../../domain/ledger/envelope.ts"
 import type { BlobCorrupted, BlobNotFound, BlobStoreApi, BlobStoreFailure } from "../../domain/ports/blob-store.ts"
 import type { EventStoreApi } from "../../domain/ports/event-store.ts"
@@ -14,7 +14,10 @@ import { GENESIS_AT, GENESIS_COVENANT, GENESIS_HASH } from "../../domain/ledger/
 import type { LedgerState } from "../../domain/projections/ledger-state.ts"
 import { balanceView, blockView, chainPage, expertHistory, modelView, nodesView, roundsView, roundView } from "../../domain/projections/explorer.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
-import { ExplorerApi } from "./explorer-api.ts"
+import { ContributionRefusal, ContributorKey, ExplorerApi } from "./explorer-api.ts"
+import type { RoundReport } from "../../actors/round-coordinator.ts"
+import type { BlockAppendedData } from "../../domain/ledger/events.ts"
+import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { makeMetrics, type Metrics } from "./metrics.ts"
 
 /** What the explorer reads: the live read models, the seq they have folded, and the log itself. */
@@ -30,10 +33,13 @@ export class Explorer extends Context.Tag("blyan/Explorer")<
     /** A block's payload bytes, verified against their hash. */
     readonly payload: (hash: string) => Effect.Effect<Uint8Array, BlobNotFound | BlobCorrupted | BlobStoreFailure>
     readonly metrics: Metrics
+    /** Decide a contribution in a round: the report, or why it cannot enter one. */
+    readonly contribute: (block: BlockAppendedData, weights: Uint8Array) => Effect.Effect<RoundReport, { readonly message: string }>
   }
 >() {}
 
 const DEFAULT_PAGE = 100
+const MAX_BODY_BYTES = 8 * 1024 * 1024
 const encoder = new TextEncoder()
 
 const found = <A>(a: A | undefined) => (a === undefined ? Effect.fail(new HttpApiError.NotFound()) : Effect.succeed(a))
@@ -91,8 +97,34 @@ const NetworkHandlers = HttpApiBuilder.group(ExplorerApi, "network", (handlers) 
   })
 )
 
+/** A contributor's API key, checked against the live key registry: unknown or revoked is 401, another role 403. */
+const ContributorKeyLive = Layer.effect(
+  ContributorKey,
+  Effect.map(Explorer, (x) => ({
+    bearer: (token: Redacted.Redacted<string>) => {
+      const key = x.state().keys.get(sha256Hex(Redacted.value(token)))
+      if (key === undefined || key.revoked) return Effect.fail(new HttpApiError.Unauthorized())
+      return key.role === "contributor" ? Effect.void : Effect.fail(new HttpApiError.Forbidden())
+    }
+  }))
+)
+
+const ContributeHandlers = HttpApiBuilder.group(ExplorerApi, "contribute", (handlers) =>
+  Effect.gen(function* () {
+    const x = yield* Explorer
+    return handlers.handle("contribute", ({ payload }) =>
+      x.contribute(payload.block, new Uint8Array(Buffer.from(payload.weights, "base64"))).pipe(Effect.mapError((e) => new ContributionRefusal({ message: e.message })))
+    )
+  })
+).pipe(Layer.provide(ContributorKeyLive))
+
 /** The API with its handlers, needing `Explorer`. */
-export const ExplorerApiLive = HttpApiBuilder.api(ExplorerApi).pipe(Layer.provide(SystemHandlers), Layer.provide(LedgerHandlers), Layer.provide(NetworkHandlers))
+export const ExplorerApiLive = HttpApiBuilder.api(ExplorerApi).pipe(
+  Layer.provide(SystemHandlers),
+  Layer.provide(LedgerHandlers),
+  Layer.provide(NetworkHandlers),
+  Layer.provide(ContributeHandlers)
+)
 
 /**
  * Serve the explorer on `host:port` (0: any free port) for as long as the scope; the address it
@@ -109,6 +141,8 @@ export const serveExplorer = (options: { readonly host: string; readonly port: n
         const observe = (status: number) => metrics.observe(new URL(request.url, "http://x").pathname, status, (performance.now() - start) / 1000)
         // A path no route takes fails here (the server answers it 404); anything else failing is a 500.
         return yield* app.pipe(
+          // A body larger than any contribution of the built-in model (a part is under 1 MiB) is refused (413) before it is read whole.
+          HttpServerRequest.withMaxBodySize(Option.some(MAX_BODY_BYTES)),
           Effect.tap((response) => observe(response.status)),
           Effect.tapErrorCause((cause) => Effect.sync(() => observe(Option.exists(Cause.failureOption(cause), (e) => (e as { _tag?: string })._tag === "RouteNotFound") ? 404 : 500)))
         )
@@ -127,8 +161,10 @@ export const serveExplorer = (options: { readonly host: string; readonly port: n
 export const explorerOf = (
   projector: { readonly state: () => LedgerState; readonly position: Effect.Effect<number> },
   store: EventStoreApi,
-  blobs: BlobStoreApi
+  blobs: BlobStoreApi,
+  contribute: Context.Tag.Service<Explorer>["contribute"]
 ): Context.Tag.Service<Explorer> => ({
+  contribute,
   state: projector.state,
   position: projector.position,
   head: store.head,

@@ -149,7 +149,7 @@ export const up = ({
       yield* inProcessValidators(bus, validators, heldOutText)
       const projector = yield* startProjector
       const explorer = yield* serveExplorer({ host, port }).pipe(
-        Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore)),
+        Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, desk.decide)),
         Effect.catchTag("ServeError", (e) => fail(`the explorer cannot listen on ${host}:${port}: ${String(e.cause)}`, ExitCode.unavailable))
       )
       const on = servers === undefined ? undefined : servers.right.join(",")

@@ -1,15 +1,28 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
+import * as http from "node:http"
 import * as path from "node:path"
 import { FetchHttpClient, HttpApiClient } from "@effect/platform"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schedule } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { registerContributor } from "../../../actors/contributors.ts"
 import { handleCommand } from "../../../actors/command.ts"
 import { Streams } from "../../../domain/ledger/streams.ts"
 import { KeysProjection, decideIssueKey } from "../../../domain/projections/keys.ts"
 import { initLedger } from "../../../actors/genesis.ts"
-import { loadModel } from "../../../actors/model-ledger.ts"
+import { loadModel, signParts } from "../../../actors/model-ledger.ts"
+import { foldStream } from "../../../actors/command.ts"
+import { serveBlobs } from "../../../actors/blob-exchange.ts"
+import { serveLog } from "../../../actors/log-server.ts"
+import { makeRoundDesk, serveRounds } from "../../../actors/round-service.ts"
+import { runValidator } from "../../../actors/validator.ts"
+import { makeMemoryBlobStore } from "../../../adapters/blobs/memory.ts"
+import { makeMemoryBus } from "../../../adapters/bus/memory.ts"
+import { makeMemoryEventStore } from "../../../adapters/eventstore/memory.ts"
+import { Bus } from "../../../domain/ports/bus.ts"
+import { encodePart } from "../../../domain/model/safetensors.ts"
+import { Subjects } from "../../../domain/network/subjects.ts"
+import { ModelProjection } from "../../../domain/projections/model.ts"
 import { trainPart } from "../../../actors/pol-evaluation.ts"
 import { startProjector } from "../../../actors/projector.ts"
 import { runLocalRound } from "../../../actors/round-coordinator.ts"
@@ -34,6 +47,12 @@ const heldOut = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/heldout
 const contributor = keyPairFromSeed(contributorSeed(1))
 const validators = [1, 2, 3].map((i) => keyPairFromSeed(sha256Hex(`explorer validator ${i}`)))
 const Runtime = Layer.provide(ModelRunnerLive, TestExecutor)
+const CONTRIBUTOR_API_KEY = "bly_contributor_explorer"
+const NODE_API_KEY = "bly_node_explorer"
+const VALIDATOR_API_KEY = "bly_validator_explorer"
+
+const issueKey = (key: string, role: "contributor" | "node" | "validator") =>
+  handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex(key), role) })
 
 /** A tiny ledger where one improvement went through a round, served by the explorer on a free port. */
 const served = Effect.gen(function* () {
@@ -44,13 +63,24 @@ const served = Effect.gen(function* () {
   const { weights } = yield* on(loadModel)
   const candidate = yield* trainPart(weights, "layer1.expert0", corpus, { steps: 60, batch: 8, lr: 1e-2, seed: 1 })
   const report = yield* on(runLocalRound({ candidate, contributorSeed: contributor.seed, validators, ledgerKey: testLedgerKey, heldOut, settings: defaultPoLSettings }))
+  yield* on(issueKey(CONTRIBUTOR_API_KEY, "contributor"))
+  yield* on(issueKey(NODE_API_KEY, "node"))
+  yield* on(issueKey(VALIDATOR_API_KEY, "validator"))
+  // The network a contribution over HTTP is decided on: the log and blobs on a bus, the desk, one validator.
+  const bus = yield* makeMemoryBus()
+  const onBus = <A, E, R>(eff: Effect.Effect<A, E, R>) => on(eff).pipe(Effect.provideService(Bus, bus))
+  const desk = yield* onBus(makeRoundDesk({ ledgerKey: testLedgerKey, settings: defaultPoLSettings, deadlineMs: 20_000, timeoutMs: 5000, staleMs: 60_000 }))
+  yield* onBus(Effect.all([serveLog, serveBlobs, serveRounds(desk, 5000)]))
+  const validator = { key: keyPairFromSeed(sha256Hex("explorer's network validator")), apiKey: VALIDATOR_API_KEY, heldOut, timeoutMs: 5000, heartbeatMs: 500, onStatus: () => undefined }
+  yield* Effect.forkScoped(runValidator(validator, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))
+  yield* Effect.retry(bus.request(Subjects.validatorEvaluate(validator.key.publicKey), new TextEncoder().encode("{}"), { timeoutMs: 200 }), Schedule.spaced("50 millis"))
   const projector = yield* on(startProjector)
   const head = yield* events.head
   yield* projector.awaitSeq(head!.seq)
-  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs)))
+  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs, desk.decide)))
   const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
   const log = yield* logOf(events)
-  return { url, client, log, report, events, on }
+  return { url, client, log, report, events, blobs, on }
 })
 
 type Sse = { readonly id: number; readonly data: { readonly seq: number; readonly type: string } }
@@ -85,6 +115,25 @@ const openSse = (url: string) =>
       return events
     }
     return { contentType: response.headers.get("content-type"), read: (enough: (events: ReadonlyArray<Sse>) => boolean) => Effect.promise(() => read(enough)) }
+  })
+
+const post = (url: string, body: string, key?: string) =>
+  Effect.promise(() =>
+    fetch(url, { method: "POST", body, headers: { "content-type": "application/json", ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) } }).then(async (r) => ({
+      status: r.status,
+      text: await r.text()
+    }))
+  )
+
+/** The status of a POST whose answer may come before its body is sent, or "reset" when the server closed the connection on it. */
+const postedStatus = (url: string, body: string, key: string) =>
+  Effect.async<number | "reset">((resume) => {
+    const req = http.request(url, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}`, "content-length": Buffer.byteLength(body) } }, (res) => {
+      res.resume()
+      resume(Effect.succeed(res.statusCode ?? 0))
+    })
+    req.on("error", () => resume(Effect.succeed("reset")))
+    req.end(body)
   })
 
 const get = (url: string) => Effect.promise(() => fetch(url).then(async (r) => ({ status: r.status, text: await r.text() })))
@@ -135,6 +184,39 @@ describe("the explorer's HTTP API", () => {
         expect(yield* client.network.plans()).toEqual([])
       }).pipe(Effect.provide(Runtime)),
     { timeout: 60_000 }
+  )
+
+  it.scopedLive(
+    "POST /api/contributions: with a contributor's key, a round of the network's validators decides it and the report comes back; no key or an unknown one is 401, another role's 403, bad JSON 400, an oversized body refused unread, a stale base 422; none of these changes anything",
+    () =>
+      Effect.gen(function* () {
+        const { url, events, blobs, on } = yield* served
+        const { weights } = yield* on(loadModel)
+        const { state } = yield* on(foldStream("*", ModelProjection))
+        const candidate = yield* trainPart(weights, "layer0.expert1", corpus, { steps: 60, batch: 8, lr: 1e-2, seed: 2 })
+        const signed = (base: string) => Effect.map(signParts([candidate], () => [base], contributor.seed).pipe(Effect.provideService(BlobStore, blobs)), ([b]) => b!)
+        const body = (block: unknown) => JSON.stringify({ block, weights: Buffer.from(encodePart(candidate)).toString("base64") })
+        const good = body(yield* signed(state.current.get("layer0.expert1")!.block))
+        const at = `${url}/api/contributions`
+        const head = yield* events.head
+        expect((yield* post(at, good)).status).toBe(401)
+        expect((yield* post(at, good, "bly_nobody")).status).toBe(401)
+        expect((yield* post(at, good, NODE_API_KEY)).status).toBe(403)
+        expect((yield* post(at, "{not json", CONTRIBUTOR_API_KEY)).status).toBe(400)
+        expect((yield* post(at, JSON.stringify({ block: 1, weights: "" }), CONTRIBUTOR_API_KEY)).status).toBe(400)
+        // Over the body limit: refused before it is read whole, with a 413 or by closing the connection.
+        expect([413, "reset"]).toContain(yield* postedStatus(at, JSON.stringify({ pad: "x".repeat(9 * 1024 * 1024) }), CONTRIBUTOR_API_KEY))
+        const stale = yield* post(at, body(yield* signed(state.current.get("layer0.expert0")!.block)), CONTRIBUTOR_API_KEY)
+        expect(stale.status).toBe(422)
+        expect(JSON.parse(stale.text).message).toMatch(/^stale base/)
+        expect(yield* events.head).toEqual(head)
+        const accepted = yield* post(at, good, CONTRIBUTOR_API_KEY)
+        expect(accepted.status, accepted.text).toBe(200)
+        const report = JSON.parse(accepted.text) as { accepted: boolean; block: string }
+        expect(report.accepted).toBe(true)
+        expect((yield* on(foldStream("*", ModelProjection))).state.current.get("layer0.expert1")?.block).toBe(report.block)
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 120_000 }
   )
 
   it.scopedLive(
@@ -207,7 +289,8 @@ describe("the explorer's HTTP API", () => {
             "/api/rounds",
             "/api/rounds/{id}",
             "/api/balances/{addr}",
-            "/api/plans"
+            "/api/plans",
+            "/api/contributions"
           ].sort()
         )
       }).pipe(Effect.provide(Runtime)),

@@ -93,10 +93,28 @@ const result = await esbuild.build({
 })
 
 /**
+ * The explorer's page: `web/app.ts` bundled for the browser (it shares the log's hash definition
+ * with the store, from domain/ledger), beside its `index.html`, into dist/web.
+ */
+const page = await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: { app: "web/app.ts" },
+  outdir: path.join(dist, "web"),
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: "es2022",
+  sourcemap: "linked",
+  write: false,
+  logLevel: "warning"
+}).catch(() => process.exit(1))
+result.outputFiles.push(...page.outputFiles, { path: path.join(dist, "web", "index.html"), contents: fs.readFileSync(path.join(root, "web", "index.html")) })
+
+/**
  * Write only what changed, each file through a rename so that a CLI starting meanwhile never reads
  * half a file, chunks before entries so that a new entry never names a chunk not there yet.
  */
-fs.mkdirSync(dist, { recursive: true })
+fs.mkdirSync(path.join(dist, "web"), { recursive: true })
 const isEntry = (file) => Object.hasOwn(entries, path.basename(file.path, ".js"))
 for (const file of [...result.outputFiles].sort((a, b) => Number(isEntry(a)) - Number(isEntry(b)))) {
   if (fs.existsSync(file.path) && Buffer.compare(fs.readFileSync(file.path), file.contents) === 0) continue
@@ -112,7 +130,7 @@ for (const file of [...result.outputFiles].sort((a, b) => Number(isEntry(a)) - N
  */
 const STALE_GRACE_MS = 10 * 60_000
 const staleNote = path.join(dist, ".stale.json")
-const current = new Set([...result.outputFiles.map((f) => path.basename(f.path)), path.basename(staleNote)])
+const current = new Set([...result.outputFiles.map((f) => path.relative(dist, f.path).split(path.sep)[0]), path.basename(staleNote)])
 const leftAt = fs.existsSync(staleNote) ? JSON.parse(fs.readFileSync(staleNote, "utf8")) : {}
 const now = Date.now()
 const stillStale = {}

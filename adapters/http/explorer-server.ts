@@ -3,6 +3,7 @@
  * served by Node's HTTP server, with its OpenAPI document at `/openapi.json`.
  */
 import { createServer } from "node:http"
+import * as path from "node:path"
 import { HttpApiBuilder, HttpApiError, HttpServer, HttpServerRequest, HttpServerResponse, type HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer, Option, Redacted, Stream } from "effect"
@@ -126,11 +127,21 @@ export const ExplorerApiLive = HttpApiBuilder.api(ExplorerApi).pipe(
   Layer.provide(ContributeHandlers)
 )
 
+/** The page and its script, from `dir` (the build's `dist/web`), at `/` and `/app.js`. */
+const pageRoutes = (dir: string) =>
+  HttpApiBuilder.Router.use((router) =>
+    Effect.all([
+      router.get("/", HttpServerResponse.file(path.join(dir, "index.html"), { contentType: "text/html; charset=utf-8" })),
+      router.get("/app.js", HttpServerResponse.file(path.join(dir, "app.js"), { contentType: "text/javascript; charset=utf-8" }))
+    ])
+  )
+
 /**
- * Serve the explorer on `host:port` (0: any free port) for as long as the scope; the address it
- * listens on.
+ * Serve the explorer (the API, and the page from `page`) on `host:port` (0: any free port) for as
+ * long as the scope; the address it listens on.
  */
-export const serveExplorer = (options: { readonly host: string; readonly port: number }) =>
+
+export const serveExplorer = (options: { readonly host: string; readonly port: number; readonly page: string }) =>
   Effect.gen(function* () {
     const { metrics } = yield* Explorer
     // Every request is counted and timed, by route, whatever it answered.
@@ -149,6 +160,7 @@ export const serveExplorer = (options: { readonly host: string; readonly port: n
       })
     const server = HttpApiBuilder.serve(measured).pipe(
       Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+      Layer.provide(pageRoutes(options.page)),
       Layer.provide(ExplorerApiLive),
       Layer.provideMerge(NodeHttpServer.layer(createServer, { host: options.host, port: options.port }))
     )

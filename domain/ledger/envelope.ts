@@ -1,5 +1,6 @@
 import { Either, ParseResult, Schema, type SchemaAST as AST } from "effect"
 import { canonicalize } from "./jcs.ts"
+import { envelopeHashInput } from "./envelope-hash-input.ts"
 import { sha256Hex, ZERO_HASH } from "./hash.ts"
 import { Catalog, isEventType, type EventType, type LegacyVersion, type NewEvent } from "./events.ts"
 import { ChainBroken, InvalidEvent, MalformedEvent } from "./errors.ts"
@@ -25,10 +26,7 @@ export type Unsealed = Omit<Envelope, "hash">
  * (undefined when it is absent). The envelope's own keys are written out in canonical order rather
  * than walked as an object: every append and every verified record comes here.
  */
-const hashWithData = (e: Omit<Unsealed, "data">, data: string | undefined): string =>
-  sha256Hex(
-    `{"at":${canonicalize(e.at)},${data === undefined ? "" : `"data":${data},`}"prev":${canonicalize(e.prev)},"seq":${canonicalize(e.seq)},"stream":${canonicalize(e.stream)},"type":${canonicalize(e.type)},"version":${canonicalize(e.version)}}`
-  )
+const hashWithData = (e: Omit<Unsealed, "data">, data: string | undefined): string => sha256Hex(envelopeHashInput(e, data))
 
 /** sha256 of the canonical JSON of everything but the hash; as in any canonical object, an absent `data` has no key. */
 export const envelopeHash = (e: Unsealed): string => hashWithData(e, e.data === undefined ? undefined : canonicalize(e.data))

@@ -1,4 +1,5 @@
 /** What `blyan up` does. Loaded when it runs (see up.ts): the stores and the model stay out of `--help`. */
+import { fileURLToPath } from "node:url"
 import { Console, Effect, Either, Option, Schedule } from "effect"
 import { serveBlobs } from "../../actors/blob-exchange.ts"
 import { serveChat, type RouterSettings } from "../../actors/chat-service.ts"
@@ -148,7 +149,8 @@ export const up = ({
       yield* inProcessNodes(bus, count)
       yield* inProcessValidators(bus, validators, heldOutText)
       const projector = yield* startProjector
-      const explorer = yield* serveExplorer({ host, port }).pipe(
+      // The page sits beside the bundle this runs from (dist/web).
+      const explorer = yield* serveExplorer({ host, port, page: fileURLToPath(new URL("./web", import.meta.url)) }).pipe(
         Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, desk.decide)),
         Effect.catchTag("ServeError", (e) => fail(`the explorer cannot listen on ${host}:${port}: ${String(e.cause)}`, ExitCode.unavailable))
       )

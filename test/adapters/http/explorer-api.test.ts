@@ -77,7 +77,7 @@ const served = Effect.gen(function* () {
   const projector = yield* on(startProjector)
   const head = yield* events.head
   yield* projector.awaitSeq(head!.seq)
-  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0 }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs, desk.decide)))
+  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page: path.resolve("dist/web") }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs, desk.decide)))
   const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
   const log = yield* logOf(events)
   return { url, client, log, report, events, blobs, on }

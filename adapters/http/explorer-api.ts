@@ -7,6 +7,7 @@ import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiMiddleware
 import { Schema } from "effect"
 import { BlockAppendedData, Covenant } from "../../domain/ledger/events.ts"
 import { ModelSpec } from "../../domain/model/spec.ts"
+import { NodeView } from "../../domain/projections/nodes.ts"
 import { RoundReport } from "../../actors/round-coordinator.ts"
 
 const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Hash", description: "a sha256, 64 lowercase hex digits" }))
@@ -36,21 +37,6 @@ export const ExpertHistory = Schema.Struct({
   versions: Schema.Array(Schema.Struct({ block: Hash, seq: Seq, reason: Schema.String, dependsOn: Schema.Array(Hash), contributor: Schema.String, at: Schema.String }))
 })
 export const EventsPage = Schema.Struct({ from: Seq, next: Schema.NullOr(Seq), events: Schema.Array(Schema.Unknown) })
-export const NodeView = Schema.Struct({
-  node: Schema.String,
-  publicKey: Schema.String,
-  device: Schema.String,
-  memory: Schema.Number,
-  speed: Schema.Number,
-  status: Schema.Literal("active", "banned", "retired"),
-  bannedUntil: Schema.optional(Schema.Number),
-  banReason: Schema.optional(Schema.String),
-  blocks: Schema.Array(Schema.String),
-  served: Schema.Number,
-  rows: Schema.Number,
-  failures: Schema.Number,
-  earned: Schema.String
-})
 const RoundSummary = Schema.Struct({ round: Schema.String, target: Schema.String, base: Hash, contributions: Schema.Int, accepted: Schema.NullOr(Schema.String), closed: Schema.Boolean })
 export const RoundView = Schema.Struct({
   round: Schema.String,

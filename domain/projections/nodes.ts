@@ -27,23 +27,26 @@ export type NodeEntry = {
 
 export type NodesState = Map<string, NodeEntry>
 
+/** A node's entry, its ban's end and reason left out while it has none (as the explorer shows it). */
+export const NodeView = Schema.Struct({
+  node: Schema.String,
+  publicKey: Schema.String,
+  device: Schema.String,
+  memory: Schema.Number,
+  speed: Schema.Number,
+  status: Schema.Literal("active", "banned", "retired"),
+  bannedUntil: Schema.optional(Schema.Number),
+  banReason: Schema.optional(Schema.String),
+  blocks: Schema.Array(Schema.String),
+  served: Schema.Number,
+  rows: Schema.Number,
+  failures: Schema.Number,
+  earned: Schema.String
+})
+
 const NodesStateSchema = Schema.Map({
   key: Schema.String,
-  value: Schema.Struct({
-    node: Schema.String,
-    publicKey: Schema.String,
-    device: Schema.String,
-    memory: Schema.Number,
-    speed: Schema.Number,
-    status: Schema.Literal("active", "banned", "retired"),
-    bannedUntil: Schema.UndefinedOr(Schema.Number),
-    banReason: Schema.UndefinedOr(Schema.String),
-    blocks: Schema.Array(Schema.String),
-    served: Schema.Number,
-    rows: Schema.Number,
-    failures: Schema.Number,
-    earned: Schema.String
-  })
+  value: Schema.Struct({ ...NodeView.fields, bannedUntil: Schema.UndefinedOr(Schema.Number), banReason: Schema.UndefinedOr(Schema.String) })
 })
 
 const fresh = (d: { node: string; publicKey: string; device: string; memory: number; speed: number }): NodeEntry => ({

@@ -140,7 +140,6 @@ const pageRoutes = (dir: string) =>
  * Serve the explorer (the API, and the page from `page`) on `host:port` (0: any free port) for as
  * long as the scope; the address it listens on.
  */
-
 export const serveExplorer = (options: { readonly host: string; readonly port: number; readonly page: string }) =>
   Effect.gen(function* () {
     const { metrics } = yield* Explorer
@@ -149,12 +148,13 @@ export const serveExplorer = (options: { readonly host: string; readonly port: n
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
         const start = performance.now()
-        const observe = (status: number) => metrics.observe(new URL(request.url, "http://x").pathname, status, (performance.now() - start) / 1000)
-        // A path no route takes fails here (the server answers it 404); anything else failing is a 500.
+        // The request's URL is a path: any base parses it.
+        const observe = (status: number) => metrics.observe(new URL(request.url, "http://localhost").pathname, status, (performance.now() - start) / 1000)
         return yield* app.pipe(
-          // A body larger than any contribution of the built-in model (a part is under 1 MiB) is refused (413) before it is read whole.
+          // A body larger than any contribution of the built-in model (a part is under 1 MiB) is refused before it is read whole.
           HttpServerRequest.withMaxBodySize(Option.some(MAX_BODY_BYTES)),
           Effect.tap((response) => observe(response.status)),
+          // A path no route takes fails here (the server answers it 404); anything else failing is a 500.
           Effect.tapErrorCause((cause) => Effect.sync(() => observe(Option.exists(Cause.failureOption(cause), (e) => (e as { _tag?: string })._tag === "RouteNotFound") ? 404 : 500)))
         )
       })

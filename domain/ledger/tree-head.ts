@@ -61,6 +61,16 @@ const NAME = /^[^\s+]+$/
 const B64 = /^[A-Za-z0-9+/]+={0,2}$/
 
 /**
+ * The bytes of `text` if it is base64 in its one canonical spelling: a decoder ignores the unused
+ * low bits of a last character, so without this a note would have several spellings of one signature.
+ */
+const canonicalBase64 = (text: string): Buffer | undefined => {
+  if (!B64.test(text)) return undefined
+  const bytes = Buffer.from(text, "base64")
+  return bytes.toString("base64") === text ? bytes : undefined
+}
+
+/**
  * The head `note` states, if it is a well-formed note carrying a valid signature of one of
  * `trusted`; otherwise why not. Signatures of keys not trusted are ignored, as the format says.
  */
@@ -72,15 +82,15 @@ export const openTreeHead = (note: string, trusted: ReadonlyArray<TrustedKey>): 
   if (lines.length < 3) return Either.left("not a tree head: it needs an origin, a size and a root")
   const [origin, sizeLine, rootLine] = lines as [string, string, string]
   if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeLine)) return Either.left(`not a tree size: ${JSON.stringify(sizeLine)}`)
-  const root = B64.test(rootLine) ? Buffer.from(rootLine, "base64") : undefined
+  const root = canonicalBase64(rootLine)
   if (root === undefined || root.length !== 32) return Either.left("the root is not 32 bytes of base64")
   const head = { origin, size: Number(sizeLine), root: root.toString("hex") }
   const message = Buffer.from(text, "utf8").toString("hex")
   const signatures = note.slice(split + 2).split("\n").filter((l) => l.length > 0)
   for (const line of signatures) {
     const m = /^— (\S+) (\S+)$/.exec(line)
-    if (m === null || !NAME.test(m[1]!) || !B64.test(m[2]!)) return Either.left(`not a signature line: ${JSON.stringify(line.slice(0, 80))}`)
-    const raw = Buffer.from(m[2]!, "base64")
+    const raw = m === null || !NAME.test(m[1]!) ? undefined : canonicalBase64(m[2]!)
+    if (m === null || raw === undefined) return Either.left(`not a signature line: ${JSON.stringify(line.slice(0, 80))}`)
     for (const k of trusted) {
       if (k.name !== m[1] || raw.length !== 68 || !raw.subarray(0, 4).equals(keyId(k))) continue
       if (verifyHex(k.publicKey, message, raw.subarray(4).toString("hex"))) return Either.right({ ...head, signer: k.name })

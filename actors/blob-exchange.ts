@@ -9,6 +9,7 @@ import { BlobStore } from "../domain/ports/blob-store.ts"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import { BLOB_HEADER_ROOM, decodeBlobChunk, decodeBlobRead, encodeBlobChunk, encodeBlobRead, encodeBlobRefusal } from "../domain/network/blob-wire.ts"
 import { Subjects } from "../domain/network/subjects.ts"
+import type { ModelState } from "../domain/projections/model.ts"
 
 /** What came over the bus for `hash` is not the blob: its bytes hash elsewhere, or its size moved. */
 export class BlobFetchFailed extends Schema.TaggedError<BlobFetchFailed>()("BlobFetchFailed", { hash: Schema.String, message: Schema.String }) {}
@@ -65,4 +66,11 @@ export const fetchBlob = (hash: string, options: { readonly timeoutMs: number; r
     const actual = sha256Hex(bytes)
     if (actual !== hash) return yield* failed(`the bytes that came hash to ${actual}`)
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  })
+
+/** Every current part's payload of `state` in the local blob store; those missing are fetched over the bus. */
+export const fetchModelBlobs = (state: ModelState, timeoutMs: number) =>
+  Effect.gen(function* () {
+    const blobs = yield* BlobStore
+    for (const { payload } of state.current.values()) if (!(yield* blobs.has(payload))) yield* blobs.put(yield* fetchBlob(payload, { timeoutMs }))
   })

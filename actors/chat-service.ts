@@ -24,7 +24,7 @@ import { payOwed } from "./rewards.ts"
 import { chatWith, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
 import { askJson, serveJson } from "./owner-requests.ts"
 import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
-import { startProjector } from "./projector.ts"
+import type { Projector } from "./projector.ts"
 import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
 
 /** The most tokens one network chat generates: its answer, receipts included, must fit one message. */
@@ -69,8 +69,8 @@ export type RouterSettings = {
 export class ChatFailed extends Schema.TaggedError<ChatFailed>()("ChatFailed", { message: Schema.String }) {}
 
 
-/** Serve chat until the scope closes. */
-export const serveChat = (settings: RouterSettings) =>
+/** Serve chat until the scope closes, reading the registry and the model off `projector`'s live read models. */
+export const serveChat = (settings: RouterSettings, projector: Projector) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const store = yield* EventStore
@@ -82,8 +82,7 @@ export const serveChat = (settings: RouterSettings) =>
     const rng = makePrng(settings.seed)
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
-    // The registry and the model, kept live: a chat costs nothing of the log's length.
-    const projector = yield* startProjector
+    // The registry and the model are kept live by the projector: a chat costs nothing of the log's length.
     let cached: { readonly key: string; readonly model: LoadedModel } | undefined
     /** The current model, decoded once per set of current blocks. */
     const currentModel = Effect.gen(function* () {

@@ -25,3 +25,5 @@ export const startProjector = Effect.gen(function* () {
     )
   return { state: (): LedgerState => state, position: SubscriptionRef.get(position), awaitSeq, fiber }
 })
+
+export type Projector = Effect.Effect.Success<typeof startProjector>

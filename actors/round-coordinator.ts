@@ -30,6 +30,7 @@ import { sideBySide } from "../domain/projections/projection.ts"
 import { foldStream, handleCommand } from "./command.ts"
 import { completeExpertUpdates, loadModelOf, signParts } from "./model-ledger.ts"
 import { signedVerdict } from "./pol-evaluation.ts"
+import { verdictOf, type RoundReport, type Verdict } from "../domain/pol/report.ts"
 import { payOwed } from "./rewards.ts"
 
 /** The candidate cannot enter a round here: its part is unknown, or its key may not sign blocks. */
@@ -70,31 +71,6 @@ export type RoundSettings = {
   readonly deadlineMs: number
 }
 
-export const Verdict = Schema.Struct({
-  validator: Schema.String,
-  passes: Schema.Boolean,
-  baselineLoss: Schema.Number,
-  candidateLoss: Schema.Number,
-  improvement: Schema.Number,
-  wins: Schema.Number,
-  batches: Schema.Number
-})
-export type Verdict = typeof Verdict.Type
-
-/** A round's decision, as the contributor hears it. */
-export const RoundReport = Schema.Struct({
-  round: Schema.String,
-  contribution: Schema.String,
-  target: Schema.String,
-  base: Schema.String,
-  block: Schema.String,
-  accepted: Schema.Boolean,
-  reason: Schema.String,
-  verdicts: Schema.Array(Verdict),
-  /** The learning reward in base units, when accepted. */
-  reward: Schema.optional(Schema.String)
-})
-export type RoundReport = typeof RoundReport.Type
 
 /** What a round's decision reads: the model, every block's payload, who may sign blocks, and the rounds so far. */
 const RoundView = sideBySide("round", { model: ModelProjection, chain: ChainProjection, contributors: ContributorsProjection, rounds: RoundsProjection })
@@ -248,8 +224,7 @@ const collectVerdicts = <E extends { readonly message: string }, R>(
             : roundEventProblem(rounds, contributors, { type: "PoLEvaluated", data: v }, [r.ledgerKey.publicKey])
         if (problem !== undefined) return yield* Effect.logWarning(`round ${ask.round}: the verdict of ${v.validator} is not counted: ${problem}`)
         yield* store.append(stream, [newEvent("PoLEvaluated", v)], "any")
-        const { signature: _, round: _r, contribution: _c, seed: _s, heldOut: _h, ...figures } = v
-        verdicts.push(figures)
+        verdicts.push(verdictOf(v))
         counted(v.passes, v.validator)
         if (!pending()) yield* Deferred.succeed(decided, undefined)
       }).pipe(lock.withPermits(1), Effect.uninterruptible)

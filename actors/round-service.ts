@@ -18,7 +18,8 @@ import { KeysProjection } from "../domain/projections/keys.ts"
 import { fetchBlob, serveBlobsOn } from "./blob-exchange.ts"
 import { foldStream } from "./command.ts"
 import { askJson, serveJson, serveOwnerRequests } from "./owner-requests.ts"
-import { completeRounds, ContributionRefused, RoundReport, runRound, type RoundSettings, type RoundValidators } from "./round-coordinator.ts"
+import { completeRounds, ContributionRefused, runRound, type RoundSettings, type RoundValidators } from "./round-coordinator.ts"
+import { RoundReport } from "../domain/pol/report.ts"
 
 export type RoundServiceSettings = RoundSettings & {
   readonly timeoutMs: number

@@ -7,7 +7,6 @@
  * replica's envelope at the seq where the round closed; and signs its figures on its own text.
  */
 import { Effect, Schedule, Schema, Stream } from "effect"
-import { BlobStore } from "../domain/ports/blob-store.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import type { KeyPair } from "../domain/ledger/signing.ts"
@@ -17,9 +16,9 @@ import { Subjects } from "../domain/network/subjects.ts"
 import { evaluationSeed } from "../domain/pol/evaluation.ts"
 import { RoundsProjection, settingsOf } from "../domain/pol/rounds.ts"
 import { EvaluationRequest, signJoin, ValidatorRefused } from "../domain/pol/validator-wire.ts"
-import { ModelProjection, type ModelState } from "../domain/projections/model.ts"
+import { ModelProjection } from "../domain/projections/model.ts"
 import { sideBySide } from "../domain/projections/projection.ts"
-import { fetchBlob } from "./blob-exchange.ts"
+import { fetchBlob, fetchModelBlobs } from "./blob-exchange.ts"
 import { foldStream } from "./command.ts"
 import { followLog, type Replica } from "./log-follower.ts"
 import { loadModelOf } from "./model-ledger.ts"
@@ -40,13 +39,6 @@ export type ValidatorSettings = {
 }
 
 const ValidatorView = sideBySide("validator", { model: ModelProjection, rounds: RoundsProjection })
-
-/** Every current part's payload of `state` in the local blob store; those missing are fetched over the bus. */
-export const fetchModelBlobs = (state: ModelState, timeoutMs: number) =>
-  Effect.gen(function* () {
-    const blobs = yield* BlobStore
-    for (const { payload } of state.current.values()) if (!(yield* blobs.has(payload))) yield* blobs.put(yield* fetchBlob(payload, { timeoutMs }))
-  })
 
 /** The verdict asked for, from what the replica holds once it has reached the request's seq. */
 const verdictOn = (req: EvaluationRequest, s: ValidatorSettings, heldOut: string) =>

@@ -8,7 +8,7 @@ import { Schema } from "effect"
 import { BlockAppendedData, Covenant } from "../../domain/ledger/events.ts"
 import { ModelSpec } from "../../domain/model/spec.ts"
 import { NodeView } from "../../domain/projections/nodes.ts"
-import { RoundReport } from "../../actors/round-coordinator.ts"
+import { RoundReport, Verdict } from "../../domain/pol/report.ts"
 
 const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Hash", description: "a sha256, 64 lowercase hex digits" }))
 const Seq = Schema.Int.pipe(Schema.nonNegative())
@@ -53,17 +53,7 @@ export const RoundView = Schema.Struct({
       contributor: Schema.String,
       outcome: Schema.Literal("accepted", "rejected", "undecided"),
       reason: Schema.NullOr(Schema.String),
-      verdicts: Schema.Array(
-        Schema.Struct({
-          validator: Schema.String,
-          passes: Schema.Boolean,
-          baselineLoss: Schema.Number,
-          candidateLoss: Schema.Number,
-          improvement: Schema.Number,
-          wins: Schema.Int,
-          batches: Schema.Int
-        })
-      )
+      verdicts: Schema.Array(Verdict)
     })
   ),
   closed: Schema.Boolean

@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client"
 import type { LedgerState } from "../../domain/projections/ledger-state.ts"
+import { outcomeOf } from "../../domain/pol/rounds.ts"
 import { BASE_UNITS_PER_BLY } from "../../domain/rewards/units.ts"
 
 /** The route a path belongs to: its first one or two segments when they are the API's, else "other". */
@@ -37,7 +38,7 @@ export const makeMetrics = (read: { readonly state: () => LedgerState; readonly 
   gauge("blyan_contributions", "Contributions to Proof-of-Learning rounds by outcome.", ["outcome"], (g) => {
     const counts = { accepted: 0, rejected: 0, undecided: 0 }
     for (const r of read.state().rounds.values())
-      for (const c of r.contributions.keys()) counts[r.accepted === c ? "accepted" : r.rejected.has(c) ? "rejected" : "undecided"]++
+      for (const c of r.contributions.keys()) counts[outcomeOf(r, c)]++
     for (const [outcome, n] of Object.entries(counts)) g.set({ outcome }, n)
   })
   gauge("blyan_bly_supply", "BLY issued so far, in BLY (the ledger keeps exact base units).", [], (g) => {

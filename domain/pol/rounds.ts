@@ -21,10 +21,9 @@ export type RoundEntry = {
   readonly contributions: Map<string, EventData<"ContributionSubmitted">["block"]>
   /** Every verdict recorded, per contribution. */
   readonly verdicts: Map<string, EventData<"PoLEvaluated">[]>
-  /** Why each rejected contribution was rejected. */
-  readonly reasons: Map<string, string>
   accepted: string | undefined
-  readonly rejected: Set<string>
+  /** The rejected contributions, each with why. */
+  readonly rejected: Map<string, string>
   /** The learning reward the accepted contribution earned and has not been paid yet. */
   owed: { readonly to: string; readonly amount: bigint } | undefined
   closed: boolean
@@ -40,9 +39,8 @@ export const RoundsProjection: Projection<RoundsState, unknown> = {
         opened: e.data,
         contributions: new Map(),
         verdicts: new Map(),
-        reasons: new Map(),
         accepted: undefined,
-        rejected: new Set(),
+        rejected: new Map(),
         owed: undefined,
         closed: false
       })
@@ -61,8 +59,7 @@ export const RoundsProjection: Projection<RoundsState, unknown> = {
       r.owed = { to: r.contributions.get(e.data.contribution)!.contributor, amount: learningReward(e.data.improvement) }
     }
     if (e.type === "ContributionRejected") {
-      r.rejected.add(e.data.contribution)
-      r.reasons.set(e.data.contribution, e.data.reason)
+      r.rejected.set(e.data.contribution, e.data.reason)
     }
     if (e.type === "RoundClosed") r.closed = true
     return s
@@ -99,6 +96,10 @@ export const acceptedImprovement = (r: RoundEntry, contribution: string): number
   const passing = (r.verdicts.get(contribution) ?? []).filter((v) => v.passes).map((v) => v.improvement)
   return passing.length === 0 ? 0 : Math.min(...passing)
 }
+
+/** What became of a contribution of a round, so far. */
+export const outcomeOf = (r: RoundEntry, contribution: string): "accepted" | "rejected" | "undecided" =>
+  r.accepted === contribution ? "accepted" : r.rejected.has(contribution) ? "rejected" : "undecided"
 
 /** The votes recorded on a contribution, in order. */
 const votesOf = (r: RoundEntry, contribution: string): ReadonlyArray<Vote> => (r.verdicts.get(contribution) ?? []).map((v) => ({ validator: v.validator, passes: v.passes }))

@@ -3,6 +3,8 @@
  * so a view of the live read models and one of a fresh replay from seq 0 can be compared as values.
  */
 import type { LedgerState } from "./ledger-state.ts"
+import { verdictOf } from "../pol/report.ts"
+import { outcomeOf } from "../pol/rounds.ts"
 
 /** The current block of every part, with the spec they belong to. */
 export const modelView = (s: LedgerState) => ({
@@ -66,17 +68,9 @@ export const roundView = (s: LedgerState, id: string) => {
       contribution,
       block: block.hash,
       contributor: block.contributor,
-      outcome: r.accepted === contribution ? ("accepted" as const) : r.rejected.has(contribution) ? ("rejected" as const) : ("undecided" as const),
-      reason: r.reasons.get(contribution) ?? null,
-      verdicts: (r.verdicts.get(contribution) ?? []).map((v) => ({
-        validator: v.validator,
-        passes: v.passes,
-        baselineLoss: v.baselineLoss,
-        candidateLoss: v.candidateLoss,
-        improvement: v.improvement,
-        wins: v.wins,
-        batches: v.batches
-      }))
+      outcome: outcomeOf(r, contribution),
+      reason: r.rejected.get(contribution) ?? null,
+      verdicts: (r.verdicts.get(contribution) ?? []).map(verdictOf)
     })),
     closed: r.closed
   }

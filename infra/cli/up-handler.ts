@@ -26,7 +26,7 @@ import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { networkTimings, roundSettings, routerSettings } from "../network-settings.ts"
 import { runValidator } from "../../actors/validator.ts"
-import { startProjector } from "../../actors/projector.ts"
+import { startProjector, type Projector } from "../../actors/projector.ts"
 import { Explorer, explorerOf, serveExplorer } from "../../adapters/http/explorer-server.ts"
 import { makeRoundDesk, serveRounds, type RoundDesk } from "../../actors/round-service.ts"
 import type { KeyPair } from "../../domain/ledger/signing.ts"
@@ -55,12 +55,13 @@ const serveNetwork = (
   router: RouterSettings,
   ledgerKey: KeyPair,
   consistency: (from: number, to: number) => Effect.Effect<LogProof, ProofUnavailable | StoreFailure>,
-  desk: RoundDesk
+  desk: RoundDesk,
+  projector: Projector
 ) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
     yield* Effect.all(
-      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
+      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router, projector), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
       { discard: true }
     )
   }).pipe(Effect.provideService(Bus, bus))
@@ -145,10 +146,11 @@ export const up = ({
       const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
       // The round coordinator's desk, where contributions over the bus and over HTTP are decided.
       const desk = yield* makeRoundDesk({ ...(yield* roundSettings), ledgerKey: key, timeoutMs: router.timeoutMs, staleMs: router.staleMs }).pipe(Effect.provideService(Bus, bus))
-      yield* serveNetwork(bus, router, key, tracked.consistency, desk)
+      // The live read models, one set for the router and the explorer.
+      const projector = yield* startProjector
+      yield* serveNetwork(bus, router, key, tracked.consistency, desk, projector)
       yield* inProcessNodes(bus, count)
       yield* inProcessValidators(bus, validators, heldOutText)
-      const projector = yield* startProjector
       // The page sits beside the bundle this runs from (dist/web).
       const explorer = yield* serveExplorer({ host, port, page: fileURLToPath(new URL("./web", import.meta.url)) }).pipe(
         Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, desk.decide)),

@@ -4,6 +4,7 @@ import { expect, layer } from "@effect/vitest"
 import { serveBlobs } from "../../actors/blob-exchange.ts"
 import { askChat, serveChat, type NetworkChatAnswer, type RouterSettings } from "../../actors/chat-service.ts"
 import { chat } from "../../actors/chat.ts"
+import { startProjector } from "../../actors/projector.ts"
 import { foldStream, handleCommand } from "../../actors/command.ts"
 import { completeExpertUpdates, signParts } from "../../actors/model-ledger.ts"
 import { decideRecordTraining } from "../../domain/projections/model-deciders.ts"
@@ -67,7 +68,7 @@ const startOwner = (router: Partial<RouterSettings> = {}, bus?: BusApi) =>
       Effect.gen(function* () {
         yield* initLedger(tinySpec)
         yield* issueKey(o.key)
-        yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(o.runner.graphs, 2000), serveChat({ ...settings, ...router })], { discard: true })
+        yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(o.runner.graphs, 2000), serveChat({ ...settings, ...router }, yield* startProjector)], { discard: true })
       })
     )
     return o

@@ -10,6 +10,8 @@ import { randomBytes } from "node:crypto"
 import { Effect, Either, Schema, Stream } from "effect"
 import { Bus } from "../domain/ports/bus.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
+import type { BlobStore } from "../domain/ports/blob-store.ts"
+import type { ModelRunner } from "../domain/ports/model-runner.ts"
 import { newEvent } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { makePrng } from "../domain/model/prng.ts"
@@ -18,35 +20,32 @@ import { decodeHeartbeat } from "../domain/network/heartbeat.ts"
 import type { Receipt } from "../domain/network/receipts.ts"
 import type { LiveNode } from "../domain/network/replica-choice.ts"
 import { Subjects } from "../domain/network/subjects.ts"
+import { ChatRequest } from "../domain/network/chat-request.ts"
 import type { NodesState } from "../domain/projections/nodes.ts"
 import { inferenceOwed } from "../domain/rewards/inference.ts"
 import { payOwed } from "./rewards.ts"
-import { chatWith, type ChatAnswer, type ExpertAttribution } from "./chat.ts"
+import { chatWith, type ChatAnswer, type ExpertAttribution, type TokenAttribution } from "./chat.ts"
 import { askJson, serveJson } from "./owner-requests.ts"
 import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
 import type { Projector } from "./projector.ts"
 import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
 
-/** The most tokens one network chat generates: its answer, receipts included, must fit one message. */
-export const MAX_NETWORK_TOKENS = 256
 /** Receipts per `InferenceServed` part: each part stays well inside one message. */
 const RECEIPTS_PER_PART = 256
 /** A replica silent for this many times the usual answer time (and at least the floor) is not waited for alone. */
 const HEDGE_FACTOR = 10
 const HEDGE_FLOOR_MS = 50
 
-export const ChatRequest = Schema.Struct({
-  prompt: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(16_384)),
-  maxTokens: Schema.Int.pipe(Schema.between(1, MAX_NETWORK_TOKENS)),
-  temperature: Schema.Number.pipe(Schema.between(0, 10)),
-  seed: Schema.Int
-})
-export type ChatRequest = typeof ChatRequest.Type
+/** An expert's part in a token, with the signed receipt of the node that ran it. */
+export type NetworkAttribution = ExpertAttribution & { readonly receipt?: Receipt }
 
 export type NetworkChatAnswer = Omit<ChatAnswer, "experts"> & {
   readonly request: string
-  readonly experts: ReadonlyArray<ExpertAttribution & { readonly receipt?: Receipt }>
+  readonly experts: ReadonlyArray<NetworkAttribution>
 }
+
+/** A token of a network chat as it is generated: the chat's request id, the byte, and who produced it. */
+export type NetworkToken = Omit<TokenAttribution, "experts"> & { readonly request: string; readonly experts: ReadonlyArray<NetworkAttribution> }
 
 
 export type RouterSettings = {
@@ -69,7 +68,10 @@ export type RouterSettings = {
 export class ChatFailed extends Schema.TaggedError<ChatFailed>()("ChatFailed", { message: Schema.String }) {}
 
 
-/** Serve chat until the scope closes, reading the registry and the model off `projector`'s live read models. */
+/**
+ * Serve chat until the scope closes, reading the registry and the model off `projector`'s live
+ * read models; the router, for answering in this process too (the explorer's chat).
+ */
 export const serveChat = (settings: RouterSettings, projector: Projector) =>
   Effect.gen(function* () {
     const bus = yield* Bus
@@ -103,7 +105,8 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
       )
     )
 
-    const answer = (req: ChatRequest) =>
+    /** With `onToken`, each token is told with its attribution as it is generated. */
+    const answer = (req: ChatRequest, onToken?: (token: NetworkToken) => Effect.Effect<void>) =>
       Effect.gen(function* () {
         const request = `chat-${randomBytes(8).toString("hex")}`
         // Everything appended before this chat is in the projector; the chat's own bans apply to its copy.
@@ -150,14 +153,16 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
               }),
             onCheated: (node, evidence) => ban(node, evidence)
           })
-        const result = yield* Effect.either(Effect.flatMap(currentModel, (model) => chatWith(model, req.prompt, req, computeFor(model))))
-        yield* record(request, [...receipts.values()], failures, Either.isRight(result) ? result.right.tokens.length : 0)
-        if (Either.isLeft(result)) return yield* new ChatFailed({ message: result.left.message })
-        const experts = result.right.experts.map((e) => {
+        // An expert's answer is accepted, its receipt kept, before the token it helped produce is chosen.
+        const withReceipt = (e: ExpertAttribution): NetworkAttribution => {
           const receipt = e.request === undefined ? undefined : receipts.get(e.request)
           return receipt === undefined ? e : { ...e, receipt }
-        })
-        return { ...result.right, request, experts } satisfies NetworkChatAnswer
+        }
+        const options = { ...req, ...(onToken === undefined ? {} : { onToken: (t: TokenAttribution) => onToken({ ...t, request, experts: t.experts.map(withReceipt) }) }) }
+        const result = yield* Effect.either(Effect.flatMap(currentModel, (model) => chatWith(model, req.prompt, options, computeFor(model))))
+        yield* record(request, [...receipts.values()], failures, Either.isRight(result) ? result.right.tokens.length : 0)
+        if (Either.isLeft(result)) return yield* new ChatFailed({ message: result.left.message })
+        return { ...result.right, request, experts: result.right.experts.map(withReceipt) } satisfies NetworkChatAnswer
       })
 
     /** The answer's receipts and failures, then what the nodes earned. */
@@ -175,7 +180,12 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
       })
 
     yield* serveJson(Subjects.chat, ChatRequest, (req) => Effect.map(answer(req), (a) => ({ answer: a })))
+    const context = yield* Effect.context<BlobStore | EventStore | ModelRunner>()
+    return { answer: (req: ChatRequest, onToken?: (token: NetworkToken) => Effect.Effect<void>) => Effect.provide(answer(req, onToken), context) }
   })
+
+/** The router a process serves, for answering chat in that process too. */
+export type Router = Effect.Effect.Success<ReturnType<typeof serveChat>>
 
 /** Ask the network's router to chat; its refusal or failure as ChatFailed. */
 export const askChat = (req: ChatRequest, timeoutMs: number) =>

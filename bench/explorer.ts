@@ -52,7 +52,10 @@ const main = Effect.gen(function* () {
   const head = (yield* events.head)!
   const projector = yield* startProjector.pipe(Effect.provideService(EventStore, events))
   yield* projector.awaitSeq(head.seq)
-  const explorer = explorerOf(projector, events, blobs, () => Effect.fail({ message: "no contributions in a bench" }))
+  const explorer = explorerOf(projector, events, blobs, {
+    contribute: () => Effect.fail({ message: "no contributions in a bench" }),
+    chat: () => Effect.fail({ message: "no chat in a bench" })
+  })
   const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page }).pipe(Effect.provideService(Explorer, explorer))
   const routes = {
     "/health": "/health",

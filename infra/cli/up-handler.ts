@@ -48,7 +48,7 @@ const parentGone = Effect.gen(function* () {
  * The network's services on `bus`, for as long as the scope: the log served to followers, blobs
  * by address, node registration and announcements, the router answering chat, the log's signed
  * tree heads for witnesses, and the round coordinator. This process holds the store; nodes and
- * validators never write the log.
+ * validators never write the log. The router, for the explorer's chat.
  */
 const serveNetwork = (
   bus: BusApi,
@@ -61,9 +61,10 @@ const serveNetwork = (
   Effect.gen(function* () {
     const runner = yield* ModelRunner
     yield* Effect.all(
-      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveChat(router, projector), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
+      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
       { discard: true }
     )
+    return yield* serveChat(router, projector)
   }).pipe(Effect.provideService(Bus, bus))
 
 /** `count` node agents in this process, each serving every expert; their replicas in memory, their blocks from this store. */
@@ -148,12 +149,12 @@ export const up = ({
       const desk = yield* makeRoundDesk({ ...(yield* roundSettings), ledgerKey: key, timeoutMs: router.timeoutMs, staleMs: router.staleMs }).pipe(Effect.provideService(Bus, bus))
       // The live read models, one set for the router and the explorer.
       const projector = yield* startProjector
-      yield* serveNetwork(bus, router, key, tracked.consistency, desk, projector)
+      const chat = yield* serveNetwork(bus, router, key, tracked.consistency, desk, projector)
       yield* inProcessNodes(bus, count)
       yield* inProcessValidators(bus, validators, heldOutText)
       // The page sits beside the bundle this runs from (dist/web).
       const explorer = yield* serveExplorer({ host, port, page: fileURLToPath(new URL("./web", import.meta.url)) }).pipe(
-        Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, desk.decide)),
+        Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, { contribute: desk.decide, chat: chat.answer })),
         Effect.catchTag("ServeError", (e) => fail(`the explorer cannot listen on ${host}:${port}: ${String(e.cause)}`, ExitCode.unavailable))
       )
       const on = servers === undefined ? undefined : servers.right.join(",")

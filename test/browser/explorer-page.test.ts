@@ -44,7 +44,10 @@ const served = (tamper: (events: ReadonlyArray<{ seq: number; data?: unknown }>)
     yield* on(initLedger(tinySpec))
     yield* on(registerContributor(contributor.publicKey, testLedgerKey))
     const projector = yield* on(startProjector)
-    const explorer = explorerOf(projector, events, blobs, () => Effect.fail({ message: "no contributions here" }))
+    const explorer = explorerOf(projector, events, blobs, {
+      contribute: () => Effect.fail({ message: "no contributions here" }),
+      chat: () => Effect.fail({ message: "no router here" })
+    })
     const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page: path.resolve("dist/web") }).pipe(
       Effect.provideService(Explorer, { ...explorer, events: (from, limit) => Effect.map(explorer.events(from, limit), (es) => tamper(es) as never) })
     )

@@ -16,6 +16,12 @@ import { serveBlobs } from "../../../actors/blob-exchange.ts"
 import { serveLog } from "../../../actors/log-server.ts"
 import { makeRoundDesk, serveRounds } from "../../../actors/round-service.ts"
 import { runValidator } from "../../../actors/validator.ts"
+import { serveChat, type RouterSettings } from "../../../actors/chat-service.ts"
+import { runNode } from "../../../actors/node-agent.ts"
+import { chat as localChat } from "../../../actors/chat.ts"
+import { serveAnnouncements } from "../../../actors/node-admission.ts"
+import { serveRegistry } from "../../../actors/registry.ts"
+import { ModelRunner } from "../../../domain/ports/model-runner.ts"
 import { makeMemoryBlobStore } from "../../../adapters/blobs/memory.ts"
 import { makeMemoryBus } from "../../../adapters/bus/memory.ts"
 import { makeMemoryEventStore } from "../../../adapters/eventstore/memory.ts"
@@ -46,7 +52,9 @@ const corpus = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/train.tx
 const heldOut = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/heldout.txt")))
 const contributor = keyPairFromSeed(contributorSeed(1))
 const validators = [1, 2, 3].map((i) => keyPairFromSeed(sha256Hex(`explorer validator ${i}`)))
-const Runtime = Layer.provide(ModelRunnerLive, TestExecutor)
+const Runtime = Layer.provideMerge(ModelRunnerLive, TestExecutor)
+const ROUTER: RouterSettings = { timeoutMs: 5000, attempts: 4, spotCheckRate: 0, staleMs: 5000, banAfter: 3, banMs: 60_000, seed: 1 }
+const NODE = "explorer-node"
 const CONTRIBUTOR_API_KEY = "bly_contributor_explorer"
 const NODE_API_KEY = "bly_node_explorer"
 const VALIDATOR_API_KEY = "bly_validator_explorer"
@@ -54,8 +62,12 @@ const VALIDATOR_API_KEY = "bly_validator_explorer"
 const issueKey = (key: string, role: "contributor" | "node" | "validator") =>
   handleCommand({ stream: Streams.keys, projection: KeysProjection, decide: (s) => decideIssueKey(s, sha256Hex(key), role) })
 
-/** A tiny ledger where one improvement went through a round, served by the explorer on a free port. */
-const served = Effect.gen(function* () {
+/**
+ * A tiny ledger where one improvement went through a round, served by the explorer on a free port,
+ * with the network's router answering its chat; with `node`, a node agent serving every expert
+ * (registered and announced before this returns).
+ */
+const serve = (options: { readonly node: boolean }) => Effect.gen(function* () {
   const { events, blobs } = yield* freshLedger()
   const on = <A, E, R>(eff: Effect.Effect<A, E, R>) => eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs))
   yield* on(initLedger(tinySpec))
@@ -75,27 +87,38 @@ const served = Effect.gen(function* () {
   yield* Effect.forkScoped(runValidator(validator, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))
   yield* Effect.retry(bus.request(Subjects.validatorEvaluate(validator.key.publicKey), new TextEncoder().encode("{}"), { timeoutMs: 200 }), Schedule.spaced("50 millis"))
   const projector = yield* on(startProjector)
+  const runner = yield* ModelRunner
+  const router = yield* onBus(Effect.zipRight(Effect.all([serveRegistry, serveAnnouncements(runner.graphs, 5000)]), serveChat(ROUTER, projector)))
+  if (options.node) {
+    const node = { node: NODE, apiKey: NODE_API_KEY, seed: sha256Hex("explorer's node"), device: "cpu", memory: 1 << 30, experts: "all" as const, timeoutMs: 5000, heartbeatMs: 100, watchMs: 100, onStatus: () => undefined }
+    yield* Effect.forkScoped(runNode(node, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))
+    yield* Effect.repeat(logOf(events), { until: (log) => log.some((e) => e.type === "NodeExpertsAnnounced"), schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo("60 seconds")) })
+  }
   const head = yield* events.head
   yield* projector.awaitSeq(head!.seq)
-  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page: path.resolve("dist/web") }).pipe(Effect.provideService(Explorer, explorerOf(projector, events, blobs, desk.decide)))
+  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page: path.resolve("dist/web") }).pipe(
+    Effect.provideService(Explorer, explorerOf(projector, events, blobs, { contribute: desk.decide, chat: router.answer }))
+  )
   const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
   const log = yield* logOf(events)
   return { url, client, log, report, events, blobs, on }
 })
+const served = serve({ node: false })
 
-type Sse = { readonly id: number; readonly data: { readonly seq: number; readonly type: string } }
+type Sse<A = { readonly seq: number; readonly type: string }> = { readonly event: string; readonly id: number | undefined; readonly data: A }
 
 /**
- * Open `url` as server-sent events: once its headers are in (the server has taken the request),
- * `read(enough)` collects events, each with its id and data, until `enough` says so.
+ * Open `url` (with `init`: a POST) as server-sent events: once its headers are in (the server has
+ * taken the request), `read(enough)` collects events, each with its name, id and data, until
+ * `enough` says so or the stream ends.
  */
-const openSse = (url: string) =>
+const openSse = <A = Sse["data"]>(url: string, init?: RequestInit) =>
   Effect.promise(async () => {
-    const response = await fetch(url)
+    const response = await fetch(url, init)
     const reader = response.body!.getReader()
     const decoder = new TextDecoder()
-    const read = async (enough: (events: ReadonlyArray<Sse>) => boolean) => {
-      const events: Sse[] = []
+    const read = async (enough: (events: ReadonlyArray<Sse<A>>) => boolean) => {
+      const events: Sse<A>[] = []
       let buffer = ""
       while (!enough(events)) {
         const { value, done } = await reader.read()
@@ -107,15 +130,24 @@ const openSse = (url: string) =>
           buffer = buffer.slice(end + 2)
           // A comment (a line starting with a colon) is no event.
           if (lines.every((l) => l.startsWith(":"))) continue
-          const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))!.slice(name.length + 2)
-          events.push({ id: Number(field("id")), data: JSON.parse(field("data")) })
+          const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
+          const id = field("id")
+          events.push({ event: field("event") ?? "message", id: id === undefined ? undefined : Number(id), data: JSON.parse(field("data")!) })
         }
       }
       await reader.cancel()
       return events
     }
-    return { contentType: response.headers.get("content-type"), read: (enough: (events: ReadonlyArray<Sse>) => boolean) => Effect.promise(() => read(enough)) }
+    return { status: response.status, contentType: response.headers.get("content-type"), read: (enough: (events: ReadonlyArray<Sse<A>>) => boolean) => Effect.promise(() => read(enough)) }
   })
+
+type ChatEvent = {
+  readonly index: number
+  readonly token: number
+  readonly experts: ReadonlyArray<{ readonly layer: number; readonly expert: number; readonly block: string; readonly node?: string; readonly request?: string }>
+  readonly request: string
+  readonly message: string
+}
 
 const post = (url: string, body: string, key?: string) =>
   Effect.promise(() =>
@@ -220,6 +252,58 @@ describe("the explorer's HTTP API", () => {
   )
 
   it.scopedLive(
+    "POST /api/chat streams each token as it is generated, with the experts that produced it (gate, block, and the node and request that ran it), then the request its receipts are recorded under",
+    () =>
+      Effect.gen(function* () {
+        const { url, events, on, client } = yield* serve({ node: true })
+        const blocks = new Map((yield* client.ledger.model()).parts.map((p) => [p.name, p.block]))
+        const body = JSON.stringify({ prompt: "The river", maxTokens: 12, seed: 5 })
+        const answer = yield* openSse<ChatEvent>(`${url}/api/chat`, { method: "POST", body, headers: { "content-type": "application/json" } })
+        expect(answer.status).toBe(200)
+        expect(answer.contentType).toBe("text/event-stream")
+        const streamed = yield* answer.read((es) => es.some((e) => e.event !== "token"))
+        const tokens = streamed.filter((e) => e.event === "token").map((e) => e.data)
+        const done = streamed.at(-1)!
+        expect(done.event, JSON.stringify(done.data)).toBe("done")
+        expect(tokens.map((t) => t.index)).toEqual([...Array(12).keys()])
+        for (const t of tokens) {
+          expect(t.experts).toHaveLength(tinySpec.layers * tinySpec.topK)
+          for (const e of t.experts) expect([e.node, e.block]).toEqual([NODE, blocks.get(`layer${e.layer}.expert${e.expert}`)])
+        }
+        // The ledger's model answering here gives the same bytes: what streamed is the model's answer.
+        const local = yield* on(localChat("The river", { maxTokens: 12, temperature: 0.8, seed: 5 }))
+        expect(tokens.map((t) => t.token)).toEqual(local.tokens)
+        // Every expert request a token names has its node's receipt on the log, under the chat's request (the prompt's own rows have more).
+        const receipts = (yield* logOf(events)).flatMap((e) =>
+          e.type === "InferenceServed" && (e.data as { request: string }).request === done.data.request ? (e.data as { receipts: ReadonlyArray<{ requestId: string }> }).receipts : []
+        )
+        const receipted = new Set(receipts.map((r) => r.requestId))
+        expect(tokens.flatMap((t) => t.experts.map((e) => e.request)).filter((r) => !receipted.has(r!))).toEqual([])
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 120_000 }
+  )
+
+  it.scopedLive(
+    "POST /api/chat: bad JSON, wrong types and out-of-range settings are a 400 naming what is wrong; no node to run the experts is a `failed` event with the reason; none of these changes anything",
+    () =>
+      Effect.gen(function* () {
+        const { url, events } = yield* served
+        const at = `${url}/api/chat`
+        const head = yield* events.head
+        for (const bad of ["{not json", "{}", '{"prompt":""}', '{"prompt":7}', '{"prompt":"x","maxTokens":0}', '{"prompt":"x","maxTokens":257}', '{"prompt":"x","temperature":"hot"}', '{"prompt":"x","seed":1.5}']) {
+          const r = yield* post(at, bad)
+          expect(r.status, bad).toBe(400)
+        }
+        const answer = yield* openSse<ChatEvent>(at, { method: "POST", body: '{"prompt":"x"}', headers: { "content-type": "application/json" } })
+        const streamed = yield* answer.read(() => false)
+        expect(streamed.map((e) => e.event)).toEqual(["failed"])
+        expect(streamed[0]!.data.message).toMatch(/^no replica of layer\d+\.expert\d+ answered/)
+        expect(yield* events.head).toEqual(head)
+      }).pipe(Effect.provide(Runtime)),
+    { timeout: 60_000 }
+  )
+
+  it.scopedLive(
     "/api/live streams the log as server-sent events: from a seq, or what is appended from now on, each as stored",
     () =>
       Effect.gen(function* () {
@@ -290,7 +374,8 @@ describe("the explorer's HTTP API", () => {
             "/api/rounds/{id}",
             "/api/balances/{addr}",
             "/api/plans",
-            "/api/contributions"
+            "/api/contributions",
+            "/api/chat"
           ].sort()
         )
       }).pipe(Effect.provide(Runtime)),

@@ -2,6 +2,7 @@
  * The explorer's page: what the API's read models say, kept live by the log's server-sent events,
  * and the log verified here (see verify.ts). Plain DOM: the page is small.
  */
+import { byteEscape, segmentUtf8 } from "./utf8.ts"
 import { verifyLog, type StoredEnvelope } from "./verify.ts"
 
 type Block = { seq: number; name: string; hash: string }
@@ -65,34 +66,149 @@ const showModel = async () => {
   )
 }
 
-const showRounds = async () => {
-  const rounds = await json<Array<{ round: string; target: string; accepted: string | null; closed: boolean }>>("/api/rounds")
-  const details = await Promise.all(
-    rounds.map((r) =>
-      json<{ round: string; contributions: Array<{ contribution: string; outcome: string; reason: string | null; verdicts: Array<{ validator: string; passes: boolean; improvement: number; wins: number; batches: number }> }> }>(
-        `/api/rounds/${encodeURIComponent(r.round)}`
-      )
+type RoundDetail = {
+  round: string
+  contributions: Array<{ contribution: string; outcome: string; reason: string | null; verdicts: Array<{ validator: string; passes: boolean; improvement: number; wins: number; batches: number }> }>
+}
+
+/** One round's line: each contribution's outcome and reason, and every validator's verdict. */
+const roundLine = (r: RoundDetail) => {
+  const p = document.createElement("div")
+  p.dataset.round = r.round
+  p.textContent = r.contributions
+    .map(
+      (c) =>
+        `${r.round}: ${c.outcome}${c.reason === null ? "" : ` (${c.reason})`}; ` +
+        c.verdicts.map((v) => `${short(v.validator)} ${v.passes ? "pass" : "fail"} ${(v.improvement * 100).toFixed(2)}% ${v.wins}/${v.batches}`).join("; ")
     )
-  )
-  $("rounds").replaceChildren(
-    ...details.map((r) => {
-      const p = document.createElement("div")
-      p.textContent = r.contributions
-        .map(
-          (c) =>
-            `${r.round}: ${c.outcome}${c.reason === null ? "" : ` (${c.reason})`}; ` +
-            c.verdicts.map((v) => `${short(v.validator)} ${v.passes ? "pass" : "fail"} ${(v.improvement * 100).toFixed(2)}% ${v.wins}/${v.batches}`).join("; ")
-        )
-        .join(" | ")
-      return p
-    })
-  )
+    .join(" | ")
+  return p
+}
+
+const roundDetail = (id: string) => json<RoundDetail>(`/api/rounds/${encodeURIComponent(id)}`)
+
+const showRounds = async () => {
+  const rounds = await json<Array<{ round: string }>>("/api/rounds")
+  const details = await Promise.all(rounds.map((r) => roundDetail(r.round)))
+  $("rounds").replaceChildren(...details.map(roundLine))
   if (details.length === 0) $("rounds").textContent = "No rounds yet."
+}
+
+/** The latest fetch of each round: an earlier one answering later is not shown over it. */
+const roundFetches = new Map<string, number>()
+
+/** A round's event: only that round is fetched again, its line replaced or added. */
+const showRound = async (id: string) => {
+  const mine = (roundFetches.get(id) ?? 0) + 1
+  roundFetches.set(id, mine)
+  const detail = await roundDetail(id)
+  if (roundFetches.get(id) !== mine) return
+  const line = roundLine(detail)
+  const known = [...$("rounds").querySelectorAll<HTMLElement>("[data-round]")].find((e) => e.dataset.round === id)
+  if (known !== undefined) known.replaceWith(line)
+  else if ($("rounds").querySelector("[data-round]") === null) $("rounds").replaceChildren(line)
+  else $("rounds").append(line)
 }
 
 const showNodes = async () => {
   const nodes = await json<Array<{ node: string; status: string; served: number; earned: string }>>("/api/nodes")
   $("nodes").replaceChildren(...nodes.map((n) => row(cell(n.node), cell(n.status), cell(String(n.served)), cell(n.earned))))
+}
+
+type Attributed = { index: number; token: number; experts: Array<{ layer: number; expert: number; weight: number; block: string; node?: string; request?: string }> }
+
+/** The server-sent events of a POST, each with its name and data, as they arrive. */
+async function* postedEvents(path: string, body: unknown): AsyncIterable<{ event: string; data: unknown }> {
+  const r = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`)
+  const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ""
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    buffer += value
+    let end: number
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n")
+      buffer = buffer.slice(end + 2)
+      const field = (name: string) => lines.find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2)
+      const data = field("data")
+      if (data !== undefined) yield { event: field("event") ?? "message", data: JSON.parse(data) }
+    }
+  }
+}
+
+/** Which experts produced these tokens: per token and layer, the expert, its gate weight, block and node. */
+const showAttribution = (tokens: ReadonlyArray<Attributed>) => {
+  const table = document.createElement("table")
+  const head = row(...["byte", "layer", "expert", "gate", "block", "node"].map((h) => cell(h)))
+  table.append(head)
+  for (const t of tokens)
+    for (const e of t.experts) table.append(row(cell(`#${t.index} 0x${t.token.toString(16).padStart(2, "0")}`), cell(String(e.layer)), cell(String(e.expert)), cell(e.weight.toFixed(3)), cell(short(e.block), true), cell(e.node ?? "this process")))
+  $("attribution").replaceChildren(table)
+}
+
+/** The answer so far: its characters, each choosing its bytes' attribution; invalid bytes shown as escapes. */
+const showAnswer = (tokens: ReadonlyArray<Attributed>, final: boolean) => {
+  const spans = segmentUtf8(tokens.map((t) => t.token), final).map((s) => {
+    const span = document.createElement("span")
+    // A control character other than a line break or tab would not be seen: it is shown as its escape too.
+    const control = s.valid && /^[\x00-\x08\x0b-\x1f\x7f]$/.test(s.text)
+    span.textContent = control ? byteEscape(s.text.charCodeAt(0)) : s.text
+    if (!s.valid) {
+      span.className = "invalid"
+      span.title = "a byte that is not UTF-8"
+    } else if (control) {
+      span.className = "control"
+      span.title = "a control character"
+    }
+    span.dataset.tokens = `${s.start}-${s.start + s.length - 1}`
+    span.onclick = () => {
+      for (const other of $("answer").querySelectorAll(".chosen")) other.classList.remove("chosen")
+      span.classList.add("chosen")
+      showAttribution(tokens.slice(s.start, s.start + s.length))
+    }
+    return span
+  })
+  $("answer").replaceChildren(...spans)
+}
+
+const sendChat = async () => {
+  const status = $("chat-status")
+  const prompt = ($("prompt") as HTMLTextAreaElement).value
+  const maxTokens = Number(($("max-tokens") as HTMLInputElement).value)
+  const temperature = Number(($("temperature") as HTMLInputElement).value)
+  const tokens: Attributed[] = []
+  status.className = ""
+  status.textContent = "asking the network…"
+  $("attribution").replaceChildren()
+  try {
+    for await (const { event, data } of postedEvents("/api/chat", { prompt, maxTokens, temperature })) {
+      if (event === "token") {
+        tokens.push(data as Attributed)
+        showAnswer(tokens, false)
+        status.textContent = `${tokens.length} byte(s)…`
+      } else if (event === "done") {
+        const d = data as { request: string; seed: number }
+        showAnswer(tokens, true)
+        status.className = "ok"
+        status.textContent = `answered: ${tokens.length} byte(s), request ${d.request} (seed ${d.seed}); its receipts are on the log`
+      } else if (event === "failed") {
+        status.className = "bad"
+        status.textContent = `failed: ${(data as { message: string }).message}`
+      }
+    }
+  } catch (e) {
+    status.className = "bad"
+    status.textContent = String(e)
+  }
+}
+
+const showPlans = async () => {
+  const plans = await json<Array<{ plan: { planId: string; epoch: string; round: string; stages: Array<{ node: string; start: number; end: number }> }; status: string }>>("/api/plans")
+  $("plans").replaceChildren(
+    ...plans.map((p) => row(cell(p.plan.planId), cell(`${p.plan.epoch} / ${p.plan.round}`), cell(p.status), cell(p.plan.stages.map((s) => `${s.node}: ${s.start}..${s.end}`).join(", "))))
+  )
 }
 
 /** The log, a page at a time. */
@@ -131,17 +247,22 @@ const live = () => {
     $("head").textContent = `seq ${e.seq} ${short(e.hash)}`
     if (e.type === "BlockAppended") $("blocks").prepend(blockRow({ seq: e.seq, name: e.data.name!, hash: e.data.hash! }))
     if (e.type === "ExpertUpdated") void showModel()
-    if (e.stream.startsWith("round-")) void showRounds()
+    if (e.stream.startsWith("round-")) void showRound(e.stream.slice("round-".length))
+    if (e.type === "EpochPlanned" || e.type === "PlanPromoted" || e.type === "PlanFrozen") void showPlans()
     if (e.stream.startsWith("node-") || e.type === "RewardPaid") void showNodes()
   })
 }
 
 const start = async () => {
+  $("chat-form").onsubmit = (e) => {
+    e.preventDefault()
+    void sendChat()
+  }
   $("verify").onclick = () => void verify()
   $("balance-go").onclick = () => void lookUp()
   const health = await json<{ head: { seq: number; hash: string } | null }>("/health")
   $("head").textContent = health.head === null ? "empty" : `seq ${health.head.seq} ${short(health.head.hash)}`
-  await Promise.all([showBlocks(), showModel(), showRounds(), showNodes()])
+  await Promise.all([showBlocks(), showModel(), showRounds(), showNodes(), showPlans()])
   live()
 }
 

@@ -115,3 +115,6 @@ export const pendingExpertUpdates = (s: ModelState, name: string): ReadonlyArray
 /** Experts whose stream lacks an `ExpertUpdated` for some version on chain B. */
 export const expertsPendingUpdate = (s: ModelState): ReadonlyArray<string> =>
   [...s.history.keys()].filter((name) => parsePartName(name)?.kind === "expert" && pendingExpertUpdates(s, name).length > 0)
+
+/** Whether the model is still its genesis weights: a published spec and no part with a second version. */
+export const untrained = (s: ModelState): boolean => s.spec !== undefined && [...s.history.values()].every((versions) => versions.length === 1)

@@ -2,7 +2,7 @@
  * What chat, train and export do. Loaded by those commands alone (see model-commands.ts): the model,
  * its ONNX graphs and onnxruntime stay out of every other command's start.
  */
-import { Console, Effect, Either, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { defaultSpec, parsePartName } from "../../domain/model/spec.ts"
@@ -14,11 +14,8 @@ import { proveBlocks, type BlockProofs } from "../../actors/block-proofs.ts"
 import { askBlockProofs } from "../../actors/tree-head-service.ts"
 import { Bus } from "../../domain/ports/bus.ts"
 import { existingLedgerKey, parseNatsBus } from "../ledger.ts"
-import { trainOnLedger } from "../../actors/trainer.ts"
+import { trainHere, trainingSummary } from "./local-training.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
-import { homeConfig, setting } from "../config.ts"
-import { localKey } from "../identity.ts"
-import { registerOwnKey } from "./contributor-handlers.ts"
 import { foldStream } from "../../actors/command.ts"
 import { readUtf8, writeOutputDir, writeOutputFile } from "./files.ts"
 import { emit, ExitCode, fail } from "./output.ts"
@@ -146,43 +143,7 @@ export const trainModel = ({
     if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
     const text = yield* readUtf8(corpus)
     const held = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : undefined
-    const key = yield* localKey(yield* setting(homeConfig), "contributor")
-    // The operator training on their own ledger: its key registers this machine's contributor key, once there is something to record.
-    const { key: registrar } = yield* existingLedgerKey
-    const register =
-      registrar === undefined
-        ? undefined
-        : Effect.flatMap(registerOwnKey(key.publicKey, registrar), (registered) =>
-            registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
-          )
-    const bar = progressBar(steps)
-    const report = yield* trainOnLedger({ corpus: text, heldOut: held }, { steps, batch, lr, seed }, { seed: key.seed, register }, bar.step)
-    bar.done()
-    yield* emit(json, report, () =>
-      [
-        `trained ${steps} steps: train loss ${report.trainLossBefore.toFixed(4)} -> ${report.trainLossAfter.toFixed(4)}, held-out ${report.heldOutLossBefore.toFixed(4)} -> ${report.heldOutLossAfter.toFixed(4)}`,
-        report.appended.length > 0
-          ? `appended ${report.appended.length} improved blocks (contributor ${key.publicKey.slice(0, 16)}…)`
-          : "held-out loss did not improve: nothing appended"
-      ].join("\n")
-    )
+    const trained = yield* trainHere({ corpus: text, heldOut: held }, { steps, batch, lr, seed })
+    yield* emit(json, trained.report, () => trainingSummary(trained))
   }).pipe(Effect.provide(modelRunnerLayer))
 
-/** A progress bar on stderr when it is a terminal, a line every tenth of the run otherwise. */
-const progressBar = (total: number) => {
-  const tty = process.stderr.isTTY
-  let last = -1
-  return {
-    step: (step: number, loss: number) => {
-      const pct = Math.floor((step / total) * 100)
-      if (tty) {
-        const filled = Math.round((step / total) * 30)
-        process.stderr.write(`\rtrain [${"#".repeat(filled)}${".".repeat(30 - filled)}] ${step}/${total} loss ${loss.toFixed(4)}`)
-      } else if (Math.floor(pct / 10) !== last) {
-        last = Math.floor(pct / 10)
-        process.stderr.write(`train ${step}/${total} loss ${loss.toFixed(4)}\n`)
-      }
-    },
-    done: () => tty && process.stderr.write("\n")
-  }
-}

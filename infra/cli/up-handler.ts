@@ -31,6 +31,8 @@ import { Explorer, explorerOf, serveExplorer } from "../../adapters/http/explore
 import { makeRoundDesk, serveRounds, type RoundDesk } from "../../actors/round-service.ts"
 import type { KeyPair } from "../../domain/ledger/signing.ts"
 import { readUtf8 } from "./files.ts"
+import { trainHere, trainingSummary } from "./local-training.ts"
+import { untrained } from "../../domain/projections/model.ts"
 import { inProcessKey } from "../node-keys.ts"
 import { emit, ExitCode, fail } from "./output.ts"
 
@@ -101,6 +103,21 @@ const inProcessValidators = (bus: BusApi, count: number, heldOut: Uint8Array) =>
     }
   })
 
+/** The shipped corpus, beside the bundle this runs from (dist/ in the package). */
+const shipped = (name: string) => readUtf8(fileURLToPath(new URL(`../docs/corpus/${name}`, import.meta.url)))
+
+/**
+ * A fresh ledger's model trained on the shipped corpus through the normal path (blocks signed by
+ * this machine's contributor key, a `ModelTrained`, the experts' updates that nodes hot-swap);
+ * what it did on stderr. A failure is told, not fatal: the network runs on.
+ */
+const firstTraining = (steps: number) =>
+  Effect.gen(function* () {
+    const texts = { corpus: yield* shipped("train.txt"), heldOut: yield* shipped("heldout.txt") }
+    const trained = yield* trainHere(texts, { steps, batch: 8, lr: 3e-3, seed: 0 }, "blyan up: training")
+    yield* Console.error(`blyan up: ${trainingSummary(trained).replaceAll("\n", "; ")}`)
+  }).pipe(Effect.catchAll((e) => Console.error(`blyan up: the first training failed: ${e.message}`)))
+
 /**
  * A Blyan network: the ledger, held open as its writer until interrupted, with its router, round
  * coordinator, `nodes` node agents and `validators` validators; on the memory bus inside this
@@ -113,7 +130,8 @@ export const up = ({
   validators,
   heldOut,
   host,
-  port
+  port,
+  trainSteps
 }: {
   readonly json: boolean
   readonly nats: Option.Option<string>
@@ -122,6 +140,7 @@ export const up = ({
   readonly heldOut: Option.Option<string>
   readonly host: string
   readonly port: number
+  readonly trainSteps: number
 }) =>
   Effect.gen(function* () {
     const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
@@ -130,6 +149,7 @@ export const up = ({
     if (count < 0 || count > 64) return yield* fail(`--nodes must be within 0..64, got ${count}`, ExitCode.usage)
     if (validators < 0 || validators > 16) return yield* fail(`--validators must be within 0..16, got ${validators}`, ExitCode.usage)
     if (port < 0 || port > 65535) return yield* fail(`--port must be within 0..65535, got ${port}`, ExitCode.usage)
+    if (trainSteps < 0 || trainSteps > 100_000) return yield* fail(`--train-steps must be within 0..100000, got ${trainSteps}`, ExitCode.usage)
     if (validators > 0 && Option.isNone(heldOut)) return yield* fail("--validators needs --held-out: the text they draw their batches from", ExitCode.usage)
     const heldOutText = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : new Uint8Array()
     const router = yield* routerSettings
@@ -157,8 +177,12 @@ export const up = ({
         Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, { contribute: desk.decide, chat: chat.answer })),
         Effect.catchTag("ServeError", (e) => fail(`the explorer cannot listen on ${host}:${port}: ${String(e.cause)}`, ExitCode.unavailable))
       )
+      // A model still at its genesis weights answers in random bytes: it is trained once, here, as `train` would.
+      yield* projector.awaitSeq((yield* tracked.store.head)?.seq ?? -1)
+      const training = trainSteps > 0 && untrained(projector.state().model) ? trainSteps : null
+      if (training !== null) yield* Effect.forkScoped(firstTraining(training))
       const on = servers === undefined ? undefined : servers.right.join(",")
-      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count, validators, explorer }, () =>
+      yield* emit(json, { data: r.location, genesis: GENESIS_HASH, head: r.head, created: r.genesis, nats: on ?? null, nodes: count, validators, explorer, training }, () =>
         [
           `blyan up: ledger ${r.location}${r.genesis ? " (initialised)" : ""}`,
           `genesis ${GENESIS_HASH}`,
@@ -167,6 +191,7 @@ export const up = ({
             ? `network in this process (memory bus): router, ${count} node${count === 1 ? "" : "s"} and ${validators} validator${validators === 1 ? "" : "s"}`
             : `serving the ledger, blobs, node registration, chat and rounds on ${on}; ${count} node${count === 1 ? "" : "s"} and ${validators} validator${validators === 1 ? "" : "s"} in this process`,
           `explorer ${explorer}`,
+          ...(training === null ? [] : [`training the genesis model on the shipped corpus (${training} steps, progress below); chat answers in text once its blocks are recorded`]),
           "running; Ctrl-C to stop"
         ].join("\n")
       )

@@ -18,6 +18,11 @@ const portOption = Options.integer("port").pipe(
   Options.withFallbackConfig(Config.integer("BLYAN_HTTP_PORT")),
   Options.withDefault(8000)
 )
+const trainStepsOption = Options.integer("train-steps").pipe(
+  Options.withDescription("on a ledger whose model is still its genesis weights, train it on the shipped corpus for this many steps first; 0 not to (env BLYAN_UP_TRAIN_STEPS)"),
+  Options.withFallbackConfig(Config.integer("BLYAN_UP_TRAIN_STEPS")),
+  Options.withDefault(500)
+)
 const heldOutOption = Options.file("held-out").pipe(Options.optional, Options.withDescription("the held-out text this process's validators draw their batches from"))
 
 /** The handler, with the stores and the model behind it, loads only when `up` runs. */
@@ -25,6 +30,6 @@ const handler = Effect.promise(() => import("./up-handler.ts"))
 
 export const upCommand = Command.make(
   "up",
-  { ...ledgerOptions, json: jsonOption, nats: natsOption("serve the network over NATS").pipe(Options.optional), nodes: nodesOption, validators: validatorsOption, heldOut: heldOutOption, host: hostOption, port: portOption },
+  { ...ledgerOptions, json: jsonOption, nats: natsOption("serve the network over NATS").pipe(Options.optional), nodes: nodesOption, validators: validatorsOption, heldOut: heldOutOption, host: hostOption, port: portOption, trainSteps: trainStepsOption },
   (args) => Effect.flatMap(handler, (h) => h.up(args))
 ).pipe(Command.withDescription("run a Blyan network: the ledger, its router, its round coordinator, node agents and validators (in this process, or joined over NATS), and its explorer over HTTP"))

@@ -1,0 +1,54 @@
+/**
+ * Training the ledger's model on this machine, as `train` does and as `up` does on a fresh ledger:
+ * the blocks are signed with this machine's contributor key, which this machine's ledger key (when
+ * it holds one) registers once there is something to record; progress on stderr.
+ */
+import { Console, Effect } from "effect"
+import { trainOnLedger, type TrainReport, type TrainSettings } from "../../actors/trainer.ts"
+import { homeConfig, setting } from "../config.ts"
+import { localKey } from "../identity.ts"
+import { existingLedgerKey } from "../ledger.ts"
+import { registerOwnKey } from "./contributor-handlers.ts"
+
+/** A progress bar on stderr when it is a terminal, a line every tenth of the run otherwise. */
+const progressBar = (total: number, label: string) => {
+  const tty = process.stderr.isTTY
+  let last = -1
+  return {
+    step: (step: number, loss: number) => {
+      const pct = Math.floor((step / total) * 100)
+      if (tty) {
+        const filled = Math.round((step / total) * 30)
+        process.stderr.write(`\r${label} [${"#".repeat(filled)}${".".repeat(30 - filled)}] ${step}/${total} loss ${loss.toFixed(4)}`)
+      } else if (Math.floor(pct / 10) !== last) {
+        last = Math.floor(pct / 10)
+        process.stderr.write(`${label} ${step}/${total} loss ${loss.toFixed(4)}\n`)
+      }
+    },
+    done: () => tty && process.stderr.write("\n")
+  }
+}
+
+/** Train on `texts` with this machine's contributor key, showing progress under `label`; the report and that key. */
+export const trainHere = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, settings: TrainSettings, label = "train") =>
+  Effect.gen(function* () {
+    const key = yield* localKey(yield* setting(homeConfig), "contributor")
+    const { key: registrar } = yield* existingLedgerKey
+    const register =
+      registrar === undefined
+        ? undefined
+        : Effect.flatMap(registerOwnKey(key.publicKey, registrar), (registered) =>
+            registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
+          )
+    const bar = progressBar(settings.steps, label)
+    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, bar.step)
+    bar.done()
+    return { report, contributor: key.publicKey }
+  })
+
+/** What a training run did, in two lines. */
+export const trainingSummary = ({ report, contributor }: { readonly report: TrainReport; readonly contributor: string }) =>
+  [
+    `trained ${report.steps} steps: train loss ${report.trainLossBefore.toFixed(4)} -> ${report.trainLossAfter.toFixed(4)}, held-out ${report.heldOutLossBefore.toFixed(4)} -> ${report.heldOutLossAfter.toFixed(4)}`,
+    report.appended.length > 0 ? `appended ${report.appended.length} improved blocks (contributor ${contributor.slice(0, 16)}…)` : "held-out loss did not improve: nothing appended"
+  ].join("\n")

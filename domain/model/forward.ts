@@ -132,7 +132,7 @@ export const floats = (t: TensorValue | undefined): FloatArray => {
 }
 
 /** Additive causal mask [T, T]: 0 where a position may attend (itself and earlier), MASKED above. */
-export const causalMask = (p: Precision, t: number): FloatArray => {
+const causalMask = (p: Precision, t: number): FloatArray => {
   const m = allocFloat(p, t * t)
   for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = MASKED
   return m
@@ -200,6 +200,37 @@ export const passDims = (graphs: ModelGraphs, batch: { readonly batch: number; r
   K: graphs.spec.topK
 })
 
+/** The token and position embeddings of a batch, with the causal mask every layer of the pass uses. */
+export const embedForward = (graphs: ModelGraphs, weights: ModelWeights, batch: TokenBatch) =>
+  Effect.gen(function* () {
+    const { precision, B, T } = passDims(graphs, batch)
+    const tokens = int64Feed(batch.tokens, [B, T])
+    const positions = int64Feed(Array.from({ length: T }, (_, i) => i), [T])
+    const emb = yield* runGraph(graphs.embedding.forward, { tokens, positions, ...partFeeds(graphs, weights, EMBEDDING, EMBEDDING_WEIGHTS) })
+    return { tokens, positions, mask: causalMaskFeed(precision, T), x: floats(emb.x) }
+  })
+
+export const causalMaskFeed = (p: Precision, t: number): TensorValue => floatFeed(p, causalMask(p, t), [t, t])
+
+/** Layer `l` over the residual stream x ([B, T, d]): what its backward needs, the next stream, and who ran its experts. */
+export const layerForward = <E = never>(
+  graphs: ModelGraphs,
+  weights: ModelWeights,
+  l: number,
+  x: FloatArray,
+  mask: TensorValue,
+  batch: { readonly batch: number; readonly seq: number },
+  compute?: ExpertCompute<E>
+) =>
+  Effect.gen(function* () {
+    const { precision, B, T, N, d } = passDims(graphs, batch)
+    const att = yield* runGraph(graphs.attention.forward, { x: floatFeed(precision, x, [B, T, d]), mask, ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS) })
+    const h = floats(att.y)
+    const moe = yield* mixtureOfExperts(graphs, weights, l, h, N, compute)
+    const act: LayerActivations = { x, h, experts: moe.sel.experts, gates: moe.sel.gates, mask: moe.sel.mask, dispatch: moe.dispatch }
+    return { act, next: moe.next, servedBy: moe.servedBy }
+  })
+
 /** Runs every layer and records what the backward pass needs; the head is left to the caller. */
 export const forwardTrace = <E = never>(
   graphs: ModelGraphs,
@@ -209,29 +240,20 @@ export const forwardTrace = <E = never>(
 ): Effect.Effect<ForwardTrace, ModelError | E, Executor> =>
   Effect.gen(function* () {
     yield* validateBatch(weights, batch)
-    const { spec, precision, B, T, N, d, K } = passDims(graphs, batch)
-    const tokens = int64Feed(batch.tokens, [B, T])
-    const positions = int64Feed(Array.from({ length: T }, (_, i) => i), [T])
-    const mask = floatFeed(precision, causalMask(precision, T), [T, T])
-    const emb = yield* runGraph(graphs.embedding.forward, { tokens, positions, ...partFeeds(graphs, weights, EMBEDDING, EMBEDDING_WEIGHTS) })
-    let x = floats(emb.x)
+    const { spec, N, K } = passDims(graphs, batch)
+    const { tokens, positions, mask, x: embedded } = yield* embedForward(graphs, weights, batch)
+    let x = embedded
     const layers: LayerActivations[] = []
     const servedBy: Array<ReadonlyMap<number, Served>> = []
     const routeExperts = new Int32Array(spec.layers * N * K)
     const routeGates = new Float32Array(spec.layers * N * K)
     for (let l = 0; l < spec.layers; l++) {
-      const att = yield* runGraph(graphs.attention.forward, {
-        x: floatFeed(precision, x, [B, T, d]),
-        mask,
-        ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS)
-      })
-      const h = floats(att.y)
-      const moe = yield* mixtureOfExperts(graphs, weights, l, h, N, compute)
-      routeExperts.set(moe.sel.experts, l * N * K)
-      for (let i = 0; i < N * K; i++) routeGates[l * N * K + i] = moe.sel.gates[i]!
-      layers.push({ x, h, experts: moe.sel.experts, gates: moe.sel.gates, mask: moe.sel.mask, dispatch: moe.dispatch })
-      servedBy.push(moe.servedBy)
-      x = moe.next
+      const layer = yield* layerForward(graphs, weights, l, x, mask, batch, compute)
+      routeExperts.set(layer.act.experts, l * N * K)
+      for (let i = 0; i < N * K; i++) routeGates[l * N * K + i] = layer.act.gates[i]!
+      layers.push(layer.act)
+      servedBy.push(layer.servedBy)
+      x = layer.next
     }
     return {
       tokens,

@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import type { AdamWConfig, AdamWState, Gradients } from "./adamw.ts"
 import { adamwUpdate } from "./adamw.ts"
 import type { Executor, TensorValue } from "../ports/executor.ts"
-import type { FloatArray, ModelError, Routing, TokenBatch } from "./forward.ts"
+import type { FloatArray, LayerActivations, ModelError, Routing, TokenBatch } from "./forward.ts"
 import { allocFloat, floatFeed, floats, forwardTrace, InvalidModelInput, partFeeds, passDims, runGraph } from "./forward.ts"
 import type { ModelGraphs } from "./onnx/graphs.ts"
 import { ATTENTION_WEIGHTS, EMBEDDING_WEIGHTS, EXPERT_WEIGHTS, HEAD_WEIGHTS, ROUTER_WEIGHTS } from "./onnx/graphs.ts"
@@ -68,92 +68,122 @@ export interface LossAndGradients {
 const gradsOf = (out: Record<string, TensorValue>, names: ReadonlyArray<string>): Record<string, FloatArray> =>
   Object.fromEntries(names.map((n) => [n, floats(out[`grad.${n}`])]))
 
-export const lossAndGradients = (graphs: ModelGraphs, weights: ModelWeights, batch: TrainBatch): Effect.Effect<LossAndGradients, ModelError, Executor> =>
+/** The head over the final residual stream: the batch's loss, the head's gradients, and d loss / d final. */
+export const headBackward = (graphs: ModelGraphs, weights: ModelWeights, final: FloatArray, batch: TrainBatch) =>
   Effect.gen(function* () {
     yield* checkTargets(graphs, batch)
-    const { spec, precision, B, T, N, d, E, K } = passDims(graphs, batch)
-    const trace = yield* forwardTrace(graphs, weights, batch)
-    const grads = new Map<string, Record<string, FloatArray>>()
-
-    const headOut = yield* runGraph(graphs.head.backward, {
-      h: floatFeed(precision, trace.final, [B, T, d]),
+    const { precision, B, T, d } = passDims(graphs, batch)
+    const out = yield* runGraph(graphs.head.backward, {
+      h: floatFeed(precision, final, [B, T, d]),
       ...partFeeds(graphs, weights, HEAD, HEAD_WEIGHTS),
       ...lossFeeds(graphs, batch)
     })
-    const loss = floats(headOut.loss)[0]!
-    grads.set(HEAD, gradsOf(headOut, HEAD_WEIGHTS))
-    let dx = floats(headOut["grad.h"])
+    return { loss: floats(out.loss)[0]!, grads: gradsOf(out, HEAD_WEIGHTS), dx: floats(out["grad.h"]) }
+  })
 
-    for (let l = spec.layers - 1; l >= 0; l--) {
-      const act = trace.layers[l]!
-      const dOut = dx
-      // Through the gated sum out = h + Σ gate·y_e: each expert gets gate·dOut, each gate dOut·y_e.
-      const dxn = allocFloat(precision, N * d)
-      const dgates = allocFloat(precision, N * E)
-      const expertGrads = yield* Effect.forEach(
-        act.dispatch,
-        (de) =>
-          Effect.gen(function* () {
-            const n = de.rows.length
-            const dy = allocFloat(precision, n * d)
-            for (let r = 0; r < n; r++) {
-              const tok = de.rows[r]!
-              const g = act.gates[tok * K + de.slots[r]!]!
-              let dot = 0
-              for (let c = 0; c < d; c++) {
-                dy[r * d + c] = g * dOut[tok * d + c]!
-                dot += dOut[tok * d + c]! * de.y[r * d + c]!
-              }
-              dgates[tok * E + de.expert] = dot
+/**
+ * Layer `l` backward from d loss / d its output (`dOut`): the gradients of its experts, router and
+ * attention, and d loss / d its input.
+ */
+export const layerBackward = (
+  graphs: ModelGraphs,
+  weights: ModelWeights,
+  l: number,
+  act: LayerActivations,
+  dOut: FloatArray,
+  mask: TensorValue,
+  batch: { readonly batch: number; readonly seq: number }
+) =>
+  Effect.gen(function* () {
+    const { precision, B, T, N, d, E, K } = passDims(graphs, batch)
+    const grads = new Map<string, Record<string, FloatArray>>()
+    // Through the gated sum out = h + Σ gate·y_e: each expert gets gate·dOut, each gate dOut·y_e.
+    const dxn = allocFloat(precision, N * d)
+    const dgates = allocFloat(precision, N * E)
+    const expertGrads = yield* Effect.forEach(
+      act.dispatch,
+      (de) =>
+        Effect.gen(function* () {
+          const n = de.rows.length
+          const dy = allocFloat(precision, n * d)
+          for (let r = 0; r < n; r++) {
+            const tok = de.rows[r]!
+            const g = act.gates[tok * K + de.slots[r]!]!
+            let dot = 0
+            for (let c = 0; c < d; c++) {
+              dy[r * d + c] = g * dOut[tok * d + c]!
+              dot += dOut[tok * d + c]! * de.y[r * d + c]!
             }
-            const out = yield* runGraph(graphs.expert.backward, {
-              x: floatFeed(precision, de.x, [n, d]),
-              ...partFeeds(graphs, weights, expertPart(l, de.expert), EXPERT_WEIGHTS),
-              "grad.y": floatFeed(precision, dy, [n, d])
-            })
-            return { de, out }
-          }),
-        { concurrency: "unbounded" }
-      )
-      for (const { de, out } of expertGrads) {
-        grads.set(expertPart(l, de.expert), gradsOf(out, EXPERT_WEIGHTS))
-        const gx = floats(out["grad.x"])
-        for (let r = 0; r < de.rows.length; r++) {
-          const tok = de.rows[r]!
-          for (let c = 0; c < d; c++) dxn[tok * d + c] = dxn[tok * d + c]! + gx[r * d + c]!
-        }
+            dgates[tok * E + de.expert] = dot
+          }
+          const out = yield* runGraph(graphs.expert.backward, {
+            x: floatFeed(precision, de.x, [n, d]),
+            ...partFeeds(graphs, weights, expertPart(l, de.expert), EXPERT_WEIGHTS),
+            "grad.y": floatFeed(precision, dy, [n, d])
+          })
+          return { de, out }
+        }),
+      { concurrency: "unbounded" }
+    )
+    for (const { de, out } of expertGrads) {
+      grads.set(expertPart(l, de.expert), gradsOf(out, EXPERT_WEIGHTS))
+      const gx = floats(out["grad.x"])
+      for (let r = 0; r < de.rows.length; r++) {
+        const tok = de.rows[r]!
+        for (let c = 0; c < d; c++) dxn[tok * d + c] = dxn[tok * d + c]! + gx[r * d + c]!
       }
-      const maskF = allocFloat(precision, N * E)
-      for (let i = 0; i < N * E; i++) maskF[i] = act.mask[i]!
-      const rOut = yield* runGraph(graphs.router.backward, {
-        h: floatFeed(precision, act.h, [N, d]),
-        mask: floatFeed(precision, maskF, [N, E]),
-        ...partFeeds(graphs, weights, routerPart(l), ROUTER_WEIGHTS),
-        "grad.xn": floatFeed(precision, dxn, [N, d]),
-        "grad.gates": floatFeed(precision, dgates, [N, E])
-      })
-      grads.set(routerPart(l), gradsOf(rOut, ROUTER_WEIGHTS))
-      // The residual passes dOut straight to h; the router adds its share.
-      const dh = allocFloat(precision, N * d)
-      const gh = floats(rOut["grad.h"])
-      for (let i = 0; i < N * d; i++) dh[i] = dOut[i]! + gh[i]!
-      const aOut = yield* runGraph(graphs.attention.backward, {
-        x: floatFeed(precision, act.x, [B, T, d]),
-        mask: trace.mask,
-        ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS),
-        "grad.y": floatFeed(precision, dh, [B, T, d])
-      })
-      grads.set(attentionPart(l), gradsOf(aOut, ATTENTION_WEIGHTS))
-      dx = floats(aOut["grad.x"])
     }
-    const eOut = yield* runGraph(graphs.embedding.backward, {
-      tokens: trace.tokens,
-      positions: trace.positions,
+    const maskF = allocFloat(precision, N * E)
+    for (let i = 0; i < N * E; i++) maskF[i] = act.mask[i]!
+    const rOut = yield* runGraph(graphs.router.backward, {
+      h: floatFeed(precision, act.h, [N, d]),
+      mask: floatFeed(precision, maskF, [N, E]),
+      ...partFeeds(graphs, weights, routerPart(l), ROUTER_WEIGHTS),
+      "grad.xn": floatFeed(precision, dxn, [N, d]),
+      "grad.gates": floatFeed(precision, dgates, [N, E])
+    })
+    grads.set(routerPart(l), gradsOf(rOut, ROUTER_WEIGHTS))
+    // The residual passes dOut straight to h; the router adds its share.
+    const dh = allocFloat(precision, N * d)
+    const gh = floats(rOut["grad.h"])
+    for (let i = 0; i < N * d; i++) dh[i] = dOut[i]! + gh[i]!
+    const aOut = yield* runGraph(graphs.attention.backward, {
+      x: floatFeed(precision, act.x, [B, T, d]),
+      mask,
+      ...partFeeds(graphs, weights, attentionPart(l), ATTENTION_WEIGHTS),
+      "grad.y": floatFeed(precision, dh, [B, T, d])
+    })
+    grads.set(attentionPart(l), gradsOf(aOut, ATTENTION_WEIGHTS))
+    return { grads, dx: floats(aOut["grad.x"]) }
+  })
+
+/** The embedding's gradients from d loss / d the first layer's input. */
+export const embeddingBackward = (graphs: ModelGraphs, weights: ModelWeights, tokens: TensorValue, positions: TensorValue, dx: FloatArray, batch: { readonly batch: number; readonly seq: number }) =>
+  Effect.gen(function* () {
+    const { precision, B, T, d } = passDims(graphs, batch)
+    const out = yield* runGraph(graphs.embedding.backward, {
+      tokens,
+      positions,
       ...partFeeds(graphs, weights, EMBEDDING, EMBEDDING_WEIGHTS),
       "grad.x": floatFeed(precision, dx, [B, T, d])
     })
-    grads.set(EMBEDDING, gradsOf(eOut, EMBEDDING_WEIGHTS))
-    return { loss, grads, routing: trace.routing }
+    return gradsOf(out, EMBEDDING_WEIGHTS)
+  })
+
+export const lossAndGradients = (graphs: ModelGraphs, weights: ModelWeights, batch: TrainBatch): Effect.Effect<LossAndGradients, ModelError, Executor> =>
+  Effect.gen(function* () {
+    yield* checkTargets(graphs, batch)
+    const trace = yield* forwardTrace(graphs, weights, batch)
+    const head = yield* headBackward(graphs, weights, trace.final, batch)
+    const grads = new Map<string, Record<string, FloatArray>>([[HEAD, head.grads]])
+    let dx = head.dx
+    for (let l = graphs.spec.layers - 1; l >= 0; l--) {
+      const layer = yield* layerBackward(graphs, weights, l, trace.layers[l]!, dx, trace.mask, batch)
+      for (const [part, g] of layer.grads) grads.set(part, g)
+      dx = layer.dx
+    }
+    grads.set(EMBEDDING, yield* embeddingBackward(graphs, weights, trace.tokens, trace.positions, dx, batch))
+    return { loss: head.loss, grads, routing: trace.routing }
   })
 
 export interface TrainStepResult {

@@ -37,12 +37,28 @@ export const initAdamW = (): AdamWState => ({ moments: new Map() })
 /** Gradients by part, then tensor name. */
 export type Gradients = ReadonlyMap<string, Readonly<Record<string, ArrayLike<number>>>>
 
-export const gradientNorm = (grads: Gradients): number => {
+/** The sum of squares of every gradient: what a pipeline's stages add up for the global norm. */
+export const gradientSquares = (grads: Gradients): number => {
   let s = 0
   for (const tensors of grads.values()) {
     for (const g of Object.values(tensors)) for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!
   }
-  return Math.sqrt(s)
+  return s
+}
+
+export const gradientNorm = (grads: Gradients): number => Math.sqrt(gradientSquares(grads))
+
+/** `more` added into `into`, tensor by tensor (a microbatch's gradients into the step's). */
+export const addGradients = (into: Map<string, Record<string, Float64Array>>, more: Gradients): void => {
+  for (const [part, tensors] of more) {
+    const sums = into.get(part) ?? {}
+    for (const [name, g] of Object.entries(tensors)) {
+      const sum = sums[name] ?? new Float64Array(g.length)
+      for (let i = 0; i < g.length; i++) sum[i] = sum[i]! + g[i]!
+      sums[name] = sum
+    }
+    into.set(part, sums)
+  }
 }
 
 export interface AdamWResult {
@@ -57,10 +73,12 @@ export const adamwUpdate = (
   grads: Gradients,
   state: AdamWState,
   config: AdamWConfig,
-  trainable: (part: string) => boolean = () => true
+  trainable: (part: string) => boolean = () => true,
+  /** The global norm when `grads` are a share of the step's (a pipeline stage's): clipping is the whole step's. */
+  norm?: number
 ): AdamWResult => {
   const used = new Map([...grads].filter(([p]) => trainable(p)))
-  const gradNorm = gradientNorm(used)
+  const gradNorm = norm ?? gradientNorm(used)
   const scale = config.maxGradNorm !== undefined && gradNorm > config.maxGradNorm ? config.maxGradNorm / gradNorm : 1
   const parts = new Map(weights.parts)
   const moments = new Map(state.moments)

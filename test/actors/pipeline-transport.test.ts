@@ -3,8 +3,8 @@ import { Effect, Either, Fiber, Schedule } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { makeTensorSender, receiveTensors, type TransportSettings } from "../../actors/pipeline-transport.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
-import { Bus, RequestTimedOut, type BusApi } from "../../domain/ports/bus.ts"
-import { decodeChunk, encodeChunk } from "../../domain/pipeline/transport/wire.ts"
+import { Bus } from "../../domain/ports/bus.ts"
+import { faulty, type Fault } from "../support/faulty-bus.ts"
 import { testNatsUrl } from "../support/jetstream-fixtures.ts"
 import { sha256Hex } from "../../domain/ledger/hash.ts"
 
@@ -24,42 +24,6 @@ const subject = () => `blyan.test.pipeline.${randomBytes(6).toString("hex")}.sta
 const tensor = (bytes: number) => new Uint8Array(randomBytes(bytes))
 /** Compressible: what gzip is for (activations of a small model are not random bytes). */
 const smooth = (bytes: number) => Uint8Array.from({ length: bytes }, (_, i) => Math.floor(128 + 100 * Math.sin(i / 50)))
-
-type Fault = "drop" | "lose-ack" | "duplicate" | "corrupt" | undefined
-
-/**
- * The bus as a faulty network shows it to the sender: by the n-th request, a chunk is dropped (it
- * never arrives), arrives but its answer is lost, arrives twice, or arrives with a byte flipped.
- */
-const faulty = (bus: BusApi, fault: (n: number) => Fault): BusApi & { readonly faults: Record<string, number> } => {
-  let n = 0
-  const faults: Record<string, number> = {}
-  const timedOut = (subject: string, timeoutMs: number) => Effect.zipRight(Effect.sleep(`${timeoutMs} millis`), Effect.fail(RequestTimedOut.of({ subject, timeoutMs })))
-  return {
-    ...bus,
-    faults,
-    request: (subject, data, options) => {
-      const f = fault(n++)
-      if (f !== undefined) faults[f] = (faults[f] ?? 0) + 1
-      switch (f) {
-        case "drop":
-          return timedOut(subject, options.timeoutMs)
-        case "lose-ack":
-          return Effect.zipRight(Effect.ignore(bus.request(subject, data, options)), timedOut(subject, options.timeoutMs))
-        case "duplicate":
-          return Effect.zipRight(Effect.ignore(bus.request(subject, data, options)), bus.request(subject, data, options))
-        case "corrupt": {
-          const chunk = Either.getOrThrow(decodeChunk(data))
-          const body = Uint8Array.from(chunk.body)
-          if (body.length > 0) body[body.length >> 1]! ^= 0xff
-          return bus.request(subject, encodeChunk({ header: chunk.header, body }), options)
-        }
-        default:
-          return bus.request(subject, data, options)
-      }
-    }
-  }
-}
 
 const nats = makeNatsBus([testNatsUrl])
 /** Tensors compared by digest: a deep comparison of large arrays would hold the event loop past the transport's deadlines. */

@@ -2,7 +2,8 @@ import { Effect, Either, Schema } from "effect"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { ModelRunner } from "../domain/ports/model-runner.ts"
-import { initAdamW, defaultAdamW } from "../domain/model/adamw.ts"
+import { initAdamW, defaultAdamW, type AdamWConfig, type AdamWState } from "../domain/model/adamw.ts"
+import type { TrainBatch, TrainStepResult } from "../domain/model/train.ts"
 import { sampleBatch, sequentialBatches } from "../domain/model/data.ts"
 import { makePrng } from "../domain/model/prng.ts"
 import type { ModelWeights } from "../domain/model/tensor.ts"
@@ -63,7 +64,10 @@ export const splitTexts = (texts: { readonly corpus: Uint8Array; readonly heldOu
  * improved parts as blocks that each depend on the block they improve. Nothing is appended when the
  * held-out loss did not go down: only improvements join the ledger.
  */
-export const trainOnLedger = <E = never, R = never>(
+/** One optimiser step on a batch (the `step`-th of the run). */
+export type TakeStep<E, R> = (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) => Effect.Effect<TrainStepResult, E, R>
+
+export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
   settings: TrainSettings,
   signer: {
@@ -71,7 +75,9 @@ export const trainOnLedger = <E = never, R = never>(
     /** Registers the key with the ledger, run only when there are blocks to record; without it the key must be known already. */
     readonly register?: Effect.Effect<unknown, E, R>
   },
-  onStep: (step: number, loss: number) => void = () => {}
+  onStep: (step: number, loss: number) => void = () => {},
+  /** How one optimiser step is taken: in this process by default, or through a pipeline. */
+  takeStep?: TakeStep<E2, R2>
 ) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
@@ -98,7 +104,8 @@ export const trainOnLedger = <E = never, R = never>(
     let weights = model.weights
     let state = initAdamW()
     for (let step = 1; step <= settings.steps; step++) {
-      const r = yield* runner.trainStep(weights, state, sampleBatch(corpus, settings.batch, seq, rng), config)
+      const batch = sampleBatch(corpus, settings.batch, seq, rng)
+      const r = takeStep === undefined ? yield* runner.trainStep(weights, state, batch, config) : yield* takeStep(weights, state, batch, config, step)
       weights = r.weights
       state = r.state
       onStep(step, r.loss)

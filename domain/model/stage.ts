@@ -132,3 +132,17 @@ export const microbatches = (batch: TrainBatch, m: number): Effect.Effect<Readon
     Array.from({ length: m }, (_, i) => ({ batch: rows, seq: batch.seq, tokens: slice(batch.tokens, i), targets: slice(batch.targets, i), weights: slice(weights, i) }))
   )
 }
+
+/** `layers` split into `stages` contiguous stages as even as they go (the earlier stages one layer longer). */
+export const evenStages = (layers: number, stages: number): ReadonlyArray<StageLayers> => {
+  const base = Math.floor(layers / stages)
+  const longer = layers % stages
+  const out: StageLayers[] = []
+  let start = 0
+  for (let s = 0; s < stages; s++) {
+    const n = base + (s < longer ? 1 : 0)
+    out.push({ start, end: start + n - 1 })
+    start += n
+  }
+  return out
+}

@@ -4,7 +4,7 @@
  * it holds one) registers once there is something to record; progress on stderr.
  */
 import { Console, Effect } from "effect"
-import { trainOnLedger, type TrainReport, type TrainSettings } from "../../actors/trainer.ts"
+import { trainOnLedger, type TakeStep, type TrainReport, type TrainSettings } from "../../actors/trainer.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { existingLedgerKey } from "../ledger.ts"
@@ -30,7 +30,12 @@ const progressBar = (total: number, label: string) => {
 }
 
 /** Train on `texts` with this machine's contributor key, showing progress under `label`; the report and that key. */
-export const trainHere = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, settings: TrainSettings, label = "train") =>
+export const trainHere = <E = never, R = never>(
+  texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
+  settings: TrainSettings,
+  label = "train",
+  takeStep?: TakeStep<E, R>
+) =>
   Effect.gen(function* () {
     const key = yield* localKey(yield* setting(homeConfig), "contributor")
     const { key: registrar } = yield* existingLedgerKey
@@ -41,7 +46,7 @@ export const trainHere = (texts: { readonly corpus: Uint8Array; readonly heldOut
             registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
           )
     const bar = progressBar(settings.steps, label)
-    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, bar.step)
+    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, bar.step, takeStep)
     bar.done()
     return { report, contributor: key.publicKey }
   })

@@ -40,8 +40,27 @@ const stepsOption = Options.integer("steps").pipe(Options.withDescription("optim
 const batchOption = Options.integer("batch").pipe(Options.withDefault(8))
 const lrOption = Options.float("lr").pipe(Options.withDefault(3e-3))
 
+const pipelineOption = Options.boolean("pipeline").pipe(
+  Options.withDescription("train through a pipeline: stages of the model's layers in 1F1B order, activations and gradients over the bus (this process's, or NATS with --nats) with the pipeline transport")
+)
+const stagesOption = Options.integer("stages").pipe(Options.withDefault(2), Options.withDescription("pipeline stages, each an even share of the layers (with --pipeline)"))
+const microbatchesOption = Options.integer("microbatches").pipe(Options.withDefault(4), Options.withDescription("microbatches per step; they must divide --batch (with --pipeline)"))
+
 export const trainCommand = Command.make(
   "train",
-  { ...ledgerOptions, json: jsonOption, corpus: corpusOption, heldOut: heldOutOption, steps: stepsOption, batch: batchOption, lr: lrOption, seed: seedOption },
+  {
+    ...ledgerOptions,
+    json: jsonOption,
+    corpus: corpusOption,
+    heldOut: heldOutOption,
+    steps: stepsOption,
+    batch: batchOption,
+    lr: lrOption,
+    seed: seedOption,
+    pipeline: pipelineOption,
+    stages: stagesOption,
+    microbatches: microbatchesOption,
+    nats: natsOption("carry the pipeline's tensors over NATS (with --pipeline)").pipe(Options.optional)
+  },
   (args) => Effect.flatMap(handlers, (h) => h.trainModel(args))
-).pipe(Command.withDescription("train the whole model locally and append the improved parts as new blocks"))
+).pipe(Command.withDescription("train the whole model (in this process, or through a pipeline of stages) and append the improved parts as new blocks"))

@@ -2,7 +2,7 @@
  * What chat, train and export do. Loaded by those commands alone (see model-commands.ts): the model,
  * its ONNX graphs and onnxruntime stay out of every other command's start.
  */
-import { Effect, Either, Option } from "effect"
+import { Console, Effect, Either, Option } from "effect"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { defaultSpec, parsePartName } from "../../domain/model/spec.ts"
@@ -15,6 +15,14 @@ import { askBlockProofs } from "../../actors/tree-head-service.ts"
 import { Bus } from "../../domain/ports/bus.ts"
 import { existingLedgerKey, parseNatsBus } from "../ledger.ts"
 import { trainHere, trainingSummary } from "./local-training.ts"
+import { randomBytes } from "node:crypto"
+import { pipelineStep } from "../../actors/pipeline-step.ts"
+import type { TrainSettings } from "../../actors/trainer.ts"
+import { makeMemoryBus } from "../../adapters/bus/memory.ts"
+import { makeNatsBus } from "../../adapters/bus/nats.ts"
+import { evenStages } from "../../domain/model/stage.ts"
+import { ModelRunner } from "../../domain/ports/model-runner.ts"
+import { transportSettings } from "../pipeline-settings.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { foldStream } from "../../actors/command.ts"
 import { readUtf8, writeOutputDir, writeOutputFile } from "./files.ts"
@@ -127,7 +135,11 @@ export const trainModel = ({
   steps,
   batch,
   lr,
-  seed
+  seed,
+  pipeline,
+  stages,
+  microbatches,
+  nats
 }: {
   readonly json: boolean
   readonly corpus: string
@@ -136,14 +148,46 @@ export const trainModel = ({
   readonly batch: number
   readonly lr: number
   readonly seed: number
+  readonly pipeline: boolean
+  readonly stages: number
+  readonly microbatches: number
+  readonly nats: Option.Option<string>
 }) =>
   Effect.gen(function* () {
     if (steps < 1) return yield* fail(`--steps must be at least 1, got ${steps}`, 2)
     if (batch < 1 || batch > 1024) return yield* fail(`--batch must be within 1..1024, got ${batch}`, 2)
     if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
+    if (!pipeline && Option.isSome(nats)) return yield* fail("--nats carries a pipeline's tensors: it needs --pipeline", 2)
     const text = yield* readUtf8(corpus)
     const held = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : undefined
-    const trained = yield* trainHere({ corpus: text, heldOut: held }, { steps, batch, lr, seed })
+    const texts = { corpus: text, heldOut: held }
+    const settings = { steps, batch, lr, seed }
+    const trained = pipeline ? yield* trainThroughPipeline(texts, settings, { stages, microbatches, nats }) : yield* trainHere(texts, settings)
     yield* emit(json, trained.report, () => trainingSummary(trained))
   }).pipe(Effect.provide(modelRunnerLayer))
+
+/** Training whose every step goes through a pipeline of `stages` in this process, its tensors on this process's bus or over NATS. */
+const trainThroughPipeline = (
+  texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
+  settings: TrainSettings,
+  { stages, microbatches, nats }: { readonly stages: number; readonly microbatches: number; readonly nats: Option.Option<string> }
+) =>
+  Effect.gen(function* () {
+    const { state } = yield* foldStream("*", ModelProjection)
+    const layers = (state.spec?.spec ?? defaultSpec).layers
+    if (stages < 1 || stages > layers) return yield* fail(`--stages must be within 1..${layers} (the model's layers), got ${stages}`, 2)
+    if (microbatches < 1 || settings.batch % microbatches !== 0) return yield* fail(`--microbatches must divide --batch ${settings.batch}, got ${microbatches}`, 2)
+    const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
+    if (servers !== undefined && Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, 2)
+    const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+    const transport = yield* transportSettings
+    const runner = yield* ModelRunner
+    const plan = evenStages(layers, stages)
+    // Each run's tensors on subjects of its own: two runs on one NATS never mix.
+    const epoch = `train-${randomBytes(6).toString("hex")}`
+    yield* Console.error(`pipeline: ${plan.map((r) => `layers ${r.start}..${r.end}`).join(" | ")}; ${microbatches} microbatches per step, 1F1B, on ${servers === undefined ? "this process's bus" : servers.right.join(",")}`)
+    return yield* trainHere(texts, settings, "train", (weights, adam, batch, config, step) =>
+      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, microbatches, epoch, round: `step-${step}`, transport }))
+    ).pipe(Effect.provideService(Bus, bus))
+  }).pipe(Effect.scoped)
 

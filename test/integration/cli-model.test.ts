@@ -7,6 +7,7 @@ import { decodePart } from "../../domain/model/safetensors.ts"
 import { defaultSpec, expertPart } from "../../domain/model/spec.ts"
 import { blyan } from "../support/cli.ts"
 import { tempDir } from "../support/tmp.ts"
+import { testNatsUrl } from "../support/jetstream-fixtures.ts"
 
 const corpus = path.resolve(import.meta.dirname, "../../docs/corpus")
 type Block = { seq: number; data: { name: string; hash: string; dependsOn: string[]; payload: string } }
@@ -56,6 +57,21 @@ describe("blyan CLI: the model", () => {
     for (const e of answer.experts) expect(trained.has(e.block)).toBe(true)
   })
 
+  it("train --pipeline: every step through stages in 1F1B order, tensors over the real nats-server; held-out loss goes down, the blocks are recorded as local training's are, and audit passes", async () => {
+    const before = await blocksOf(data)
+    const args = ["train", "--pipeline", "--stages", "4", "--microbatches", "2", "--nats", testNatsUrl, "--corpus", path.join(corpus, "train.txt"), "--held-out", path.join(corpus, "heldout.txt")]
+    const r = await blyan([...args, "--steps", "10", "--batch", "8", "--data", data, "--json"], env)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/pipeline: layers 0\.\.0 \| layers 1\.\.1 \| layers 2\.\.2 \| layers 3\.\.3; 2 microbatches per step, 1F1B/)
+    const report = JSON.parse(r.stdout)
+    expect(report.heldOutLossAfter).toBeLessThan(report.heldOutLossBefore)
+    const parents = new Map(before.map((x) => [x.data.name, x.data.hash]))
+    const after = (await blocksOf(data)).slice(before.length)
+    expect(after).toHaveLength(report.appended.length)
+    for (const blk of after) expect(blk.data.dependsOn).toEqual([parents.get(blk.data.name)])
+    expect((await blyan(["audit", "--data", data, "--json"], env)).code).toBe(0)
+  })
+
   it("export writes a part's current payload as safetensors and the graphs as ONNX", async () => {
     const out = path.join(tempDir(), "e.safetensors")
     const r = await blyan(["export", "--expert", "layer0.expert1", "--out", out, "--data", data, "--json"])
@@ -80,6 +96,10 @@ describe("blyan CLI: the model", () => {
       [["train", "--corpus", "/nonexistent/x.txt", "--steps", "3", "--data", data], /cannot read/],
       [["train", "--corpus", path.join(corpus, "train.txt"), "--steps", "0", "--data", data], /--steps/],
       [["export", "--expert", "layer0.nothing", "--out", "/tmp/x", "--data", data], /--expert/],
+      [["train", "--pipeline", "--stages", "9", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--stages must be within 1\.\.4/],
+      [["train", "--pipeline", "--microbatches", "3", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--microbatches must divide --batch 8/],
+      [["train", "--nats", "nats://127.0.0.1:4222", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /needs --pipeline/],
+      [["train", "--pipeline", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /BLYAN_PIPELINE_COMPRESSION/, { BLYAN_PIPELINE_COMPRESSION: "zstd" }],
       [["chat", "hi", "--data", data], /BLYAN_DEVICE/, { BLYAN_DEVICE: "gpu" }]
     ]
     for (const [args, message, extra] of cases) {

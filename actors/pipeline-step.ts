@@ -6,7 +6,7 @@
  * added), and each stage's AdamW update touches only its own parts, so the step is the one a
  * single process would take on the whole batch.
  */
-import { Effect, Either, Schema } from "effect"
+import { Duration, Effect, Either, Schema } from "effect"
 import { Subjects } from "../domain/network/subjects.ts"
 import { frame, unframe } from "../domain/network/frames.ts"
 import { adamwUpdate, addGradients, gradientSquares, type AdamWConfig, type AdamWState } from "../domain/model/adamw.ts"
@@ -51,7 +51,10 @@ const decodeTensor = (stage: number, bytes: Uint8Array, expected: number): Eithe
   return fault(`microbatch ${expected}'s tensor is not ${String(h.dtype)} floats`)
 }
 
-/** Run one step: the loss over the whole batch, the updated weights and optimiser state, and the gradient norm. */
+/**
+ * Run one step: the loss over the whole batch, the updated weights and optimiser state, the
+ * gradient norm, and how long the stages took together and each spent computing.
+ */
 export const pipelineStep = (step: PipelineStep) =>
   Effect.gen(function* () {
     const p = step.stages.length
@@ -73,27 +76,34 @@ export const pipelineStep = (step: PipelineStep) =>
         const saved = new Map<number, StageSaved>()
         const sums = new Map<string, Record<string, Float64Array>>()
         let loss = 0
+        // Time spent computing, as against waiting for a neighbour or the wire: the stage's occupancy.
+        let busyMs = 0
+        const timed = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+          Effect.map(Effect.timed(eff), ([d, a]) => {
+            busyMs += Duration.toMillis(d)
+            return a
+          })
         const take = (inbox: NonNullable<typeof acts>, mb: number) => Effect.flatMap(inbox.take, (t) => decodeTensor(s, t.tensor, mb))
         for (const op of stageOps(s, p, mbs.length)) {
           const mb = mbs[op.mb]!
           const dims = { batch: mb.batch, seq: mb.seq }
           if (op.op === "F") {
             const input = acts === undefined ? { tokens: mb.tokens } : { x: yield* take(acts, op.mb) }
-            const out = yield* stageForward(step.graphs, step.weights, r, dims, input)
+            const out = yield* timed(stageForward(step.graphs, step.weights, r, dims, input))
             saved.set(op.mb, out)
             if (s < p - 1) yield* sender.send(subject(s + 1, "act"), encodeTensor(op.mb, out.out))
           } else {
             const from = grads === undefined ? { targets: mb.targets, lossWeights: mb.weights } : { dOut: yield* take(grads, op.mb) }
-            const b = yield* stageBackward(step.graphs, step.weights, r, dims, saved.get(op.mb)!, from)
+            const b = yield* timed(stageBackward(step.graphs, step.weights, r, dims, saved.get(op.mb)!, from))
             saved.delete(op.mb)
             addGradients(sums, b.grads)
             loss += b.loss ?? 0
             if (b.dIn !== undefined) yield* sender.send(subject(s - 1, "grad"), encodeTensor(op.mb, b.dIn))
           }
         }
-        return { sums, loss }
+        return { sums, loss, busyMs }
       })
-    const results = yield* Effect.forEach(step.stages, (_, s) => runStage(s), { concurrency: "unbounded" })
+    const [wall, results] = yield* Effect.timed(Effect.forEach(step.stages, (_, s) => runStage(s), { concurrency: "unbounded" }))
     const norm = Math.sqrt(results.reduce((a, r) => a + gradientSquares(r.sums), 0))
     let weights = step.weights
     let state = step.state
@@ -102,5 +112,5 @@ export const pipelineStep = (step: PipelineStep) =>
       weights = u.weights
       state = u.state
     })
-    return { loss: results.reduce((a, r) => a + r.loss, 0), weights, state, gradNorm: norm }
+    return { loss: results.reduce((a, r) => a + r.loss, 0), weights, state, gradNorm: norm, wallMs: Duration.toMillis(wall), busyMs: results.map((r) => r.busyMs) }
   })

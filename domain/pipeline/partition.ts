@@ -1,6 +1,6 @@
 import { Either } from "effect"
 import { maxOf } from "./extremes.ts"
-import { earliestBoundaries, pivotBetween, walk } from "./partition/bottleneck.ts"
+import { earliestBoundaries, lowerBound, pivotBetween, walk } from "./partition/bottleneck.ts"
 import { denseLex, denseSolve } from "./partition/dense.ts"
 import { checkPartitionInput, checkPartitionSize } from "./partition/input.ts"
 import { Budget, OutOfSteps, radices, setUp, stageTime, type Problem } from "./partition/problem.ts"
@@ -49,7 +49,7 @@ const SEARCH_STEPS = 10_000_000
 export interface PartitionOptions {
   /** Largest dense table to build; above it the pruned search runs. Both are exact. */
   readonly denseStates?: number
-  /** Search steps allowed before giving up with `PartitionTooHard`. */
+  /** Search steps allowed: past them, the best plan found so far with its proven gap (`PartitionTooHard` if none). */
   readonly searchSteps?: number
 }
 
@@ -60,7 +60,9 @@ const feasible = (t: Tables, budget: number, dense: boolean, steps: Budget): Rea
 /**
  * The exact partition with the smallest bottleneck.
  *
- * Inputs over `PARTITION_LIMITS` are refused with `PartitionTooLarge` before any work.
+ * Inputs over `PARTITION_LIMITS` are refused with `PartitionTooLarge` before any work. When the
+ * pruned search spends its step budget, the answer is the best plan it found, with the lower bound
+ * it proved (`lowerBound`, `gap`); a proven-optimal plan has gap 0.
  *
  * Tie-breaking (so every node derives the same plan): among all plans with the optimal
  * bottleneck, take the one with the fewest stages; then the lexicographically smallest sequence
@@ -116,25 +118,39 @@ const optimal = (input: PartitionInput, pb: Problem, dense: boolean, steps: Budg
   const first = whyInfeasible(input, pb, () => feasible(any, n, dense, steps))
   if (Either.isLeft(first)) return Either.left(first.left)
 
-  let hi = walk(any, first.right)
+  // The best plan so far (its class sequence), its bottleneck, and the largest threshold proven infeasible.
+  let best = first.right
+  let hi = walk(any, best)
   let lo = Number.NEGATIVE_INFINITY
-  for (;;) {
-    const t = pivotBetween(pb, lo, hi)
-    if (t === undefined) break
-    const tables = new Tables(pb, t)
-    const seq = feasible(tables, n, dense, steps)
-    if (seq === undefined) lo = t
-    else hi = walk(tables, seq)
+  let proven = false
+  try {
+    for (;;) {
+      const t = pivotBetween(pb, lo, hi)
+      if (t === undefined) break
+      const tables = new Tables(pb, t)
+      const seq = feasible(tables, n, dense, steps)
+      if (seq === undefined) lo = t
+      else {
+        hi = walk(tables, seq)
+        best = seq
+      }
+    }
+    proven = true
+    // At the optimum: fewest stages, then the lexicographically first device order.
+    const at = new Tables(pb, hi)
+    const seq = dense ? denseLex(at, denseSolve(at, n)!.length)! : searchLex(at, n, steps)
+    return Either.right({ ...assemble(input, at, seq), lowerBound: hi, gap: 0 })
+  } catch (e) {
+    if (!(e instanceof OutOfSteps)) throw e
+    // Out of steps: the best plan found walks within `hi`; what the search proved bounds the optimum.
+    const plan = assemble(input, new Tables(pb, hi), best)
+    const bound = proven ? plan.bottleneck : Math.min(plan.bottleneck, lowerBound(pb, lo))
+    return Either.right({ ...plan, lowerBound: bound, gap: plan.bottleneck === bound ? 0 : (plan.bottleneck - bound) / bound })
   }
-
-  // At the optimum: fewest stages, then the lexicographically first device order.
-  const best = new Tables(pb, hi)
-  const seq = dense ? denseLex(best, denseSolve(best, n)!.length)! : searchLex(best, n, steps)
-  return Either.right(assemble(input, best, seq))
 }
 
 /** The stages of a class sequence at the optimal threshold: devices of a class in index order, boundaries earliest. */
-const assemble = (input: PartitionInput, best: Tables, seq: ReadonlyArray<number>): Partition => {
+const assemble = (input: PartitionInput, best: Tables, seq: ReadonlyArray<number>): Omit<Partition, "lowerBound" | "gap"> => {
   const { pb } = best
   const ends = earliestBoundaries(best, seq)
   const taken = new Map<number, number>()

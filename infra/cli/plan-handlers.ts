@@ -36,10 +36,12 @@ export const optimize = ({ json, input }: { readonly json: boolean; readonly inp
     const cluster = yield* clusterFrom(Option.some(input))
     const best = yield* partition(cluster)
     const greedy = Either.getOrUndefined(greedyPartition(cluster))
-    yield* emit(json, { stages: best.stages, bottleneck: best.bottleneck }, () =>
+    yield* emit(json, { stages: best.stages, bottleneck: best.bottleneck, lowerBound: best.lowerBound, gap: best.gap }, () =>
       [
         ...best.stages.map((s, i) => `stage ${i}: ${s.device} layers ${s.start}..${s.end}`),
-        `bottleneck ${best.bottleneck}`,
+        best.gap === 0
+          ? `bottleneck ${best.bottleneck} (optimal)`
+          : `bottleneck ${best.bottleneck}: the best plan found within the search's budget; no plan is below ${best.lowerBound} (gap at most ${(best.gap * 100).toFixed(2)}%)`,
         ...(greedy ? [`(equal-share baseline: ${greedy.bottleneck}${greedy.fitsMemory ? "" : ", does not fit memory"})`] : []),
         `as stages: ${best.stages.map(stageLine).join(" ")}`
       ].join("\n")

@@ -20,9 +20,10 @@ describe("blyan plan optimize, schedule and snapshot (no ledger needed)", () => 
     expect(r.code).toBe(0)
     const out = JSON.parse(r.stdout)
     expect(out.bottleneck).toBe(14)
+    expect([out.lowerBound, out.gap]).toEqual([14, 0])
     expect(out.stages.map((s: { start: number; end: number }) => [s.start, s.end]).flat()).toEqual([0, 0, 1, 3, 4, 6])
     const human = await blyan(["plan", "optimize", "--input", write("c.json", { layers, devices: equal })])
-    expect(human.stdout).toMatch(/bottleneck 14\n\(equal-share baseline: 15\)/)
+    expect(human.stdout).toMatch(/bottleneck 14 \(optimal\)\n\(equal-share baseline: 15\)/)
   })
 
   it("optimize refuses infeasible and malformed input with the reason and a non-zero exit", async () => {

@@ -61,6 +61,40 @@ export const pivotBetween = (pb: Problem, lo: number, hi: number): number | unde
   return meds[meds.length - 1]!.v
 }
 
+/**
+ * A bound no plan beats, given that every threshold up to `lo` was proven infeasible: the
+ * smallest candidate stage time above `lo` (the optimum is a candidate), and in any case the
+ * whole chain spread over every device at once, and the costliest layer on the fastest device
+ * whose memory holds it.
+ */
+export const lowerBound = (pb: Problem, lo: number): number => {
+  let above = Number.POSITIVE_INFINITY
+  let spread = 0
+  for (const k of pb.classes) {
+    spread += k.speed * k.members.length
+    for (let i = 0; i < pb.L; i++) {
+      const top = k.memReach[i]!
+      if (top <= i || stageTime(pb, i, top, k.speed) <= lo) continue
+      let a = i + 1
+      let b = top
+      while (a < b) {
+        const m = (a + b) >> 1
+        if (stageTime(pb, i, m, k.speed) > lo) b = m
+        else a = m + 1
+      }
+      above = Math.min(above, stageTime(pb, i, a, k.speed))
+    }
+  }
+  let layer = 0
+  for (let i = 0; i < pb.L; i++) {
+    let fastest = 0
+    for (const k of pb.classes) if (k.memReach[i]! > i) fastest = Math.max(fastest, k.speed)
+    layer = Math.max(layer, stageTime(pb, i, i + 1, fastest))
+  }
+  const bounds = [stageTime(pb, 0, pb.L, spread), layer, ...(above === Number.POSITIVE_INFINITY ? [] : [above])]
+  return Math.max(...bounds)
+}
+
 /** Given the device order, make every stage end as early as the later devices still allow. */
 export const earliestBoundaries = (t: Tables, seq: ReadonlyArray<number>): number[] => {
   const { pb, jump } = t

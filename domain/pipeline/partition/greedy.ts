@@ -3,7 +3,7 @@ import { maxOf } from "../extremes.ts"
 import { checkPartitionInput } from "./input.ts"
 import type { Device, InvalidPartitionInput, Partition, PartitionInput } from "./types.ts"
 
-export interface GreedyPartition extends Partition {
+export interface GreedyPartition extends Pick<Partition, "stages" | "bottleneck"> {
   /** Whether every stage happens to fit its device's memory: the baseline does not look. */
   readonly fitsMemory: boolean
 }

@@ -24,6 +24,10 @@ export interface PartitionStage {
 export interface Partition {
   readonly stages: ReadonlyArray<PartitionStage>
   readonly bottleneck: number
+  /** No plan has a smaller bottleneck: equal to it when the plan is proven optimal. */
+  readonly lowerBound: number
+  /** (bottleneck − lowerBound) / lowerBound: 0 for a proven-optimal plan. */
+  readonly gap: number
 }
 
 export class InvalidPartitionInput extends Schema.TaggedError<InvalidPartitionInput>()("InvalidPartitionInput", { message: Schema.String }) {
@@ -48,7 +52,8 @@ export class PartitionInfeasible extends Schema.TaggedError<PartitionInfeasible>
 
 /**
  * The exact search is exponential in the number of device kinds (distinct speed and memory) in
- * the worst case; past a deterministic work budget it stops rather than hang.
+ * the worst case; past a deterministic work budget it stops rather than hang. With a plan found by
+ * then, that plan is the answer (with its proven gap); this is only when none was.
  */
 export class PartitionTooHard extends Schema.TaggedError<PartitionTooHard>()("PartitionTooHard", {
   kinds: Schema.Number,
@@ -59,7 +64,7 @@ export class PartitionTooHard extends Schema.TaggedError<PartitionTooHard>()("Pa
     return new PartitionTooHard({
       kinds,
       steps,
-      message: `no proven-optimal plan within ${steps} search steps over ${kinds} device kinds; group devices of similar speed and memory into fewer kinds (the search is exact, and exponential in the number of kinds)`
+      message: `no plan found within ${steps} search steps over ${kinds} device kinds; group devices of similar speed and memory into fewer kinds (the search is exact, and exponential in the number of kinds)`
     })
   }
 }

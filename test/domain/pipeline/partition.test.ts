@@ -127,6 +127,7 @@ describe("exact partitioner", () => {
         feasible++
         if (Either.isLeft(got)) throw new Error(`unexpected ${got.left.message}`)
         expect(got.right.bottleneck).toBe(want.bottleneck)
+        expect([got.right.lowerBound, got.right.gap]).toEqual([want.bottleneck, 0])
         checkPlan(input, got.right)
         expect(got.right.stages).toEqual(want.plan)
       }),
@@ -260,8 +261,50 @@ describe("exact partitioner", () => {
       })
     ).toMatch(/PartitionInfeasible: .*no assignment of the 2 devices/)
     const distinct = { layers: costs(Array.from({ length: 40 }, (_, i) => 1 + ((i * 7) % 11))), devices: Array.from({ length: 12 }, (_, i) => ({ id: `d${i}`, speed: 1 + i, memory: 1e9 })) }
-    expect(Either.match(partition(distinct, { denseStates: 0, searchSteps: 50 }), { onLeft: (e) => e._tag, onRight: () => "planned" })).toBe("PartitionTooHard")
+    // No plan at all within one search step: there is nothing to answer with.
+    const tight = { ...distinct, devices: distinct.devices.map((d, i) => ({ ...d, memory: 30 + i })) }
+    expect(Either.match(partition(tight, { denseStates: 0, searchSteps: 1 }), { onLeft: (e) => e._tag, onRight: () => "planned" })).toBe("PartitionTooHard")
     expect(Either.isRight(partition(distinct))).toBe(true)
+  })
+})
+
+describe("exact partitioner out of search steps", () => {
+  it("answers with the best plan it found and a bound the brute-force optimum respects: lowerBound ≤ optimum ≤ bottleneck, gap 0 only when optimal; or PartitionTooHard when it found none (property)", () => {
+    let bounded = 0
+    let optimalAnyway = 0
+    fc.assert(
+      fc.property(instance(12, 6), fc.integer({ min: 1, max: 300 }), (input, searchSteps) => {
+        const want = oracle(input)
+        const got = partition(input, { denseStates: 0, searchSteps })
+        if (want === undefined) return
+        if (Either.isLeft(got)) {
+          expect(got.left._tag).toBe("PartitionTooHard")
+          return
+        }
+        const p = got.right
+        checkPlan(input, p)
+        expect(p.lowerBound).toBeLessThanOrEqual(want.bottleneck)
+        expect(p.bottleneck).toBeGreaterThanOrEqual(want.bottleneck)
+        if (p.gap === 0) expect(p.bottleneck).toBe(want.bottleneck)
+        else expect(p.gap).toBeCloseTo((p.bottleneck - p.lowerBound) / p.lowerBound, 12)
+        if (p.gap > 0) bounded++
+        else optimalAnyway++
+      }),
+      { numRuns: 3000 }
+    )
+    // Both outcomes were really exercised: plans with an open gap, and plans proven optimal within the budget.
+    expect(bounded).toBeGreaterThan(50)
+    expect(optimalAnyway).toBeGreaterThan(50)
+  })
+
+  it("on clusters too large for the budget: a plan within its stated gap instead of a refusal", () => {
+    const distinct = { layers: costs(Array.from({ length: 40 }, (_, i) => 1 + ((i * 7) % 11))), devices: Array.from({ length: 12 }, (_, i) => ({ id: `d${i}`, speed: 1 + i, memory: 1e9 })) }
+    const bounded = Either.getOrThrow(partition(distinct, { denseStates: 0, searchSteps: 2000 }))
+    const exact = Either.getOrThrow(partition(distinct))
+    checkPlan(distinct, bounded)
+    expect(exact.gap).toBe(0)
+    expect(bounded.lowerBound).toBeLessThanOrEqual(exact.bottleneck)
+    expect(bounded.bottleneck).toBeGreaterThanOrEqual(exact.bottleneck)
   })
 })
 

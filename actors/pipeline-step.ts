@@ -102,7 +102,14 @@ export const pipelineStep = (step: PipelineStep) =>
           }
         }
         return { sums, loss, busyMs }
-      })
+      }).pipe(
+        // Whatever failed is laid at a stage's door: a peer that could not be reached at the peer's, anything else at this one's.
+        Effect.mapError((e) => {
+          if (e._tag === "PipelineFault") return e
+          const at = e._tag === "PeerUnreachable" || e._tag === "CircuitOpen" || e._tag === "BackpressureTimeout" ? (e.peer === subject(s + 1, "act") ? s + 1 : s - 1) : s
+          return new PipelineFault({ stage: at, message: `stage ${at}: ${e.message}` })
+        })
+      )
     const [wall, results] = yield* Effect.timed(Effect.forEach(step.stages, (_, s) => runStage(s), { concurrency: "unbounded" }))
     const norm = Math.sqrt(results.reduce((a, r) => a + gradientSquares(r.sums), 0))
     let weights = step.weights

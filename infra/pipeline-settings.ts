@@ -34,3 +34,6 @@ export const transportSettings = setting(
     )
   )
 )
+
+/** Stage failures a pipeline round takes before it falls back to a single node (`BLYAN_ROUND_MAX_FAILURES`). */
+export const roundMaxFailures = setting(count("BLYAN_ROUND_MAX_FAILURES", 3, 1))

@@ -60,7 +60,11 @@ export const trainCommand = Command.make(
     pipeline: pipelineOption,
     stages: stagesOption,
     microbatches: microbatchesOption,
-    nats: natsOption("carry the pipeline's tensors over NATS (with --pipeline)").pipe(Options.optional)
+    nats: natsOption("carry the pipeline's tensors over NATS (with --pipeline)").pipe(Options.optional),
+    planId: Options.text("plan").pipe(
+      Options.optional,
+      Options.withDescription("a frozen plan whose stages to use (with --pipeline): the run is its epoch's round, recorded with its stage failures and fallback")
+    )
   },
   (args) => Effect.flatMap(handlers, (h) => h.trainModel(args))
 ).pipe(Command.withDescription("train the whole model (in this process, or through a pipeline of stages) and append the improved parts as new blocks"))

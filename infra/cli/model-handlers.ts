@@ -17,12 +17,17 @@ import { existingLedgerKey, parseNatsBus } from "../ledger.ts"
 import { trainHere, trainingSummary } from "./local-training.ts"
 import { randomBytes } from "node:crypto"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
+import type { AdamWConfig, AdamWState } from "../../domain/model/adamw.ts"
+import type { ModelWeights } from "../../domain/model/tensor.ts"
+import type { TrainBatch } from "../../domain/model/train.ts"
 import type { TrainSettings } from "../../actors/trainer.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { evenStages } from "../../domain/model/stage.ts"
 import { ModelRunner } from "../../domain/ports/model-runner.ts"
-import { transportSettings } from "../pipeline-settings.ts"
+import { roundMaxFailures, transportSettings } from "../pipeline-settings.ts"
+import { pipelineRound } from "../../actors/pipeline-round.ts"
+import { PlansProjection } from "../../domain/projections/plans.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { foldStream } from "../../actors/command.ts"
 import { readUtf8, writeOutputDir, writeOutputFile } from "./files.ts"
@@ -139,7 +144,8 @@ export const trainModel = ({
   pipeline,
   stages,
   microbatches,
-  nats
+  nats,
+  planId
 }: {
   readonly json: boolean
   readonly corpus: string
@@ -152,8 +158,10 @@ export const trainModel = ({
   readonly stages: number
   readonly microbatches: number
   readonly nats: Option.Option<string>
+  readonly planId: Option.Option<string>
 }) =>
   Effect.gen(function* () {
+    if (!pipeline && Option.isSome(planId)) return yield* fail("--plan names the stages of a pipeline: it needs --pipeline", 2)
     if (steps < 1) return yield* fail(`--steps must be at least 1, got ${steps}`, 2)
     if (batch < 1 || batch > 1024) return yield* fail(`--batch must be within 1..1024, got ${batch}`, 2)
     if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
@@ -162,7 +170,7 @@ export const trainModel = ({
     const held = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : undefined
     const texts = { corpus: text, heldOut: held }
     const settings = { steps, batch, lr, seed }
-    const trained = pipeline ? yield* trainThroughPipeline(texts, settings, { stages, microbatches, nats }) : yield* trainHere(texts, settings)
+    const trained = pipeline ? yield* trainThroughPipeline(texts, settings, { stages, microbatches, nats, planId }) : yield* trainHere(texts, settings)
     yield* emit(json, trained.report, () => trainingSummary(trained))
   }).pipe(Effect.provide(modelRunnerLayer))
 
@@ -170,24 +178,32 @@ export const trainModel = ({
 const trainThroughPipeline = (
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
   settings: TrainSettings,
-  { stages, microbatches, nats }: { readonly stages: number; readonly microbatches: number; readonly nats: Option.Option<string> }
+  { stages, microbatches, nats, planId }: { readonly stages: number; readonly microbatches: number; readonly nats: Option.Option<string>; readonly planId: Option.Option<string> }
 ) =>
   Effect.gen(function* () {
     const { state } = yield* foldStream("*", ModelProjection)
     const layers = (state.spec?.spec ?? defaultSpec).layers
-    if (stages < 1 || stages > layers) return yield* fail(`--stages must be within 1..${layers} (the model's layers), got ${stages}`, 2)
+    const frozen = Option.isSome(planId) ? (yield* foldStream("*", PlansProjection)).state.plans.get(planId.value) : undefined
+    if (Option.isSome(planId) && frozen?.status !== "frozen")
+      return yield* fail(`--plan ${planId.value}: ${frozen === undefined ? "no such plan on the ledger" : `the plan is ${frozen.status}, not frozen (blyan plan promote freezes it)`}`, 2)
+    if (frozen === undefined && (stages < 1 || stages > layers)) return yield* fail(`--stages must be within 1..${layers} (the model's layers), got ${stages}`, 2)
     if (microbatches < 1 || settings.batch % microbatches !== 0) return yield* fail(`--microbatches must divide --batch ${settings.batch}, got ${microbatches}`, 2)
     const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
     if (servers !== undefined && Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, 2)
     const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
     const transport = yield* transportSettings
     const runner = yield* ModelRunner
-    const plan = evenStages(layers, stages)
+    const plan = frozen === undefined ? evenStages(layers, stages) : frozen.plan.stages
     // Each run's tensors on subjects of its own: two runs on one NATS never mix.
-    const epoch = `train-${randomBytes(6).toString("hex")}`
-    yield* Console.error(`pipeline: ${plan.map((r) => `layers ${r.start}..${r.end}`).join(" | ")}; ${microbatches} microbatches per step, 1F1B, on ${servers === undefined ? "this process's bus" : servers.right.join(",")}`)
-    return yield* trainHere(texts, settings, "train", (weights, adam, batch, config, step) =>
-      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, microbatches, epoch, round: `step-${step}`, transport }))
-    ).pipe(Effect.provideService(Bus, bus))
+    const run = `train-${randomBytes(6).toString("hex")}`
+    yield* Console.error(
+      `pipeline: ${plan.map((r) => `layers ${r.start}..${r.end}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${servers === undefined ? "this process's bus" : servers.right.join(",")}`
+    )
+    const piped = (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
+      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, microbatches, epoch: run, round: `step-${step}`, transport }))
+    // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried and a single-node fallback.
+    if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped).pipe(Effect.provideService(Bus, bus))
+    const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, (w, s, b, c) => runner.trainStep(w, s, b, c))
+    return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)
 

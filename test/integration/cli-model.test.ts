@@ -72,6 +72,24 @@ describe("blyan CLI: the model", () => {
     expect((await blyan(["audit", "--data", data, "--json"], env)).code).toBe(0)
   })
 
+  it("train --pipeline --plan: the stages of a frozen plan, the run recorded as its epoch's round, and audit passes; a plan not on the ledger is refused", async () => {
+    const dir = tempDir()
+    const cluster = path.join(dir, "cluster.json")
+    fs.writeFileSync(cluster, JSON.stringify({ devices: [{ id: "n1", speed: 1, memory: 1e9 }, { id: "n2", speed: 1, memory: 1e9 }] }))
+    const planFile = path.join(dir, "plan.json")
+    fs.writeFileSync(planFile, JSON.stringify({ planId: "pipe-1", epoch: "E7", round: "round_0", stages: [{ node: "n1", start: 0, end: 2 }, { node: "n2", start: 3, end: 3 }] }))
+    const train = (...more: string[]) => blyan(["train", "--pipeline", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data, "--json", ...more], env)
+    expect((await train("--plan", "pipe-1")).stderr).toMatch(/--plan pipe-1: no such plan on the ledger/)
+    expect((await blyan(["plan", "promote", "--file", planFile, "--cluster", cluster, "--data", data], env)).code).toBe(0)
+    const r = await train("--plan", "pipe-1")
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/pipeline: layers 0\.\.2 \| layers 3\.\.3 \(plan pipe-1, epoch E7 round round_0\)/)
+    const epoch = JSON.parse((await blyan(["events", "--data", data, "--stream", "epoch-E7", "--json"])).stdout) as Array<{ type: string; data: unknown }>
+    expect(epoch.map((e) => e.type)).toEqual(["EpochPlanned", "PlanPromoted", "RoundStarted"])
+    expect(epoch[2]!.data).toEqual({ epoch: "E7", round: "round_0", planId: "pipe-1" })
+    expect((await blyan(["audit", "--data", data, "--json"], env)).code).toBe(0)
+  })
+
   it("export writes a part's current payload as safetensors and the graphs as ONNX", async () => {
     const out = path.join(tempDir(), "e.safetensors")
     const r = await blyan(["export", "--expert", "layer0.expert1", "--out", out, "--data", data, "--json"])
@@ -99,6 +117,7 @@ describe("blyan CLI: the model", () => {
       [["train", "--pipeline", "--stages", "9", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--stages must be within 1\.\.4/],
       [["train", "--pipeline", "--microbatches", "3", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--microbatches must divide --batch 8/],
       [["train", "--nats", "nats://127.0.0.1:4222", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /needs --pipeline/],
+      [["train", "--plan", "pipe-1", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--plan names the stages of a pipeline: it needs --pipeline/],
       [["train", "--pipeline", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /BLYAN_PIPELINE_COMPRESSION/, { BLYAN_PIPELINE_COMPRESSION: "zstd" }],
       [["chat", "hi", "--data", data], /BLYAN_DEVICE/, { BLYAN_DEVICE: "gpu" }]
     ]

@@ -1,0 +1,49 @@
+/**
+ * A training round through a pipeline, on its epoch's stream: `RoundStarted` when it begins; a
+ * step whose stage failed is taken again (the failed attempt changed nothing: updates apply only
+ * once every stage is done) and recorded as `StageFailed`, naming the stage's node; once the round
+ * has failed `maxFailures` times it falls back to a single node (`FallbackActivated`) and takes
+ * its remaining steps in this process.
+ */
+import { Effect } from "effect"
+import { newEvent } from "../domain/ledger/events.ts"
+import { Streams } from "../domain/ledger/streams.ts"
+import { EventStore } from "../domain/ports/event-store.ts"
+import type { Plan } from "../domain/pipeline/plan.ts"
+import { PipelineFault } from "./pipeline-step.ts"
+import type { TakeStep } from "./trainer.ts"
+
+export const pipelineRound = <E, R, E2, R2>(
+  plan: Plan,
+  maxFailures: number,
+  /** A step through the pipeline: fails with the stage at fault. */
+  piped: TakeStep<PipelineFault | E, R>,
+  /** The same step in this process. */
+  alone: TakeStep<E2, R2>
+) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const { epoch, round, planId } = plan
+    const record = (event: Parameters<typeof newEvent>[0], data: Parameters<typeof newEvent>[1]) => store.append(Streams.epoch(epoch), [newEvent(event, data as never)], "any")
+    yield* record("RoundStarted", { epoch, round, planId })
+    let failures = 0
+    let fallback = false
+    const step: TakeStep<E | E2 | Effect.Effect.Error<ReturnType<typeof record>>, R | R2> = (weights, state, batch, config, n) =>
+      Effect.gen(function* () {
+        while (!fallback) {
+          const attempt = yield* Effect.either(piped(weights, state, batch, config, n))
+          if (attempt._tag === "Right") return attempt.right
+          const e: PipelineFault | E = attempt.left
+          if (!(e instanceof PipelineFault)) return yield* Effect.fail(e as E)
+          failures++
+          const node = plan.stages[e.stage]?.node ?? `stage ${e.stage}`
+          yield* record("StageFailed", { epoch, round, stage: e.stage, node, reason: `step ${n}: ${e.message}` })
+          if (failures >= maxFailures) {
+            fallback = true
+            yield* record("FallbackActivated", { epoch, round, reason: `${failures} stage failures in this round; the last: ${e.message}` })
+          }
+        }
+        return yield* alone(weights, state, batch, config, n)
+      })
+    return step
+  })

@@ -23,7 +23,7 @@ import { logOf } from "../support/log.ts"
 const spec: ModelSpec = { ...tinySpec, layers: 3, dModel: 8, dFF: 16, context: 6 }
 const graphs = buildModelGraphs(spec, "f64")
 const text = textBytes("A round retries a failed stage, then falls back to one node, and records each.")
-const transport: TransportSettings = { timeoutMs: 300, maxRetries: 0, backoffBaseMs: 5, breaker: { threshold: 100, resetMs: 1000 }, chunkBytes: 4096, compression: "none", maxBufferBytes: 1 << 24 }
+const transport: TransportSettings = { timeoutMs: 5000, maxRetries: 0, backoffBaseMs: 5, breaker: { threshold: 100, resetMs: 1000 }, chunkBytes: 4096, compression: "none", maxBufferBytes: 1 << 24 }
 const plan: Plan = {
   planId: "p1",
   epoch: "e1",

@@ -14,13 +14,13 @@ import type { ModelWeights } from "../../domain/model/tensor.ts"
 import { trainStep } from "../../domain/model/train.ts"
 import { TestExecutor64, randomWeights, tinySpec } from "../domain/model/support.ts"
 import { testNatsUrl } from "../support/jetstream-fixtures.ts"
-import { faulty } from "../support/faulty-bus.ts"
+import { faulty, firstSendFaults } from "../support/faulty-bus.ts"
 
 const spec: ModelSpec = { ...tinySpec, layers: 3, dModel: 8, dFF: 16, context: 6 }
 const graphs = buildModelGraphs(spec, "f64")
 const text = textBytes("A pipeline trains a model across nodes: activations forward, gradients back, one microbatch at a time.")
 const transport: TransportSettings = {
-  timeoutMs: 300,
+  timeoutMs: 500,
   maxRetries: 3,
   backoffBaseMs: 5,
   breaker: { threshold: 5, resetMs: 1000 },
@@ -78,8 +78,8 @@ describe("a training step through a pipeline of three stages (1F1B, four microba
   it.scopedLive("with chunks dropped, acks lost, chunks duplicated and corrupted on the way over the real nats-server: the same weights, nothing lost or applied twice", () =>
     Effect.gen(function* () {
       const nats = yield* makeNatsBus([testNatsUrl])
-      const script = (n: number) => (["ok", "drop", "ok", "ok", "lose-ack", "ok", "duplicate", "ok", "ok", "corrupt"] as const).map((f) => (f === "ok" ? undefined : f))[n % 10]
-      const wire = faulty(nats, script)
+      // Every fifth chunk meets a fault on its first send, whichever stage sends it.
+      const wire = faulty(nats, firstSendFaults(5))
       const r = yield* bothWays(wire, `faulty-${process.pid}`)
       expect(Object.keys(wire.faults).sort()).toEqual(["corrupt", "drop", "duplicate", "lose-ack"])
       for (const [p, a] of r.losses) expect(Math.abs(p - a)).toBeLessThan(1e-9)

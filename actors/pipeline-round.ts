@@ -6,7 +6,8 @@
  * its remaining steps in this process.
  */
 import { Effect } from "effect"
-import { newEvent } from "../domain/ledger/events.ts"
+import { newEvent, type EventData, type EventType } from "../domain/ledger/events.ts"
+import type { InvalidEvent, StoreFailure, WrongExpectedRevision } from "../domain/ledger/errors.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import type { Plan } from "../domain/pipeline/plan.ts"
@@ -24,11 +25,11 @@ export const pipelineRound = <E, R, E2, R2>(
   Effect.gen(function* () {
     const store = yield* EventStore
     const { epoch, round, planId } = plan
-    const record = (event: Parameters<typeof newEvent>[0], data: Parameters<typeof newEvent>[1]) => store.append(Streams.epoch(epoch), [newEvent(event, data as never)], "any")
+    const record = <T extends EventType>(type: T, data: EventData<T>) => store.append(Streams.epoch(epoch), [newEvent(type, data)], "any")
     yield* record("RoundStarted", { epoch, round, planId })
     let failures = 0
     let fallback = false
-    const step: TakeStep<E | E2 | Effect.Effect.Error<ReturnType<typeof record>>, R | R2> = (weights, state, batch, config, n) =>
+    const step: TakeStep<E | E2 | WrongExpectedRevision | InvalidEvent | StoreFailure, R | R2> = (weights, state, batch, config, n) =>
       Effect.gen(function* () {
         while (!fallback) {
           const attempt = yield* Effect.either(piped(weights, state, batch, config, n))

@@ -57,6 +57,10 @@ const DEFAULT_PAGE = 100
 const MAX_BODY_BYTES = 8 * 1024 * 1024
 const encoder = new TextEncoder()
 
+/** One server-sent event, with its id when it has one. */
+const sse = (event: string, data: unknown, id?: number) => encoder.encode(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+const sseResponse = (frames: Stream.Stream<Uint8Array, unknown>) => HttpServerResponse.stream(frames, { contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
+
 const found = <A>(a: A | undefined) => (a === undefined ? Effect.fail(new HttpApiError.NotFound()) : Effect.succeed(a))
 
 const SystemHandlers = HttpApiBuilder.group(ExplorerApi, "system", (handlers) =>
@@ -92,9 +96,9 @@ const LedgerHandlers = HttpApiBuilder.group(ExplorerApi, "ledger", (handlers) =>
           // A comment first: the client hears at once that it is listening, and from where.
           const frames = Stream.concat(
             Stream.make(encoder.encode(`: from seq ${from}\n\n`)),
-            x.follow(from).pipe(Stream.map((e) => encoder.encode(`id: ${e.seq}\nevent: envelope\ndata: ${JSON.stringify(e)}\n\n`)))
+            x.follow(from).pipe(Stream.map((e) => sse("envelope", e, e.seq)))
           )
-          return HttpServerResponse.stream(frames, { contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
+          return sseResponse(frames)
         })
       )
   })
@@ -111,8 +115,6 @@ const NetworkHandlers = HttpApiBuilder.group(ExplorerApi, "network", (handlers) 
       .handle("plans", () => Effect.sync(() => PlansProjection.view(x.state().plans) as ReadonlyArray<unknown>))
   })
 )
-
-const sse = (event: string, data: unknown) => encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
 
 const ChatHandlers = HttpApiBuilder.group(ExplorerApi, "chat", (handlers) =>
   Effect.gen(function* () {
@@ -136,7 +138,7 @@ const ChatHandlers = HttpApiBuilder.group(ExplorerApi, "chat", (handlers) =>
           // A client gone mid-answer does not cut it short: the nodes' receipts and earnings are still recorded.
           return Effect.forkScoped(Effect.uninterruptible(answer))
         })
-        return HttpServerResponse.stream(frames, { contentType: "text/event-stream", headers: { "cache-control": "no-cache" } })
+        return sseResponse(frames)
       })
     )
   })

@@ -12,7 +12,7 @@ import { causalMaskFeed, embedForward, InvalidModelInput, layerForward, passDims
 import type { ModelGraphs } from "./onnx/graphs.ts"
 import { EMBEDDING, HEAD, parsePartName } from "./spec.ts"
 import type { ModelWeights } from "./tensor.ts"
-import { embeddingBackward, headBackward, layerBackward, type TrainBatch } from "./train.ts"
+import { embeddingBackward, headBackward, layersBackward, type TrainBatch } from "./train.ts"
 
 /** A stage's layers, first to last (inclusive). */
 export type StageLayers = { readonly start: number; readonly end: number }
@@ -106,11 +106,7 @@ export const stageBackward = (
       if (from.dOut.length !== N * d) return yield* badInput(`${from.dOut.length} gradient values for ${dims.batch}×${dims.seq} positions of width ${d}`)
       dx = from.dOut
     }
-    for (let l = r.end; l >= r.start; l--) {
-      const layer = yield* layerBackward(graphs, weights, l, saved.layers[l - r.start]!, dx, saved.mask, dims)
-      for (const [part, g] of layer.grads) grads.set(part, g)
-      dx = layer.dx
-    }
+    dx = yield* layersBackward(graphs, weights, r.start, saved.layers, dx, saved.mask, dims, grads)
     if (saved.embedded !== undefined) {
       grads.set(EMBEDDING, yield* embeddingBackward(graphs, weights, saved.embedded.tokens, saved.embedded.positions, dx, dims))
       return { grads, ...(loss === undefined ? {} : { loss }) }

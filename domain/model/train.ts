@@ -85,7 +85,7 @@ export const headBackward = (graphs: ModelGraphs, weights: ModelWeights, final: 
  * Layer `l` backward from d loss / d its output (`dOut`): the gradients of its experts, router and
  * attention, and d loss / d its input.
  */
-export const layerBackward = (
+const layerBackward = (
   graphs: ModelGraphs,
   weights: ModelWeights,
   l: number,
@@ -157,6 +157,31 @@ export const layerBackward = (
     return { grads, dx: floats(aOut["grad.x"]) }
   })
 
+/**
+ * Layers from the last of `acts` down to `start` (`acts[i]` is layer start + i's), backward from
+ * d loss / d the last one's output: their parts' gradients added to `grads`, in that order, and
+ * d loss / d the first one's input.
+ */
+export const layersBackward = (
+  graphs: ModelGraphs,
+  weights: ModelWeights,
+  start: number,
+  acts: ReadonlyArray<LayerActivations>,
+  dOut: FloatArray,
+  mask: TensorValue,
+  batch: { readonly batch: number; readonly seq: number },
+  grads: Map<string, Record<string, FloatArray>>
+) =>
+  Effect.gen(function* () {
+    let dx = dOut
+    for (let i = acts.length - 1; i >= 0; i--) {
+      const layer = yield* layerBackward(graphs, weights, start + i, acts[i]!, dx, mask, batch)
+      for (const [part, g] of layer.grads) grads.set(part, g)
+      dx = layer.dx
+    }
+    return dx
+  })
+
 /** The embedding's gradients from d loss / d the first layer's input. */
 export const embeddingBackward = (graphs: ModelGraphs, weights: ModelWeights, tokens: TensorValue, positions: TensorValue, dx: FloatArray, batch: { readonly batch: number; readonly seq: number }) =>
   Effect.gen(function* () {
@@ -176,12 +201,7 @@ export const lossAndGradients = (graphs: ModelGraphs, weights: ModelWeights, bat
     const trace = yield* forwardTrace(graphs, weights, batch)
     const head = yield* headBackward(graphs, weights, trace.final, batch)
     const grads = new Map<string, Record<string, FloatArray>>([[HEAD, head.grads]])
-    let dx = head.dx
-    for (let l = graphs.spec.layers - 1; l >= 0; l--) {
-      const layer = yield* layerBackward(graphs, weights, l, trace.layers[l]!, dx, trace.mask, batch)
-      for (const [part, g] of layer.grads) grads.set(part, g)
-      dx = layer.dx
-    }
+    const dx = yield* layersBackward(graphs, weights, 0, trace.layers, head.dx, trace.mask, batch, grads)
     grads.set(EMBEDDING, yield* embeddingBackward(graphs, weights, trace.tokens, trace.positions, dx, batch))
     return { loss: head.loss, grads, routing: trace.routing }
   })

@@ -2,7 +2,7 @@
  * What chat, train and export do. Loaded by those commands alone (see model-commands.ts): the model,
  * its ONNX graphs and onnxruntime stay out of every other command's start.
  */
-import { Console, Effect, Either, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { BlobStore } from "../../domain/ports/blob-store.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
 import { defaultSpec, parsePartName } from "../../domain/model/spec.ts"
@@ -13,7 +13,7 @@ import { MAX_NETWORK_TOKENS } from "../../domain/network/chat-request.ts"
 import { proveBlocks, type BlockProofs } from "../../actors/block-proofs.ts"
 import { askBlockProofs } from "../../actors/tree-head-service.ts"
 import { Bus } from "../../domain/ports/bus.ts"
-import { existingLedgerKey, parseNatsBus } from "../ledger.ts"
+import { existingLedgerKey } from "../ledger.ts"
 import { trainHere, trainingSummary } from "./local-training.ts"
 import { randomBytes } from "node:crypto"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
@@ -22,16 +22,17 @@ import type { ModelWeights } from "../../domain/model/tensor.ts"
 import type { TrainBatch } from "../../domain/model/train.ts"
 import type { TrainSettings } from "../../actors/trainer.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
-import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { evenStages } from "../../domain/model/stage.ts"
 import { ModelRunner } from "../../domain/ports/model-runner.ts"
 import { roundMaxFailures, transportSettings } from "../pipeline-settings.ts"
 import { pipelineRound } from "../../actors/pipeline-round.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
+import { sideBySide } from "../../domain/projections/projection.ts"
+import { natsBusOf } from "./nats-bus.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
 import { foldStream } from "../../actors/command.ts"
 import { readUtf8, writeOutputDir, writeOutputFile } from "./files.ts"
-import { emit, ExitCode, fail } from "./output.ts"
+import { emit, fail } from "./output.ts"
 
 /** Every graph the model runs, as .onnx files named for the part and pass. */
 const exportOnnx = (dir: string) =>
@@ -115,11 +116,7 @@ export const chatWithModel = ({
     const show = (answer: ChatAnswer, proofs: BlockProofs | undefined) =>
       emit(json, proofs === undefined ? answer : { ...answer, proofs }, () => [chatLines(answer), ...(proofs === undefined ? [] : [proofLine(proofs)])].join("\n"))
     if (Option.isSome(nats)) {
-      const servers = parseNatsBus(nats.value)
-      if (Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, ExitCode.usage)
-      // The NATS client loads only for a network chat.
-      const { makeNatsBus } = yield* Effect.promise(() => import("../../adapters/bus/nats.ts"))
-      const bus = yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+      const bus = yield* natsBusOf(nats.value)
       return yield* Effect.gen(function* () {
         const answer = yield* askChat(request, chatDeadlineMs(maxTokens))
         const proofs = prove ? yield* askBlockProofs(blocksOf(answer), chatDeadlineMs(0)) : undefined
@@ -174,6 +171,9 @@ export const trainModel = ({
     yield* emit(json, trained.report, () => trainingSummary(trained))
   }).pipe(Effect.provide(modelRunnerLayer))
 
+/** What a pipeline run reads: the model's layers, and the plan it may run on. */
+const PipelineView = sideBySide("pipeline", { model: ModelProjection, plans: PlansProjection })
+
 /** Training whose every step goes through a pipeline of `stages` in this process, its tensors on this process's bus or over NATS. */
 const trainThroughPipeline = (
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
@@ -181,23 +181,21 @@ const trainThroughPipeline = (
   { stages, microbatches, nats, planId }: { readonly stages: number; readonly microbatches: number; readonly nats: Option.Option<string>; readonly planId: Option.Option<string> }
 ) =>
   Effect.gen(function* () {
-    const { state } = yield* foldStream("*", ModelProjection)
-    const layers = (state.spec?.spec ?? defaultSpec).layers
-    const frozen = Option.isSome(planId) ? (yield* foldStream("*", PlansProjection)).state.plans.get(planId.value) : undefined
+    const { state } = yield* foldStream("*", PipelineView)
+    const layers = (state.model.spec?.spec ?? defaultSpec).layers
+    const frozen = Option.isSome(planId) ? state.plans.plans.get(planId.value) : undefined
     if (Option.isSome(planId) && frozen?.status !== "frozen")
       return yield* fail(`--plan ${planId.value}: ${frozen === undefined ? "no such plan on the ledger" : `the plan is ${frozen.status}, not frozen (blyan plan promote freezes it)`}`, 2)
     if (frozen === undefined && (stages < 1 || stages > layers)) return yield* fail(`--stages must be within 1..${layers} (the model's layers), got ${stages}`, 2)
     if (microbatches < 1 || settings.batch % microbatches !== 0) return yield* fail(`--microbatches must divide --batch ${settings.batch}, got ${microbatches}`, 2)
-    const servers = Option.isNone(nats) ? undefined : parseNatsBus(nats.value)
-    if (servers !== undefined && Either.isLeft(servers)) return yield* fail(`--nats: ${servers.left}`, 2)
-    const bus = servers === undefined ? yield* makeMemoryBus() : yield* makeNatsBus(servers.right).pipe(Effect.catchTag("BusFailure", (e) => fail(e.message, ExitCode.unavailable)))
+    const bus = Option.isNone(nats) ? yield* makeMemoryBus() : yield* natsBusOf(nats.value)
     const transport = yield* transportSettings
     const runner = yield* ModelRunner
     const plan = frozen === undefined ? evenStages(layers, stages) : frozen.plan.stages
     // Each run's tensors on subjects of its own: two runs on one NATS never mix.
     const run = `train-${randomBytes(6).toString("hex")}`
     yield* Console.error(
-      `pipeline: ${plan.map((r) => `layers ${r.start}..${r.end}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${servers === undefined ? "this process's bus" : servers.right.join(",")}`
+      `pipeline: ${plan.map((r) => `layers ${r.start}..${r.end}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${Option.getOrElse(nats, () => "this process's bus")}`
     )
     const piped = (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
       Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, microbatches, epoch: run, round: `step-${step}`, transport }))

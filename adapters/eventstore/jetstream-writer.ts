@@ -78,8 +78,7 @@ const launchWaiting = (w: Writer, fresh: Iterable<Request>) =>
     const batch = yield* expire(w, [...w.retry, ...fresh], yield* Clock.currentTimeMillis)
     w.retry = []
     if (batch.length === 0) return true
-    const view = viewOf(w)
-    const learned = yield* Effect.either(learnRevisions(w, new Set(batch.map((r) => r.stream)), view))
+    const learned = yield* Effect.either(learnRevisions(w, new Set(batch.map((r) => r.stream)), viewOf(w)))
     if (Either.isLeft(learned) || learned.right === "behind") {
       w.retry = batch
       if (Either.isLeft(learned)) {
@@ -88,7 +87,8 @@ const launchWaiting = (w: Writer, fresh: Iterable<Request>) =>
       }
       return false
     }
-    yield* launch(w, batch, view)
+    // Seen after learning: reading other writers' appends may have moved the tip.
+    yield* launch(w, batch, viewOf(w))
     return true
   })
 

@@ -41,6 +41,22 @@ describe("jetstream event store: layout", () => {
   )
 })
 
+describe("jetstream event store: a writer behind the log", () => {
+  it.scopedLive("a writer opened on an empty log appends after what others wrote since, to a stream they wrote", () =>
+    Effect.gen(function* () {
+      const { open } = yield* freshLog
+      const late = yield* open
+      const early = yield* open
+      yield* early.append("chain-A", [genesisEvent()], "no_stream")
+      yield* early.append("node-y", [newEvent("NodeRetired", { node: "a" })], "no_stream")
+      // Learning node-y's revision reads the log up to it; the append is sealed after that, not after what the writer saw at open.
+      const r = yield* late.append("node-y", [newEvent("NodeRetired", { node: "b" })], 0)
+      expect([r.revision, r.head.seq]).toEqual([1, 2])
+      expect(Either.isRight(verifyChain(yield* logOf(early)))).toBe(true)
+    })
+  )
+})
+
 describe("jetstream event store: a log altered by someone else", () => {
   it.scopedLive("a forged append is reported by reads naming its seq, refused by the writer that meets it, and by a writer that opens on it", () =>
     Effect.gen(function* () {

@@ -1,9 +1,10 @@
 /**
  * A training round through a pipeline, on its epoch's stream: `RoundStarted` when it begins; a
  * step whose stage failed is taken again (the failed attempt changed nothing: updates apply only
- * once every stage is done) and recorded as `StageFailed`, naming the stage's node; once the round
- * has failed `maxFailures` times it falls back to a single node (`FallbackActivated`) and takes
- * its remaining steps in this process.
+ * once every stage has answered) and recorded as `StageFailed`, naming the stage's node; a node
+ * that fails a second time has its stage given to a spare node (`StageReassigned`) while one is
+ * left; once the round has failed `maxFailures` times it falls back to a single node
+ * (`FallbackActivated`) and takes its remaining steps in this process.
  */
 import { Effect } from "effect"
 import { newEvent, type EventData, type EventType } from "../domain/ledger/events.ts"
@@ -11,38 +12,48 @@ import type { InvalidEvent, StoreFailure, WrongExpectedRevision } from "../domai
 import { Streams } from "../domain/ledger/streams.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import type { Plan } from "../domain/pipeline/plan.ts"
-import { PipelineFault } from "./pipeline-step.ts"
+import { PipelineFault } from "./stage-worker.ts"
 import type { TakeStep } from "./trainer.ts"
 
 export const pipelineRound = <E, R, E2, R2>(
   plan: Plan,
   maxFailures: number,
-  /** A step through the pipeline: fails with the stage at fault. */
-  piped: TakeStep<PipelineFault | E, R>,
+  /** A step through the pipeline on these nodes, one per stage: fails with the stage at fault. */
+  piped: (nodes: ReadonlyArray<string>) => TakeStep<PipelineFault | E, R>,
   /** The same step in this process. */
-  alone: TakeStep<E2, R2>
+  alone: TakeStep<E2, R2>,
+  /** Nodes that may take over a failed stage, in order of preference. */
+  spares: ReadonlyArray<string> = []
 ) =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const { epoch, round, planId } = plan
     const record = <T extends EventType>(type: T, data: EventData<T>) => store.append(Streams.epoch(epoch), [newEvent(type, data)], "any")
     yield* record("RoundStarted", { epoch, round, planId })
+    const nodes = plan.stages.map((s) => s.node)
+    const failedBefore = new Set<string>()
+    const idle = spares.filter((n) => !nodes.includes(n))
     let failures = 0
     let fallback = false
     const step: TakeStep<E | E2 | WrongExpectedRevision | InvalidEvent | StoreFailure, R | R2> = (weights, state, batch, config, n) =>
       Effect.gen(function* () {
         while (!fallback) {
-          const attempt = yield* Effect.either(piped(weights, state, batch, config, n))
+          const attempt = yield* Effect.either(piped(nodes)(weights, state, batch, config, n))
           if (attempt._tag === "Right") return attempt.right
           const e: PipelineFault | E = attempt.left
           if (!(e instanceof PipelineFault)) return yield* Effect.fail(e as E)
           failures++
-          const node = plan.stages[e.stage]?.node ?? `stage ${e.stage}`
+          const node = nodes[e.stage] ?? `stage ${e.stage}`
           yield* record("StageFailed", { epoch, round, stage: e.stage, node, reason: `step ${n}: ${e.message}` })
           if (failures >= maxFailures) {
             fallback = true
             yield* record("FallbackActivated", { epoch, round, reason: `${failures} stage failures in this round; the last: ${e.message}` })
+          } else if (failedBefore.has(node) && idle.length > 0) {
+            const to = idle.shift()!
+            nodes[e.stage] = to
+            yield* record("StageReassigned", { epoch, round, stage: e.stage, from: node, to })
           }
+          failedBefore.add(node)
         }
         return yield* alone(weights, state, batch, config, n)
       })

@@ -1,31 +1,34 @@
 /**
- * One training step through a pipeline: the batch in microbatches, each stage running its own
- * layers' forward and backward in 1F1B order (`domain/pipeline/schedule.ts`), activations passed
- * forward and gradients back over the bus with the pipeline transport. Every stage sums its
- * microbatches' gradients; clipping is by the whole step's norm (the stages' sums of squares
- * added), and each stage's AdamW update touches only its own parts, so the step is the one a
- * single process would take on the whole batch.
+ * One training step through a pipeline of stage workers (`actors/stage-worker.ts`), one stage per
+ * named node: each is sent its layers' weights and its microbatches' inputs, and once every stage
+ * is listening, told to go; they pass activations forward and gradients back among themselves in
+ * 1F1B order and answer with their parts' gradients. Clipping is by the whole step's norm (the
+ * stages' sums of squares added) and the AdamW update is applied here, once every stage has
+ * answered, so the step is the one a single process would take on the whole batch, and a failed
+ * attempt changes nothing.
  */
-import { Duration, Effect, Either, Schema } from "effect"
-import { Subjects } from "../domain/network/subjects.ts"
-import { frame, unframe } from "../domain/network/frames.ts"
-import { adamwUpdate, addGradients, gradientSquares, type AdamWConfig, type AdamWState } from "../domain/model/adamw.ts"
-import type { FloatArray } from "../domain/model/forward.ts"
+import { randomBytes } from "node:crypto"
+import { Duration, Effect, Either } from "effect"
+import { adamwUpdate, gradientSquares, type AdamWConfig, type AdamWState, type Gradients } from "../domain/model/adamw.ts"
 import type { ModelGraphs } from "../domain/model/onnx/graphs.ts"
-import { microbatches, stageBackward, stageForward, stageOwns, type StageLayers, type StageSaved } from "../domain/model/stage.ts"
+import { microbatches, stageOwns, type StageLayers } from "../domain/model/stage.ts"
 import type { ModelWeights } from "../domain/model/tensor.ts"
 import type { TrainBatch } from "../domain/model/train.ts"
-import { stageOps } from "../domain/pipeline/schedule.ts"
+import { Subjects } from "../domain/network/subjects.ts"
+import { decodeAnswer, encodeOrder } from "../domain/pipeline/work.ts"
+import { Bus } from "../domain/ports/bus.ts"
 import { makeTensorSender, receiveTensors, type TransportSettings } from "./pipeline-transport.ts"
+import { encodeGo, PipelineFault, receiving } from "./stage-worker.ts"
 
-/** A stage received what it did not expect: another microbatch than its schedule's next, or bytes that are no tensor. */
-export class PipelineFault extends Schema.TaggedError<PipelineFault>()("PipelineFault", { stage: Schema.Int, message: Schema.String }) {}
+export { PipelineFault } from "./stage-worker.ts"
 
 export type PipelineStep = {
   readonly graphs: ModelGraphs
   readonly weights: ModelWeights
   /** The stages' layers, in order, covering every layer once. */
   readonly stages: ReadonlyArray<StageLayers>
+  /** The node whose stage worker runs each stage. */
+  readonly nodes: ReadonlyArray<string>
   readonly batch: TrainBatch
   readonly microbatches: number
   readonly state: AdamWState
@@ -34,21 +37,14 @@ export type PipelineStep = {
   readonly epoch: string
   readonly round: string
   readonly transport: TransportSettings
+  /** How long an attempt may take, from the orders to the last answer. */
+  readonly deadlineMs: number
 }
 
-/** A microbatch's activations or gradient: its index and precision in the header, its floats as the body. */
-const encodeTensor = (mb: number, x: FloatArray) => frame({ mb, dtype: x instanceof Float64Array ? "f64" : "f32" }, new Uint8Array(x.buffer, x.byteOffset, x.byteLength))
-
-const decodeTensor = (stage: number, bytes: Uint8Array, expected: number): Either.Either<FloatArray, PipelineFault> => {
-  const fault = (message: string) => Either.left(new PipelineFault({ stage, message: `stage ${stage}: ${message}` }))
-  const f = unframe(bytes)
-  if (Either.isLeft(f)) return fault(f.left.message)
-  const h = f.right.header as { mb?: unknown; dtype?: unknown } | null
-  if (h?.mb !== expected) return fault(`expected microbatch ${expected}, got ${JSON.stringify(h?.mb)}`)
-  const body = Uint8Array.from(f.right.body)
-  if (h.dtype === "f64" && body.length % 8 === 0) return Either.right(new Float64Array(body.buffer))
-  if (h.dtype === "f32" && body.length % 4 === 0) return Either.right(new Float32Array(body.buffer))
-  return fault(`microbatch ${expected}'s tensor is not ${String(h.dtype)} floats`)
+/** A stage's parts of the weights: what it reads and updates. */
+const partsOf = (graphs: ModelGraphs, weights: ModelWeights, r: StageLayers): ModelWeights => {
+  const owns = stageOwns(graphs, r)
+  return { spec: weights.spec, parts: new Map([...weights.parts].filter(([name]) => owns(name))) }
 }
 
 /**
@@ -57,65 +53,85 @@ const decodeTensor = (stage: number, bytes: Uint8Array, expected: number): Eithe
  */
 export const pipelineStep = (step: PipelineStep) =>
   Effect.gen(function* () {
+    const bus = yield* Bus
     const p = step.stages.length
     const mbs = yield* microbatches(step.batch, step.microbatches)
-    const subject = (s: number, kind: "act" | "grad") => Subjects.pipelineStage(step.epoch, step.round, s, kind)
-    const receiving = { maxBufferBytes: step.transport.maxBufferBytes, staleMs: 10 * step.transport.timeoutMs }
-    // Every stage listens before any sends.
-    const inboxes = yield* Effect.forEach(step.stages, (_, s) =>
-      Effect.all({
-        acts: s > 0 ? receiveTensors(subject(s, "act"), receiving) : Effect.succeed(undefined),
-        grads: s < p - 1 ? receiveTensors(subject(s, "grad"), receiving) : Effect.succeed(undefined)
-      })
+    // Each attempt on subjects of its own: nothing of an abandoned attempt reaches this one.
+    const attempt = randomBytes(6).toString("hex")
+    const round = `${step.round}-${attempt}`
+    const fault = (stage: number, message: string) => new PipelineFault({ stage, message: `stage ${stage}: ${message}` })
+    const answers = yield* receiveTensors(Subjects.pipelineAnswers(step.epoch, round), receiving(step.transport))
+    const sender = yield* makeTensorSender(step.transport)
+
+    const orders = Effect.forEach(
+      step.stages,
+      (r, s) =>
+        sender
+          .send(
+            Subjects.pipelineOrders(step.nodes[s]!),
+            encodeOrder({
+              attempt,
+              epoch: step.epoch,
+              round,
+              stage: s,
+              stages: step.stages,
+              spec: step.weights.spec,
+              precision: step.graphs.precision,
+              deadlineMs: step.deadlineMs,
+              microbatches: mbs.map((mb) => ({
+                batch: mb.batch,
+                seq: mb.seq,
+                ...(s === 0 ? { tokens: Array.from(mb.tokens) } : {}),
+                ...(s === p - 1 ? { targets: Array.from(mb.targets), weights: Array.from(mb.weights) } : {})
+              })),
+              weights: partsOf(step.graphs, step.weights, r)
+            })
+          )
+          .pipe(Effect.mapError((e) => fault(s, `the work order to node ${step.nodes[s]} was not delivered: ${e.message}`))),
+      { concurrency: "unbounded", discard: true }
     )
-    const runStage = (s: number) =>
-      Effect.gen(function* () {
-        const r = step.stages[s]!
-        const { acts, grads } = inboxes[s]!
-        const sender = yield* makeTensorSender(step.transport)
-        const saved = new Map<number, StageSaved>()
-        const sums = new Map<string, Record<string, Float64Array>>()
-        let loss = 0
-        // Time spent computing, as against waiting for a neighbour or the wire: the stage's occupancy.
-        let busyMs = 0
-        const timed = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
-          Effect.map(Effect.timed(eff), ([d, a]) => {
-            busyMs += Duration.toMillis(d)
-            return a
-          })
-        const take = (inbox: NonNullable<typeof acts>, mb: number) => Effect.flatMap(inbox.take, (t) => decodeTensor(s, t.tensor, mb))
-        for (const op of stageOps(s, p, mbs.length)) {
-          const mb = mbs[op.mb]!
-          const dims = { batch: mb.batch, seq: mb.seq }
-          if (op.op === "F") {
-            const input = acts === undefined ? { tokens: mb.tokens } : { x: yield* take(acts, op.mb) }
-            const out = yield* timed(stageForward(step.graphs, step.weights, r, dims, input))
-            saved.set(op.mb, out)
-            if (s < p - 1) yield* sender.send(subject(s + 1, "act"), encodeTensor(op.mb, out.out))
-          } else {
-            const from = grads === undefined ? { targets: mb.targets, lossWeights: mb.weights } : { dOut: yield* take(grads, op.mb) }
-            const b = yield* timed(stageBackward(step.graphs, step.weights, r, dims, saved.get(op.mb)!, from))
-            saved.delete(op.mb)
-            addGradients(sums, b.grads)
-            loss += b.loss ?? 0
-            if (b.dIn !== undefined) yield* sender.send(subject(s - 1, "grad"), encodeTensor(op.mb, b.dIn))
-          }
+
+    const ready = new Set<number>()
+    const done = new Map<number, { readonly grads: Gradients; readonly loss: number; readonly busyMs: number }>()
+    const collect = Effect.gen(function* () {
+      while (done.size < p) {
+        const a = decodeAnswer((yield* answers.take).tensor)
+        if (Either.isLeft(a) || a.right.attempt !== attempt || a.right.stage >= p) continue
+        const answer = a.right
+        if (answer.kind === "failed") return yield* fault(answer.at, answer.message.replace(/^stage \d+: /, ""))
+        if (answer.kind === "done") done.set(answer.stage, answer)
+        else if (!ready.has(answer.stage)) {
+          ready.add(answer.stage)
+          if (ready.size === p)
+            yield* Effect.forEach(
+              step.stages,
+              (_, s) =>
+                bus
+                  .request(Subjects.pipelineStage(step.epoch, round, s, "go"), encodeGo(attempt), { timeoutMs: step.transport.timeoutMs })
+                  .pipe(Effect.mapError((e) => fault(s, `node ${step.nodes[s]} did not take the word to go: ${e.message}`))),
+              { concurrency: "unbounded", discard: true }
+            )
         }
-        return { sums, loss, busyMs }
-      }).pipe(
-        // Whatever failed is laid at a stage's door: a peer that could not be reached at the peer's, anything else at this one's.
-        Effect.mapError((e) => {
-          if (e._tag === "PipelineFault") return e
-          const at = e._tag === "PeerUnreachable" || e._tag === "CircuitOpen" || e._tag === "BackpressureTimeout" ? (e.peer === subject(s + 1, "act") ? s + 1 : s - 1) : s
-          return new PipelineFault({ stage: at, message: `stage ${at}: ${e.message}` })
+      }
+    })
+    const [wall] = yield* Effect.timed(
+      Effect.zip(orders, collect, { concurrent: true }).pipe(
+        Effect.timeoutFail({
+          duration: step.deadlineMs,
+          onTimeout: () => {
+            // The first stage still owing an answer is the likeliest to have gone.
+            const late = Math.max(0, step.stages.findIndex((_, s) => (ready.size < p ? !ready.has(s) : !done.has(s))))
+            return fault(late, `node ${step.nodes[late]} did not answer within ${step.deadlineMs} ms`)
+          }
         })
       )
-    const [wall, results] = yield* Effect.timed(Effect.forEach(step.stages, (_, s) => runStage(s), { concurrency: "unbounded" }))
-    const norm = Math.sqrt(results.reduce((a, r) => a + gradientSquares(r.sums), 0))
+    )
+    const results = step.stages.map((_, s) => done.get(s)!)
+    const norm = Math.sqrt(results.reduce((a, r) => a + gradientSquares(r.grads), 0))
     let weights = step.weights
     let state = step.state
     results.forEach((r, s) => {
-      const u = adamwUpdate(weights, r.sums, state, step.config, stageOwns(step.graphs, step.stages[s]!), norm)
+      const u = adamwUpdate(weights, r.grads, state, step.config, stageOwns(step.graphs, step.stages[s]!), norm)
       weights = u.weights
       state = u.state
     })

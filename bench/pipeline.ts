@@ -14,6 +14,7 @@
  */
 import { Effect } from "effect"
 import { pipelineStep } from "../actors/pipeline-step.ts"
+import { serveStageWorkers } from "../actors/stage-worker.ts"
 import { ModelRunnerOnnx } from "../adapters/executor/model-runner.ts"
 import { defaultAdamW, initAdamW } from "../domain/model/adamw.ts"
 import { sampleBatch } from "../domain/model/data.ts"
@@ -123,9 +124,11 @@ const trainingFigures = Effect.gen(function* () {
     let wall = 0
     let s = initAdamW()
     w = weights
+    const nodes = Array.from({ length: p }, (_, k) => `bench${process.pid}-p${p}m${m}-s${k}`)
+    yield* serveStageWorkers(nodes, settings("none"))
     t0 = performance.now()
     for (const [i, batch] of batches.entries()) {
-      const r = yield* Effect.scoped(pipelineStep({ graphs, weights: w, state: s, batch, config: defaultAdamW, stages: evenStages(defaultSpec.layers, p), microbatches: m, epoch: `bench${process.pid}`, round: `p${p}m${m}s${i}`, transport: settings("none") }))
+      const r = yield* Effect.scoped(pipelineStep({ graphs, weights: w, state: s, batch, config: defaultAdamW, stages: evenStages(defaultSpec.layers, p), nodes, microbatches: m, epoch: `bench${process.pid}`, round: `p${p}m${m}s${i}`, transport: settings("none"), deadlineMs: 600_000 }))
       ;({ weights: w, state: s } = r)
       busy += r.busyMs.reduce((a, b) => a + b, 0)
       wall += r.wallMs

@@ -37,3 +37,6 @@ export const transportSettings = setting(
 
 /** Stage failures a pipeline round takes before it falls back to a single node (`BLYAN_ROUND_MAX_FAILURES`). */
 export const roundMaxFailures = setting(count("BLYAN_ROUND_MAX_FAILURES", 3, 1))
+
+/** How long one attempt of a pipeline step may take before its missing stage is taken as failed (`BLYAN_PIPELINE_STEP_TIMEOUT_S`). */
+export const stepDeadlineMs = setting(Config.map(positive("BLYAN_PIPELINE_STEP_TIMEOUT_S", 120), (s) => Math.ceil(s * 1000)))

@@ -199,6 +199,8 @@ export const Catalog = {
   PlanPromoted: event(["epoch"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
   RoundStarted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, planId: NonEmpty })),
   StageFailed: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, stage: Count, node: NonEmpty, reason: NonEmpty })),
+  /** A failed stage's layers given to another node for the rest of the round. */
+  StageReassigned: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, stage: Count, from: NonEmpty, to: NonEmpty })),
   FallbackActivated: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, reason: NonEmpty })),
   EpochCompleted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, rounds: Count })),
   ApiKeyIssued: event(["keys"], Schema.Struct({ keyHash: Hash, role: Role, label: Schema.optional(Schema.String) })),

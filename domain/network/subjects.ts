@@ -36,9 +36,13 @@ export const Subjects = {
   validatorJoin: "blyan.validator.join",
   /** One validator's verdict on a contribution (request/reply). */
   validatorEvaluate: (publicKey: string) => `blyan.validator.${token("validator key", publicKey)}.evaluate`,
-  /** One pipeline stage's activations or gradients for an epoch's round. */
-  pipelineStage: (epoch: string, round: string, stage: number, kind: "act" | "grad") =>
+  /** One pipeline stage's activations or gradients for an epoch's round, and the coordinator's word to start (request/reply). */
+  pipelineStage: (epoch: string, round: string, stage: number, kind: "act" | "grad" | "go") =>
     `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.stage.${token("stage", stage)}.${kind}`,
+  /** The stages' answers (ready, done with gradients, failed) to the coordinator of an epoch's round. */
+  pipelineAnswers: (epoch: string, round: string) => `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.answers`,
+  /** Work orders for a node's stage worker. */
+  pipelineOrders: (node: string) => `blyan.pipeline.node.${token("node id", node)}.orders`,
   /** The log served to followers: catch-up reads (request/reply) and live envelopes. */
   ledgerRead: "blyan.ledger.read",
   ledgerLive: "blyan.ledger.live",

@@ -24,9 +24,11 @@ import type { TrainSettings } from "../../actors/trainer.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { evenStages } from "../../domain/model/stage.ts"
 import { ModelRunner } from "../../domain/ports/model-runner.ts"
-import { roundMaxFailures, transportSettings } from "../pipeline-settings.ts"
+import { roundMaxFailures, stepDeadlineMs, transportSettings } from "../pipeline-settings.ts"
 import { pipelineRound } from "../../actors/pipeline-round.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
+import { NodesProjection } from "../../domain/projections/nodes.ts"
+import { serveStageWorkers } from "../../actors/stage-worker.ts"
 import { sideBySide } from "../../domain/projections/projection.ts"
 import { natsBusOf } from "./nats-bus.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
@@ -172,7 +174,7 @@ export const trainModel = ({
   }).pipe(Effect.provide(modelRunnerLayer))
 
 /** What a pipeline run reads: the model's layers, and the plan it may run on. */
-const PipelineView = sideBySide("pipeline", { model: ModelProjection, plans: PlansProjection })
+const PipelineView = sideBySide("pipeline", { model: ModelProjection, plans: PlansProjection, nodes: NodesProjection })
 
 /** Training whose every step goes through a pipeline of `stages` in this process, its tensors on this process's bus or over NATS. */
 const trainThroughPipeline = (
@@ -190,18 +192,24 @@ const trainThroughPipeline = (
     if (microbatches < 1 || settings.batch % microbatches !== 0) return yield* fail(`--microbatches must divide --batch ${settings.batch}, got ${microbatches}`, 2)
     const bus = Option.isNone(nats) ? yield* makeMemoryBus() : yield* natsBusOf(nats.value)
     const transport = yield* transportSettings
+    const deadlineMs = yield* stepDeadlineMs
     const runner = yield* ModelRunner
     const plan = frozen === undefined ? evenStages(layers, stages) : frozen.plan.stages
     // Each run's tensors on subjects of its own: two runs on one NATS never mix.
     const run = `train-${randomBytes(6).toString("hex")}`
+    // A frozen plan over NATS names node processes, which run its stages; otherwise the stages run here.
+    const remote = frozen !== undefined && Option.isSome(nats)
+    const nodes = frozen === undefined ? plan.map((_, s) => `${run}-s${s}`) : frozen.plan.stages.map((s) => s.node)
+    if (!remote) yield* serveStageWorkers(nodes, transport).pipe(Effect.provideService(Bus, bus))
     yield* Console.error(
-      `pipeline: ${plan.map((r) => `layers ${r.start}..${r.end}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${Option.getOrElse(nats, () => "this process's bus")}`
+      `pipeline: ${plan.map((r, s) => `layers ${r.start}..${r.end}${remote ? ` on ${nodes[s]}` : ""}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${Option.getOrElse(nats, () => "this process's bus")}`
     )
-    const piped = (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
-      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, microbatches, epoch: run, round: `step-${step}`, transport }))
-    // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried and a single-node fallback.
-    if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped).pipe(Effect.provideService(Bus, bus))
-    const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, (w, s, b, c) => runner.trainStep(w, s, b, c))
+    const piped = (on: ReadonlyArray<string>) => (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
+      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs }))
+    // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried, given to spare nodes, and a single-node fallback.
+    if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(nodes)).pipe(Effect.provideService(Bus, bus))
+    const spares = remote ? [...state.nodes.values()].filter((n) => n.status === "active").map((n) => n.node) : []
+    const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, (w, s, b, c) => runner.trainStep(w, s, b, c), spares)
     return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ensureGenesis } from "../../actors/genesis.ts"
 import { pipelineRound } from "../../actors/pipeline-round.ts"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
+import { serveStageWorkers } from "../../actors/stage-worker.ts"
 import type { TransportSettings } from "../../actors/pipeline-transport.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
@@ -17,6 +18,7 @@ import type { ModelWeights } from "../../domain/model/tensor.ts"
 import { trainStep, type TrainBatch } from "../../domain/model/train.ts"
 import type { Plan } from "../../domain/pipeline/plan.ts"
 import { Streams } from "../../domain/ledger/streams.ts"
+import { Subjects } from "../../domain/network/subjects.ts"
 import { TestExecutor64, randomWeights, tinySpec } from "../domain/model/support.ts"
 import { logOf } from "../support/log.ts"
 
@@ -44,13 +46,14 @@ const stageOneDown = (bus: BusApi, down: (n: number) => boolean): BusApi => {
 }
 
 /** Three steps through the round on `bus`, and the same three in one process: the round's events and whether the weights agree. */
-const threeSteps = (bus: BusApi, maxFailures: number) =>
+const threeSteps = (bus: BusApi, maxFailures: number, spares: ReadonlyArray<string> = []) =>
   Effect.gen(function* () {
     const events = yield* makeMemoryEventStore()
     yield* ensureGenesis.pipe(Effect.provideService(EventStore, events))
-    const piped = (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
-      Effect.scoped(pipelineStep({ graphs, weights, state, batch, config, stages: plan.stages, microbatches: 2, epoch: plan.epoch, round: `s${step}`, transport }))
-    const step = yield* pipelineRound(plan, maxFailures, piped, (w, s, b, c) => trainStep(graphs, w, s, b, c)).pipe(Effect.provideService(EventStore, events))
+    yield* serveStageWorkers([...new Set([...plan.stages.map((s) => s.node), ...spares])], transport).pipe(Effect.provideService(Bus, bus))
+    const piped = (nodes: ReadonlyArray<string>) => (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
+      Effect.scoped(pipelineStep({ graphs, weights, state, batch, config, stages: plan.stages, nodes, microbatches: 2, epoch: plan.epoch, round: `s${step}`, transport, deadlineMs: 60_000 }))
+    const step = yield* pipelineRound(plan, maxFailures, piped, (w, s, b, c) => trainStep(graphs, w, s, b, c), spares).pipe(Effect.provideService(EventStore, events))
     let round = { weights: randomWeights(spec, 3, 0.4), state: initAdamW() }
     let alone = { ...round }
     for (let i = 1; i <= 3; i++) {
@@ -65,7 +68,24 @@ const threeSteps = (bus: BusApi, maxFailures: number) =>
     return { log: log.filter((e) => e.stream === Streams.epoch("e1")).map((e) => ({ type: e.type, data: e.data as Record<string, unknown> })), difference: most }
   })
 
+/** The bus with node `node` gone: nothing sent to its stage worker arrives. */
+const nodeDown = (bus: BusApi, node: string): BusApi => ({
+  ...bus,
+  request: (subject, data, options) => (subject === Subjects.pipelineOrders(node) ? Effect.fail(NoResponders.of({ subject })) : bus.request(subject, data, options))
+})
+
 describe("a pipeline round on its epoch's stream", () => {
+  it.scopedLive("a node that fails its stage twice has the stage given to a spare node (StageReassigned), and the round goes on there with the single-process weights", () =>
+    Effect.gen(function* () {
+      const r = yield* threeSteps(nodeDown(yield* makeMemoryBus(), "n1"), 3, ["n0", "n3"])
+      expect(r.log.map((e) => e.type)).toEqual(["RoundStarted", "StageFailed", "StageFailed", "StageReassigned"])
+      expect(r.log[2]!.data).toMatchObject({ stage: 1, node: "n1", reason: expect.stringMatching(/the work order to node n1 was not delivered/) })
+      // n0 already runs a stage: the spare is n3.
+      expect(r.log[3]!.data).toEqual({ epoch: "e1", round: "r1", stage: 1, from: "n1", to: "n3" })
+      expect(r.difference).toBeLessThan(1e-9)
+    }).pipe(Effect.provide(TestExecutor64))
+  )
+
   it.scopedLive("a step whose stage failed is taken again and recorded as StageFailed naming the stage's node; the round's weights are those of the steps taken once", () =>
     Effect.gen(function* () {
       // Stage 1 cannot be reached for its first request only.

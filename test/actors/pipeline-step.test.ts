@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
+import { serveStageWork } from "../../actors/stage-worker.ts"
 import type { TransportSettings } from "../../actors/pipeline-transport.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
@@ -48,12 +49,15 @@ const maxDifference = (a: ModelWeights, b: ModelWeights) => {
 /** Three steps through the pipeline on `bus` and three in one process, on the same batches: their losses and weights. */
 const bothWays = (bus: BusApi, round: string) =>
   Effect.gen(function* () {
+    // A stage worker per stage, on the same bus: as node processes would be.
+    const nodes = stages.map((_, s) => `${round}-n${s}`)
+    for (const node of nodes) yield* serveStageWork(node, transport).pipe(Effect.provideService(Bus, bus))
     let piped = { weights: randomWeights(spec, 3, 0.4), state: initAdamW() }
     let alone = { weights: piped.weights, state: initAdamW() }
     const losses: Array<[number, number]> = []
     for (let i = 0; i < 3; i++) {
       const batch = sampleBatch(text, 8, spec.context, makePrng(i))
-      const p = yield* pipelineStep({ graphs, ...piped, stages, batch, microbatches: 4, config: defaultAdamW, epoch: "e1", round: `${round}-${i}`, transport }).pipe(Effect.provideService(Bus, bus))
+      const p = yield* pipelineStep({ graphs, ...piped, stages, nodes, batch, microbatches: 4, config: defaultAdamW, epoch: "e1", round: `${round}-${i}`, transport, deadlineMs: 60_000 }).pipe(Effect.provideService(Bus, bus))
       const a = yield* trainStep(graphs, alone.weights, alone.state, batch, defaultAdamW)
       losses.push([p.loss, a.loss])
       piped = p

@@ -50,6 +50,7 @@ describe("the catalog binds each event type to its streams", () => {
       PlanFrozen: newEvent("PlanFrozen", { planId: "p1", epoch: "E1", round: "r" }),
       TransferMade: newEvent("TransferMade", { from: "a", to: "b", amount: "1", nonce: 1, signature: "0".repeat(128) }),
       FallbackActivated: newEvent("FallbackActivated", { epoch: "E1", round: "r", reason: "x" }),
+      StageReassigned: newEvent("StageReassigned", { epoch: "E1", round: "r", stage: 1, from: "n1", to: "n3" }),
       ExpertUpdated: newEvent("ExpertUpdated", { name: "layer0.expert1", block: "b".repeat(64), previous: null, reason: "x" }),
       ContributionRejected: newEvent("ContributionRejected", { round: "r", contribution: "c", reason: "x" })
     }

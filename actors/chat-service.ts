@@ -7,18 +7,17 @@
  * earnings (`RewardPaid`). `askChat` is a client's side.
  */
 import { randomBytes } from "node:crypto"
-import { Effect, Either, Schema, Stream } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { Bus } from "../domain/ports/bus.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import type { BlobStore } from "../domain/ports/blob-store.ts"
 import type { ModelRunner } from "../domain/ports/model-runner.ts"
 import { newEvent } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
+import { followHeartbeats } from "./live-nodes.ts"
 import { makePrng } from "../domain/model/prng.ts"
 import { expertPart } from "../domain/model/spec.ts"
-import { decodeHeartbeat } from "../domain/network/heartbeat.ts"
 import type { Receipt } from "../domain/network/receipts.ts"
-import type { LiveNode } from "../domain/network/replica-choice.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { ChatRequest } from "../domain/network/chat-request.ts"
 import type { NodesState } from "../domain/projections/nodes.ts"
@@ -76,7 +75,7 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const store = yield* EventStore
-    const live = new Map<string, LiveNode>()
+    const live = yield* followHeartbeats
     const outstanding = new Map<string, number>()
     const failingStreak = new Map<string, number>()
     /** The usual time of an accepted expert answer: a moving average. */
@@ -94,16 +93,6 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
       return cached.model
     })
 
-    const heartbeats = yield* bus.subscribe(Subjects.allHeartbeats)
-    yield* Effect.forkScoped(
-      Stream.runForEach(heartbeats, (m) =>
-        Effect.gen(function* () {
-          const hb = decodeHeartbeat(m.data)
-          // A heartbeat counts only on its node's own subject.
-          if (hb !== undefined && m.subject === Subjects.nodeHeartbeat(hb.node)) live.set(hb.node, { status: hb.status, queue: hb.queue, at: now() })
-        })
-      )
-    )
 
     /** With `onToken`, each token is told with its attribution as it is generated. */
     const answer = (req: ChatRequest, onToken?: (token: NetworkToken) => Effect.Effect<void>) =>

@@ -22,8 +22,8 @@ export const pipelineRound = <E, R, E2, R2>(
   piped: (nodes: ReadonlyArray<string>) => TakeStep<PipelineFault | E, R>,
   /** The same step in this process. */
   alone: TakeStep<E2, R2>,
-  /** Nodes that may take over a failed stage, in order of preference. */
-  spares: ReadonlyArray<string> = []
+  /** Nodes that may take over a failed stage now, in order of preference. */
+  spares: () => ReadonlyArray<string> = () => []
 ) =>
   Effect.gen(function* () {
     const store = yield* EventStore
@@ -32,7 +32,6 @@ export const pipelineRound = <E, R, E2, R2>(
     yield* record("RoundStarted", { epoch, round, planId })
     const nodes = plan.stages.map((s) => s.node)
     const failedBefore = new Set<string>()
-    const idle = spares.filter((n) => !nodes.includes(n))
     let failures = 0
     let fallback = false
     const step: TakeStep<E | E2 | WrongExpectedRevision | InvalidEvent | StoreFailure, R | R2> = (weights, state, batch, config, n) =>
@@ -48,10 +47,12 @@ export const pipelineRound = <E, R, E2, R2>(
           if (failures >= maxFailures) {
             fallback = true
             yield* record("FallbackActivated", { epoch, round, reason: `${failures} stage failures in this round; the last: ${e.message}` })
-          } else if (failedBefore.has(node) && idle.length > 0) {
-            const to = idle.shift()!
-            nodes[e.stage] = to
-            yield* record("StageReassigned", { epoch, round, stage: e.stage, from: node, to })
+          } else if (failedBefore.has(node)) {
+            const to = spares().find((n) => !nodes.includes(n) && !failedBefore.has(n))
+            if (to !== undefined) {
+              nodes[e.stage] = to
+              yield* record("StageReassigned", { epoch, round, stage: e.stage, from: node, to })
+            }
           }
           failedBefore.add(node)
         }

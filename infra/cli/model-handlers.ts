@@ -27,7 +27,9 @@ import { ModelRunner } from "../../domain/ports/model-runner.ts"
 import { roundMaxFailures, stepDeadlineMs, transportSettings } from "../pipeline-settings.ts"
 import { pipelineRound } from "../../actors/pipeline-round.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
-import { NodesProjection } from "../../domain/projections/nodes.ts"
+import { followHeartbeats } from "../../actors/live-nodes.ts"
+import type { LiveNode } from "../../domain/network/replica-choice.ts"
+import { networkTimings } from "../network-settings.ts"
 import { serveStageWorkers } from "../../actors/stage-worker.ts"
 import { sideBySide } from "../../domain/projections/projection.ts"
 import { natsBusOf } from "./nats-bus.ts"
@@ -174,7 +176,7 @@ export const trainModel = ({
   }).pipe(Effect.provide(modelRunnerLayer))
 
 /** What a pipeline run reads: the model's layers, and the plan it may run on. */
-const PipelineView = sideBySide("pipeline", { model: ModelProjection, plans: PlansProjection, nodes: NodesProjection })
+const PipelineView = sideBySide("pipeline", { model: ModelProjection, plans: PlansProjection })
 
 /** Training whose every step goes through a pipeline of `stages` in this process, its tensors on this process's bus or over NATS. */
 const trainThroughPipeline = (
@@ -208,7 +210,10 @@ const trainThroughPipeline = (
       Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs }))
     // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried, given to spare nodes, and a single-node fallback.
     if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(nodes)).pipe(Effect.provideService(Bus, bus))
-    const spares = remote ? [...state.nodes.values()].filter((n) => n.status === "active").map((n) => n.node) : []
+    // A stage that keeps failing goes to a node heard from lately (each node runs a stage worker).
+    const live = remote ? yield* followHeartbeats.pipe(Effect.provideService(Bus, bus)) : new Map<string, LiveNode>()
+    const heartbeatMs = (yield* networkTimings).heartbeatMs
+    const spares = () => [...live].filter(([, n]) => Date.now() - n.at < 3 * heartbeatMs).map(([node]) => node)
     const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, (w, s, b, c) => runner.trainStep(w, s, b, c), spares)
     return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)

@@ -3,6 +3,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Console, Effect, Either, Option, Schema } from "effect"
 import { runNode } from "../../actors/node-agent.ts"
+import { serveStageWork } from "../../actors/stage-worker.ts"
+import { transportSettings } from "../pipeline-settings.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { makeFileReplica } from "../../adapters/eventstore/file.ts"
 import { makeFileBlobStore } from "../../adapters/blobs/file.ts"
@@ -53,21 +55,27 @@ export const runNodeAgent = (args: {
         Effect.catchAll((e) => Console.error(`node ${node}: not witnessing the ledger's heads: ${e.message}`))
       )
     )
-    yield* runNode(
-      {
-        node,
-        apiKey: args.apiKey,
-        seed: key.seed,
-        device: args.device,
-        memory: os.totalmem(),
-        experts: experts.right,
-        timeoutMs: timings.timeoutMs,
-        heartbeatMs: timings.heartbeatMs,
-        watchMs: timings.heartbeatMs,
-        onStatus: (status, reason) => console.log(`node ${node}: ${status}${reason === undefined ? "" : ` (${reason})`}`)
-      },
-      replica
-    ).pipe(
+    const transport = yield* transportSettings
+    const serving = Effect.gen(function* () {
+      // Every node also runs pipeline stages: a trainer's work orders come to its own subject.
+      yield* serveStageWork(node, transport)
+      return yield* runNode(
+        {
+          node,
+          apiKey: args.apiKey,
+          seed: key.seed,
+          device: args.device,
+          memory: os.totalmem(),
+          experts: experts.right,
+          timeoutMs: timings.timeoutMs,
+          heartbeatMs: timings.heartbeatMs,
+          watchMs: timings.heartbeatMs,
+          onStatus: (status, reason) => console.log(`node ${node}: ${status}${reason === undefined ? "" : ` (${reason})`}`)
+        },
+        replica
+      )
+    })
+    yield* serving.pipe(
       Effect.provideService(Bus, bus),
       Effect.provideService(BlobStore, blobs),
       // One thread per session: a node answers small requests, and spinning pool threads would take the cores its neighbours need.

@@ -9,6 +9,8 @@ import type { LogProof, ProofUnavailable } from "../../actors/log-proofs.ts"
 import type { StoreFailure } from "../../domain/ledger/errors.ts"
 import { serveAnnouncements } from "../../actors/node-admission.ts"
 import { runNode } from "../../actors/node-agent.ts"
+import { serveStageWork } from "../../actors/stage-worker.ts"
+import { transportSettings } from "../pipeline-settings.ts"
 import { serveRegistry } from "../../actors/registry.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
@@ -76,6 +78,7 @@ const inProcessNodes = (bus: BusApi, count: number) =>
     const home = yield* setting(homeConfig)
     const apiKey = yield* inProcessKey(home, "node")
     const { timeoutMs, heartbeatMs } = yield* networkTimings
+    const transport = yield* transportSettings
     for (let i = 1; i <= count; i++) {
       const node = `local-${i}`
       const key = yield* localKey(home, `up-${node}`)
@@ -85,6 +88,8 @@ const inProcessNodes = (bus: BusApi, count: number) =>
         replica
       )
       yield* Effect.forkScoped(agent.pipe(Effect.provideService(Bus, bus), Effect.catchAll((e) => Console.error(`blyan up: ${e.message}`))))
+      // Each node also runs pipeline stages for `train --pipeline --plan`.
+      yield* serveStageWork(node, transport).pipe(Effect.provideService(Bus, bus), Effect.catchAll((e) => Console.error(`blyan up: node ${node}: no stage work: ${e.message}`)))
     }
   })
 

@@ -91,6 +91,7 @@ export const pipelineStep = (step: PipelineStep) =>
       { concurrency: "unbounded", discard: true }
     )
 
+    const go = (s: number) => bus.request(Subjects.pipelineStage(step.epoch, round, s, "go"), encodeGo(attempt), { timeoutMs: step.transport.timeoutMs })
     const ready = new Set<number>()
     const done = new Map<number, { readonly grads: Gradients; readonly loss: number; readonly busyMs: number }>()
     const collect = Effect.gen(function* () {
@@ -105,17 +106,27 @@ export const pipelineStep = (step: PipelineStep) =>
           if (ready.size === p)
             yield* Effect.forEach(
               step.stages,
-              (_, s) =>
-                bus
-                  .request(Subjects.pipelineStage(step.epoch, round, s, "go"), encodeGo(attempt), { timeoutMs: step.transport.timeoutMs })
-                  .pipe(Effect.mapError((e) => fault(s, `node ${step.nodes[s]} did not take the word to go: ${e.message}`))),
+              (_, s) => go(s).pipe(Effect.mapError((e) => fault(s, `node ${step.nodes[s]} did not take the word to go: ${e.message}`))),
               { concurrency: "unbounded", discard: true }
             )
         }
       }
     })
+    // Once every stage is under way, one that nobody serves any more has gone (its process died):
+    // found at the next look, instead of at the deadline, when its neighbours are only waiting on it.
+    const watch = Effect.gen(function* () {
+      for (;;) {
+        yield* Effect.sleep(step.transport.timeoutMs)
+        if (ready.size < p) continue
+        for (const s of step.stages.keys()) {
+          if (done.has(s)) continue
+          const probe = yield* Effect.either(go(s))
+          if (Either.isLeft(probe) && probe.left._tag === "NoResponders") return yield* fault(s, `node ${step.nodes[s]} stopped answering: ${probe.left.message}`)
+        }
+      }
+    })
     const [wall] = yield* Effect.timed(
-      Effect.zip(orders, collect, { concurrent: true }).pipe(
+      Effect.zip(orders, Effect.raceFirst(collect, watch), { concurrent: true }).pipe(
         Effect.timeoutFail({
           duration: step.deadlineMs,
           onTimeout: () => {

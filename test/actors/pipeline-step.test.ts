@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
 import { serveStageWork } from "../../actors/stage-worker.ts"
@@ -88,6 +88,30 @@ describe("a training step through a pipeline of three stages (1F1B, four microba
       expect(Object.keys(wire.faults).sort()).toEqual(["corrupt", "drop", "duplicate", "lose-ack"])
       for (const [p, a] of r.losses) expect(Math.abs(p - a)).toBeLessThan(1e-9)
       expect(r.difference).toBeLessThan(1e-9)
+    }).pipe(Effect.provide(TestExecutor64))
+  )
+
+  it.scopedLive("a stage's node that dies while its neighbour only waits on it is found gone before the step's deadline, and named", () =>
+    Effect.gen(function* () {
+      const memory = yield* makeMemoryBus()
+      const two = [
+        { start: 0, end: 1 },
+        { start: 2, end: 2 }
+      ]
+      const doomed = yield* Scope.make()
+      // w1's process dies as stage 1 sends its gradient back: stage 0 waits for it and has nothing more to send.
+      const bus: BusApi = {
+        ...memory,
+        request: (subject, data, options) =>
+          subject.endsWith(".stage.0.grad") ? Effect.zipRight(Effect.forkDaemon(Scope.close(doomed, Exit.void)), Effect.never) : memory.request(subject, data, options)
+      }
+      yield* serveStageWork("w0", transport).pipe(Effect.provideService(Bus, bus))
+      yield* serveStageWork("w1", transport).pipe(Effect.provideService(Bus, bus), Scope.extend(doomed))
+      const batch = sampleBatch(text, 2, spec.context, makePrng(1))
+      const weights = randomWeights(spec, 3, 0.4)
+      const step = { graphs, weights, state: initAdamW(), stages: two, nodes: ["w0", "w1"], batch, microbatches: 1, config: defaultAdamW, epoch: "e1", round: "dies", transport, deadlineMs: 60_000 }
+      const failed = yield* Effect.flip(pipelineStep(step).pipe(Effect.provideService(Bus, bus)))
+      expect(failed).toMatchObject({ _tag: "PipelineFault", stage: 1, message: expect.stringMatching(/^stage 1: node w1 stopped answering/) })
     }).pipe(Effect.provide(TestExecutor64))
   )
 })

@@ -1,7 +1,7 @@
 import { Either } from "effect"
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
-import { decodeAnswer, decodeOrder, decodeTensor, encodeAnswer, encodeOrder, encodeTensor, type StageOrder } from "../../../domain/pipeline/work.ts"
+import { decodeAnswer, decodeOrder, decodeTensor, encodeAnswer, encodeOrder, encodeTensor, type MalformedWork, type StageOrder } from "../../../domain/pipeline/work.ts"
 import { randomWeights, tinySpec } from "../model/support.ts"
 
 const weights = randomWeights(tinySpec, 5)
@@ -64,7 +64,7 @@ describe("the pipeline's work messages", () => {
 
   it("a message cut short or padded is refused as MalformedWork, never read as other floats (property)", () => {
     const messages = [encodeOrder(order), encodeTensor("a1", 0, new Float64Array([1, 2, 3])), encodeAnswer({ kind: "done", attempt: "x", stage: 0, loss: 1, busyMs: 1, grads: new Map([["head", { w: new Float32Array([1, 2]) }]]) })]
-    const decoders = [decodeOrder, decodeTensor, decodeAnswer] as const
+    const decoders: ReadonlyArray<(bytes: Uint8Array) => Either.Either<unknown, MalformedWork>> = [decodeOrder, decodeTensor, decodeAnswer]
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: 7 }), fc.boolean(), (which, n, cut) => {
         const m = messages[which]!

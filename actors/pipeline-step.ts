@@ -16,6 +16,7 @@ import type { ModelWeights } from "../domain/model/tensor.ts"
 import type { TrainBatch } from "../domain/model/train.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { decodeAnswer, encodeOrder } from "../domain/pipeline/work.ts"
+import { addTransport, type TransportCounts } from "../domain/pipeline/step-report.ts"
 import { Bus } from "../domain/ports/bus.ts"
 import { makeTensorSender, receiveTensors, type TransportSettings } from "./pipeline-transport.ts"
 import { encodeGo, PipelineFault, receiving } from "./stage-worker.ts"
@@ -49,7 +50,7 @@ const partsOf = (graphs: ModelGraphs, weights: ModelWeights, r: StageLayers): Mo
 
 /**
  * Run one step: the loss over the whole batch, the updated weights and optimiser state, the
- * gradient norm, and how long the stages took together and each spent computing.
+ * gradient norm, how long the stages took together and each spent computing, and what the transport met.
  */
 export const pipelineStep = (step: PipelineStep) =>
   Effect.gen(function* () {
@@ -93,7 +94,7 @@ export const pipelineStep = (step: PipelineStep) =>
 
     const go = (s: number) => bus.request(Subjects.pipelineStage(step.epoch, round, s, "go"), encodeGo(attempt), { timeoutMs: step.transport.timeoutMs })
     const ready = new Set<number>()
-    const done = new Map<number, { readonly grads: Gradients; readonly loss: number; readonly busyMs: number }>()
+    const done = new Map<number, { readonly grads: Gradients; readonly loss: number; readonly busyMs: number; readonly transport: TransportCounts }>()
     const collect = Effect.gen(function* () {
       while (done.size < p) {
         const a = decodeAnswer((yield* answers.take).tensor)
@@ -146,5 +147,14 @@ export const pipelineStep = (step: PipelineStep) =>
       weights = u.weights
       state = u.state
     })
-    return { loss: results.reduce((a, r) => a + r.loss, 0), weights, state, gradNorm: norm, wallMs: Duration.toMillis(wall), busyMs: results.map((r) => r.busyMs) }
+    return {
+      loss: results.reduce((a, r) => a + r.loss, 0),
+      weights,
+      state,
+      gradNorm: norm,
+      wallMs: Duration.toMillis(wall),
+      busyMs: results.map((r) => r.busyMs),
+      // The orders' and answers' sends here, and the stages' among themselves.
+      transport: results.reduce((a, r) => addTransport(a, r.transport), sender.stats())
+    }
   })

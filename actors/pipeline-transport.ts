@@ -14,6 +14,7 @@ import { Bus } from "../domain/ports/bus.ts"
 import { closedBreaker, permit, settle, type BreakerSettings, type BreakerState } from "../domain/pipeline/transport/breaker.ts"
 import { ChunkRefused, Reassembly, splitChunks, type Chunk, type Encoding } from "../domain/pipeline/transport/chunks.ts"
 import { decodeChunk, decodeChunkAnswer, encodeChunk, encodeChunkAnswer } from "../domain/pipeline/transport/wire.ts"
+import { noTransport, type TransportCounts } from "../domain/pipeline/step-report.ts"
 
 export type TransportSettings = {
   /** One chunk's request deadline. */
@@ -39,8 +40,6 @@ export class BackpressureTimeout extends Schema.TaggedError<BackpressureTimeout>
 
 export type TransportError = CircuitOpen | PeerUnreachable | BackpressureTimeout | ChunkRefused
 
-/** What the sender has met so far, for the operator and the metrics. */
-export type SenderStats = { chunks: number; retries: number; backpressureWaits: number; unreachable: number; damaged: number; breakerOpened: number }
 
 /** Room in a message for a chunk's frame header beside its bytes. */
 const HEADER_ROOM = 1024
@@ -54,7 +53,8 @@ export const makeTensorSender = (settings: TransportSettings) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const breakers = new Map<string, BreakerState>()
-    const stats: SenderStats = { chunks: 0, retries: 0, backpressureWaits: 0, unreachable: 0, damaged: 0, breakerOpened: 0 }
+    // What the sender has met so far, for the operator and the metrics.
+    const stats = { ...noTransport }
     const breakerOf = (peer: string) => breakers.get(peer) ?? closedBreaker
     const setBreaker = (peer: string, s: BreakerState) => {
       if (s._tag === "Open" && breakerOf(peer)._tag !== "Open") stats.breakerOpened++
@@ -117,7 +117,7 @@ export const makeTensorSender = (settings: TransportSettings) =>
         }
       })
 
-    return { send, breaker: (peer: string) => breakerOf(peer), stats: (): SenderStats => ({ ...stats }) }
+    return { send, breaker: (peer: string) => breakerOf(peer), stats: (): TransportCounts => ({ ...stats }) }
   })
 
 export type TensorSender = Effect.Effect.Success<ReturnType<typeof makeTensorSender>>

@@ -16,6 +16,7 @@ import { stageBackward, stageForward, type StageSaved } from "../domain/model/st
 import { Subjects } from "../domain/network/subjects.ts"
 import { stageOps } from "../domain/pipeline/schedule.ts"
 import { decodeOrder, decodeTensor, encodeAnswer, encodeTensor, type StageAnswer, type StageOrder } from "../domain/pipeline/work.ts"
+import { transportSince } from "../domain/pipeline/step-report.ts"
 import { Bus } from "../domain/ports/bus.ts"
 import type { Executor } from "../domain/ports/executor.ts"
 import { makeTensorSender, receiveTensors, type TensorSender, type TransportSettings } from "./pipeline-transport.ts"
@@ -37,6 +38,7 @@ const runOrder = (order: StageOrder, graphs: ModelGraphs, sender: TensorSender, 
   const answers = Subjects.pipelineAnswers(epoch, round)
   return Effect.gen(function* () {
     const bus = yield* Bus
+    const sentBefore = sender.stats()
     const acts = s > 0 ? yield* receiveTensors(subject(s, "act"), receiving(transport)) : undefined
     const grads = s < p - 1 ? yield* receiveTensors(subject(s, "grad"), receiving(transport)) : undefined
     const go = yield* Deferred.make<void>()
@@ -83,7 +85,7 @@ const runOrder = (order: StageOrder, graphs: ModelGraphs, sender: TensorSender, 
         if (b.dIn !== undefined) yield* sender.send(subject(s - 1, "grad"), encodeTensor(attempt, op.mb, b.dIn))
       }
     }
-    return { kind: "done", attempt, stage: s, loss, busyMs, grads: sums } satisfies StageAnswer
+    return { kind: "done", attempt, stage: s, loss, busyMs, transport: transportSince(sentBefore, sender.stats()), grads: sums } satisfies StageAnswer
   }).pipe(
     Effect.timeoutFail({ duration: order.deadlineMs, onTimeout: () => new PipelineFault({ stage: s, message: `the attempt did not finish within ${order.deadlineMs} ms` }) }),
     // Whatever failed is laid at a stage's door: a peer that could not be reached at the peer's, anything else at this one's.

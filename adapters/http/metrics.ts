@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { LedgerState } from "../../domain/projections/ledger-state.ts"
 import { outcomeOf } from "../../domain/pol/rounds.ts"
 import { BASE_UNITS_PER_BLY } from "../../domain/rewards/units.ts"
+import type { StepReport } from "../../domain/pipeline/step-report.ts"
 
 /** The route a path belongs to: its first one or two segments when they are the API's, else "other". */
 export const routeOf = (pathname: string): string => {
@@ -15,6 +16,43 @@ export const routeOf = (pathname: string): string => {
   if (first === undefined) return "/"
   if (first === "api" && second !== undefined && ["genesis", "model", "chains", "blocks", "experts", "events", "nodes", "rounds", "balances", "plans"].includes(second)) return `/api/${second}`
   return ["health", "metrics", "openapi.json"].includes(first) ? `/${first}` : "other"
+}
+
+/** The pipeline's figures, from the trainers' step reports: how steps went, the stages' occupancy and waits, the transport's troubles. */
+const pipelineMetrics = (registry: Registry) => {
+  const steps = new Counter({ name: "blyan_pipeline_steps_total", help: "Pipeline steps reported: done, failed (an attempt, retried), or taken alone after a fallback.", labelNames: ["outcome"], registers: [registry] })
+  const stages = new Gauge({ name: "blyan_pipeline_stages", help: "Stages of the last pipeline step done.", registers: [registry] })
+  const failures = new Counter({ name: "blyan_pipeline_stage_failures_total", help: "Failed attempts, by the node at fault.", labelNames: ["node"], registers: [registry] })
+  const occupancy = new Histogram({
+    name: "blyan_pipeline_stage_occupancy_ratio",
+    help: "Share of a step's time a stage spent computing, by stage.",
+    labelNames: ["stage"],
+    buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
+    registers: [registry]
+  })
+  const wait = new Histogram({
+    name: "blyan_pipeline_stage_wait_seconds",
+    help: "Time in a step a stage waited for its microbatches (neighbours and the wire), by stage.",
+    labelNames: ["stage"],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry]
+  })
+  const transport = new Counter({
+    name: "blyan_pipeline_transport_total",
+    help: "The pipeline transport's chunks sent, and its troubles: retries, unreachable peers, damaged chunks, backpressure waits, breakers opened.",
+    labelNames: ["kind"],
+    registers: [registry]
+  })
+  return (r: StepReport) => {
+    steps.inc({ outcome: r.outcome })
+    if (r.failed !== undefined) failures.inc({ node: r.failed.node })
+    if (r.outcome === "done") stages.set(r.stages.length)
+    r.stages.forEach((s, i) => {
+      occupancy.observe({ stage: String(i) }, r.wallMs > 0 ? Math.min(1, s.busyMs / r.wallMs) : 0)
+      wait.observe({ stage: String(i) }, Math.max(0, r.wallMs - s.busyMs) / 1000)
+    })
+    for (const [kind, n] of Object.entries(r.transport)) transport.inc({ kind }, n)
+  }
 }
 
 export const makeMetrics = (read: { readonly state: () => LedgerState; readonly projected: () => number }) => {
@@ -45,6 +83,10 @@ export const makeMetrics = (read: { readonly state: () => LedgerState; readonly 
     const supply = read.state().balances.supply
     g.set(Number(supply / BASE_UNITS_PER_BLY) + Number(supply % BASE_UNITS_PER_BLY) / Number(BASE_UNITS_PER_BLY))
   })
+  gauge("blyan_node_memory_bytes", "Accelerator memory each registered node offers.", ["node"], (g) => {
+    for (const n of read.state().nodes.values()) g.set({ node: n.node }, n.memory)
+  })
+  const pipeline = pipelineMetrics(registry)
   const requests = new Counter({ name: "blyan_http_requests_total", help: "HTTP requests answered, by route and status.", labelNames: ["route", "status"], registers: [registry] })
   const latency = new Histogram({
     name: "blyan_http_request_duration_seconds",
@@ -56,6 +98,8 @@ export const makeMetrics = (read: { readonly state: () => LedgerState; readonly 
   return {
     contentType: registry.contentType,
     text: () => registry.metrics(),
+    /** A pipeline trainer's report of a step (see `actors/pipeline-reports.ts`). */
+    observeStep: pipeline,
     observe: (pathname: string, status: number, seconds: number) => {
       const route = routeOf(pathname)
       requests.inc({ route, status: String(status) })

@@ -41,6 +41,8 @@ export const Subjects = {
     `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.stage.${token("stage", stage)}.${kind}`,
   /** The stages' answers (ready, done with gradients, failed) to the coordinator of an epoch's round. */
   pipelineAnswers: (epoch: string, round: string) => `blyan.pipeline.${token("epoch", epoch)}.${token("round", round)}.answers`,
+  /** Pipeline trainers' reports of each step, for whoever keeps metrics. */
+  pipelineReports: "blyan.pipeline.reports",
   /** Work orders for a node's stage worker. */
   pipelineOrders: (node: string) => `blyan.pipeline.node.${token("node id", node)}.orders`,
   /** The log served to followers: catch-up reads (request/reply) and live envelopes. */

@@ -10,6 +10,7 @@ import type { FloatArray } from "../model/forward.ts"
 import { ModelSpec } from "../model/spec.ts"
 import { numel, type ModelWeights, type Part, type Tensor } from "../model/tensor.ts"
 import { frame, unframe } from "../network/frames.ts"
+import { TransportCounts } from "./step-report.ts"
 
 /** A message of the pipeline's protocol that does not parse or does not add up. */
 export class MalformedWork extends Schema.TaggedError<MalformedWork>()("MalformedWork", { message: Schema.String }) {}
@@ -52,12 +53,21 @@ export type StageOrder = Omit<typeof OrderHeader.Type, "weights"> & { readonly w
 
 const Answer = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("ready"), attempt: Schema.String, stage: Count }),
-  Schema.Struct({ kind: Schema.Literal("done"), attempt: Schema.String, stage: Count, loss: Schema.Number, busyMs: Schema.Number, grads: Schema.Array(ArrayEntry) }),
+  Schema.Struct({ kind: Schema.Literal("done"), attempt: Schema.String, stage: Count, loss: Schema.Number, busyMs: Schema.Number, transport: TransportCounts, grads: Schema.Array(ArrayEntry) }),
   Schema.Struct({ kind: Schema.Literal("failed"), attempt: Schema.String, stage: Count, at: Count, message: Schema.String })
 )
 export type StageAnswer =
   | { readonly kind: "ready"; readonly attempt: string; readonly stage: number }
-  | { readonly kind: "done"; readonly attempt: string; readonly stage: number; readonly loss: number; readonly busyMs: number; readonly grads: Gradients }
+  | {
+      readonly kind: "done"
+      readonly attempt: string
+      readonly stage: number
+      readonly loss: number
+      readonly busyMs: number
+      /** What the stage's sends met in this attempt. */
+      readonly transport: TransportCounts
+      readonly grads: Gradients
+    }
   | { readonly kind: "failed"; readonly attempt: string; readonly stage: number; readonly at: number; readonly message: string }
 
 const TensorHeader = Schema.Struct({ attempt: Schema.String, mb: Count, dtype: FloatType })

@@ -28,6 +28,8 @@ import { roundMaxFailures, stepDeadlineMs, transportSettings } from "../pipeline
 import { pipelineRound } from "../../actors/pipeline-round.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
 import { followHeartbeats } from "../../actors/live-nodes.ts"
+import { reportStep } from "../../actors/pipeline-reports.ts"
+import { noTransport } from "../../domain/pipeline/step-report.ts"
 import type { LiveNode } from "../../domain/network/replica-choice.ts"
 import { networkTimings } from "../network-settings.ts"
 import { serveStageWorkers } from "../../actors/stage-worker.ts"
@@ -206,15 +208,26 @@ const trainThroughPipeline = (
     yield* Console.error(
       `pipeline: ${plan.map((r, s) => `layers ${r.start}..${r.end}${remote ? ` on ${nodes[s]}` : ""}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${Option.getOrElse(nats, () => "this process's bus")}`
     )
+    // Each step is reported on the bus, for the explorer's metrics.
+    const epoch = frozen?.plan.epoch ?? run
     const piped = (on: ReadonlyArray<string>) => (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
-      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs }))
+      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs })).pipe(
+        Effect.tap((r) => reportStep({ epoch, step, outcome: "done", stages: on.map((node, s) => ({ node, busyMs: r.busyMs[s]! })), wallMs: r.wallMs, transport: r.transport })),
+        Effect.tapError((e) =>
+          e._tag === "PipelineFault"
+            ? reportStep({ epoch, step, outcome: "failed", stages: [], wallMs: 0, transport: noTransport, failed: { stage: e.stage, node: on[e.stage] ?? `stage ${e.stage}` } })
+            : Effect.void
+        )
+      )
+    const alone = (w: ModelWeights, s: AdamWState, b: TrainBatch, c: AdamWConfig, step: number) =>
+      Effect.tap(runner.trainStep(w, s, b, c), () => reportStep({ epoch, step, outcome: "alone", stages: [], wallMs: 0, transport: noTransport }))
     // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried, given to spare nodes, and a single-node fallback.
     if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(nodes)).pipe(Effect.provideService(Bus, bus))
     // A stage that keeps failing goes to a node heard from lately (each node runs a stage worker).
     const live = remote ? yield* followHeartbeats.pipe(Effect.provideService(Bus, bus)) : new Map<string, LiveNode>()
     const heartbeatMs = (yield* networkTimings).heartbeatMs
     const spares = () => [...live].filter(([, n]) => Date.now() - n.at < 3 * heartbeatMs).map(([node]) => node)
-    const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, (w, s, b, c) => runner.trainStep(w, s, b, c), spares)
+    const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, alone, spares)
     return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)
 

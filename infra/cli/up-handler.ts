@@ -10,6 +10,7 @@ import type { StoreFailure } from "../../domain/ledger/errors.ts"
 import { serveAnnouncements } from "../../actors/node-admission.ts"
 import { runNode } from "../../actors/node-agent.ts"
 import { serveStageWork } from "../../actors/stage-worker.ts"
+import { followStepReports } from "../../actors/pipeline-reports.ts"
 import { transportSettings } from "../pipeline-settings.ts"
 import { serveRegistry } from "../../actors/registry.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
@@ -178,8 +179,11 @@ export const up = ({
       yield* inProcessNodes(bus, count)
       yield* inProcessValidators(bus, validators, heldOutText)
       // The page sits beside the bundle this runs from (dist/web).
+      const service = explorerOf(projector, tracked.store, yield* BlobStore, { contribute: desk.decide, chat: chat.answer })
+      // Pipeline trainers on this bus report their steps into the metrics.
+      yield* followStepReports(service.metrics.observeStep).pipe(Effect.provideService(Bus, bus))
       const explorer = yield* serveExplorer({ host, port, page: fileURLToPath(new URL("./web", import.meta.url)) }).pipe(
-        Effect.provideService(Explorer, explorerOf(projector, tracked.store, yield* BlobStore, { contribute: desk.decide, chat: chat.answer })),
+        Effect.provideService(Explorer, service),
         Effect.catchTag("ServeError", (e) => fail(`the explorer cannot listen on ${host}:${port}: ${String(e.cause)}`, ExitCode.unavailable))
       )
       // A model still at its genesis weights answers in random bytes: it is trained once, here, as `train` would.

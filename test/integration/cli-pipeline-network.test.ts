@@ -15,13 +15,13 @@ const { scope, root, env, start } = blyanProcesses("pipeline-network", {
 })
 
 describe("pipeline training on node processes over a real nats-server", () => {
-  it("train --pipeline --plan runs each stage on its plan's node process; kill -9 of a stage's node mid-round: the step is retried, the stage given to a live spare node (StageReassigned), training completes, loss goes down, audit passes", async () => {
+  it("train --pipeline --plan runs each stage on its plan's node process; kill -9 of a stage's node mid-round: the step is retried, the stage given to a live spare node (StageReassigned), training completes, loss goes down, audit passes; up's /metrics counts the reported steps and failures", async () => {
     const server = await Effect.runPromise(ownNatsServer().pipe(Scope.extend(scope)))
     // The network: a ledger held by `up`, where three node processes register and serve.
     const network = path.join(root, "network")
     expect((await blyan(["init", "--data", network], env)).code).toBe(0)
     const apiKey = (JSON.parse((await blyan(["keys", "create", "--role", "node", "--json", "--data", network], env)).stdout) as { key: string }).key
-    const up = start(["up", "--data", network, "--nats", server.url])
+    const up = start(["up", "--data", network, "--nats", server.url, "--port", "0"])
     await eventually(() => up.out.text.includes("running"), "blyan up")
     const ids = ["pa", "pb", "pc"]
     const nodes = ids.map((id) => start(["node", "--nats", server.url, "--api-key", apiKey, "--node-id", id, "--data", path.join(root, id)]))
@@ -58,5 +58,14 @@ describe("pipeline training on node processes over a real nats-server", () => {
     for (const failed of round.slice(1, 3)) expect(failed.data).toMatchObject({ epoch: "E9", round: "round_0", stage: 1, node: "pb" })
     expect(round[3]!.data).toEqual({ epoch: "E9", round: "round_0", stage: 1, from: "pb", to: "pc" })
     expect((await blyan(["audit", "--data", data, "--json"], env)).code).toBe(0)
+
+    // The trainer reported every step on the bus; up's explorer counts them in /metrics.
+    const explorer = /explorer (http:\/\/\S+)/.exec(up.out.text)![1]!
+    const metrics = await (await fetch(`${explorer}/metrics`)).text()
+    const count = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(metrics)?.[1] ?? 0)
+    expect(count('blyan_pipeline_steps_total{outcome="done"}')).toBe(steps)
+    expect(count('blyan_pipeline_stage_failures_total{node="pb"}')).toBe(2)
+    expect(count("blyan_pipeline_stages")).toBe(2)
+    expect(count('blyan_pipeline_transport_total{kind="chunks"}')).toBeGreaterThan(0)
   }, 300_000)
 })

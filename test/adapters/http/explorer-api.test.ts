@@ -34,6 +34,8 @@ import { startProjector } from "../../../actors/projector.ts"
 import { runLocalRound } from "../../../actors/round-coordinator.ts"
 import { ExplorerApi } from "../../../adapters/http/explorer-api.ts"
 import { Explorer, explorerOf, serveExplorer } from "../../../adapters/http/explorer-server.ts"
+import { followStepReports, reportStep } from "../../../actors/pipeline-reports.ts"
+import { noTransport } from "../../../domain/pipeline/step-report.ts"
 import { ModelRunnerLive } from "../../../adapters/executor/model-runner.ts"
 import { BlobStore } from "../../../domain/ports/blob-store.ts"
 import { EventStore } from "../../../domain/ports/event-store.ts"
@@ -96,12 +98,12 @@ const serve = (options: { readonly node: boolean }) => Effect.gen(function* () {
   }
   const head = yield* events.head
   yield* projector.awaitSeq(head!.seq)
-  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page: path.resolve("dist/web") }).pipe(
-    Effect.provideService(Explorer, explorerOf(projector, events, blobs, { contribute: desk.decide, chat: router.answer }))
-  )
+  const service = explorerOf(projector, events, blobs, { contribute: desk.decide, chat: router.answer })
+  yield* onBus(followStepReports(service.metrics.observeStep))
+  const url = yield* serveExplorer({ host: "127.0.0.1", port: 0, page: path.resolve("dist/web") }).pipe(Effect.provideService(Explorer, service))
   const client = yield* HttpApiClient.make(ExplorerApi, { baseUrl: url }).pipe(Effect.provide(FetchHttpClient.layer))
   const log = yield* logOf(events)
-  return { url, client, log, report, events, blobs, on }
+  return { url, client, log, report, events, blobs, on, onBus }
 })
 const served = serve({ node: false })
 
@@ -327,9 +329,18 @@ describe("the explorer's HTTP API", () => {
     "/metrics is valid Prometheus text (promtool check metrics): the ledger's figures read off the read models, and every request counted and timed by route",
     () =>
       Effect.gen(function* () {
-        const { url, log } = yield* served
+        const { url, log, onBus } = yield* served
         for (const p of ["/health", "/api/model", "/api/blocks/nothex", "/api/no-such-route"]) yield* get(`${url}${p}`)
-        const r = yield* get(`${url}/metrics`)
+        // A pipeline trainer's reports on the bus: a step done through two stages, a failed attempt, a step taken alone.
+        const transport = { ...noTransport, chunks: 40, retries: 3, unreachable: 2, breakerOpened: 1 }
+        yield* onBus(reportStep({ epoch: "E1", step: 1, outcome: "done", stages: [{ node: "pa", busyMs: 300 }, { node: "pb", busyMs: 600 }], wallMs: 1000, transport }))
+        yield* onBus(reportStep({ epoch: "E1", step: 2, outcome: "failed", stages: [], wallMs: 0, transport: noTransport, failed: { stage: 1, node: "pb" } }))
+        yield* onBus(reportStep({ epoch: "E1", step: 2, outcome: "alone", stages: [], wallMs: 0, transport: noTransport }))
+        const r = yield* get(`${url}/metrics`).pipe(
+          Effect.filterOrFail((m) => m.text.includes('outcome="alone"')),
+          Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds"))),
+          Effect.orDie
+        )
         expect(r.status).toBe(200)
         const checked = promtool(r.text)
         expect(checked.error, "promtool (Debian package prometheus) is installed by .ci/run").toBeUndefined()
@@ -341,6 +352,15 @@ describe("the explorer's HTTP API", () => {
         expect(r.text).toMatch(/blyan_http_requests_total\{route="\/api\/blocks",status="400"\} 1/)
         expect(r.text).toMatch(/blyan_http_requests_total\{route="other",status="404"\} 1/)
         expect(r.text).toMatch(/blyan_http_request_duration_seconds_bucket\{le="\+Inf",route="\/health"\} 1/)
+        for (const outcome of ["done", "failed", "alone"]) expect(r.text).toContain(`blyan_pipeline_steps_total{outcome="${outcome}"} 1`)
+        expect(r.text).toContain("blyan_pipeline_stages 2")
+        expect(r.text).toContain('blyan_pipeline_stage_failures_total{node="pb"} 1')
+        // Stage 0 computed 0.3 of the step and waited 0.7 s; stage 1 computed 0.6 and waited 0.4 s.
+        expect(r.text).toContain('blyan_pipeline_stage_occupancy_ratio_bucket{le="0.3",stage="0"} 1')
+        expect(r.text).toContain('blyan_pipeline_stage_occupancy_ratio_bucket{le="0.5",stage="1"} 0')
+        expect(r.text).toContain('blyan_pipeline_stage_wait_seconds_sum{stage="0"} 0.7')
+        expect(r.text).toContain('blyan_pipeline_transport_total{kind="retries"} 3')
+        expect(r.text).toContain('blyan_pipeline_transport_total{kind="breakerOpened"} 1')
       }).pipe(Effect.provide(Runtime)),
     { timeout: 60_000 }
   )

@@ -2,6 +2,7 @@ import { Either } from "effect"
 import { describe, expect, it } from "vitest"
 import fc from "fast-check"
 import { decodeAnswer, decodeOrder, decodeTensor, encodeAnswer, encodeOrder, encodeTensor, type MalformedWork, type StageOrder } from "../../../domain/pipeline/work.ts"
+import { noTransport } from "../../../domain/pipeline/step-report.ts"
 import { randomWeights, tinySpec } from "../model/support.ts"
 
 const weights = randomWeights(tinySpec, 5)
@@ -48,11 +49,12 @@ describe("the pipeline's work messages", () => {
     fc.assert(
       fc.property(floatArrays, fc.double({ noNaN: true, noDefaultInfinity: true }), (arrays, loss) => {
         const grads = new Map(arrays.map((a, i) => [`layer${i}.attention`, { wq: a, wk: a.slice().reverse() }] as const))
-        const back = Either.getOrThrow(decodeAnswer(encodeAnswer({ kind: "done", attempt: "x", stage: 0, loss, busyMs: 1, grads })))
+        const back = Either.getOrThrow(decodeAnswer(encodeAnswer({ kind: "done", attempt: "x", stage: 0, loss, busyMs: 1, transport: { ...noTransport, chunks: 3, retries: 1 }, grads })))
         expect(back.kind).toBe("done")
         if (back.kind !== "done") return
         // JSON has no -0: the loss comes back equal, if not with its sign of zero.
         expect(back.loss === loss).toBe(true)
+        expect(back.transport).toEqual({ ...noTransport, chunks: 3, retries: 1 })
         for (const [part, ts] of grads)
           for (const [t, x] of Object.entries(ts)) {
             const y = back.grads.get(part)![t]!
@@ -64,7 +66,7 @@ describe("the pipeline's work messages", () => {
   })
 
   it("a message cut short or padded is refused as MalformedWork, never read as other floats (property)", () => {
-    const messages = [encodeOrder(order), encodeTensor("a1", 0, new Float64Array([1, 2, 3])), encodeAnswer({ kind: "done", attempt: "x", stage: 0, loss: 1, busyMs: 1, grads: new Map([["head", { w: new Float32Array([1, 2]) }]]) })]
+    const messages = [encodeOrder(order), encodeTensor("a1", 0, new Float64Array([1, 2, 3])), encodeAnswer({ kind: "done", attempt: "x", stage: 0, loss: 1, busyMs: 1, transport: noTransport, grads: new Map([["head", { w: new Float32Array([1, 2]) }]]) })]
     const decoders: ReadonlyArray<(bytes: Uint8Array) => Either.Either<unknown, MalformedWork>> = [decodeOrder, decodeTensor, decodeAnswer]
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 1, max: 7 }), fc.boolean(), (which, n, cut) => {

@@ -23,20 +23,9 @@ const pipelineMetrics = (registry: Registry) => {
   const steps = new Counter({ name: "blyan_pipeline_steps_total", help: "Pipeline steps reported: done, failed (an attempt, retried), or taken alone after a fallback.", labelNames: ["outcome"], registers: [registry] })
   const stages = new Gauge({ name: "blyan_pipeline_stages", help: "Stages of the last pipeline step done.", registers: [registry] })
   const failures = new Counter({ name: "blyan_pipeline_stage_failures_total", help: "Failed attempts, by the node at fault.", labelNames: ["node"], registers: [registry] })
-  const occupancy = new Histogram({
-    name: "blyan_pipeline_stage_occupancy_ratio",
-    help: "Share of a step's time a stage spent computing, by stage.",
-    labelNames: ["stage"],
-    buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
-    registers: [registry]
-  })
-  const wait = new Histogram({
-    name: "blyan_pipeline_stage_wait_seconds",
-    help: "Time in a step a stage waited for its microbatches (neighbours and the wire), by stage.",
-    labelNames: ["stage"],
-    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry]
-  })
+  const byStage = (name: string, help: string, buckets: Array<number>) => new Histogram({ name, help, labelNames: ["stage"], buckets, registers: [registry] })
+  const occupancy = byStage("blyan_pipeline_stage_occupancy_ratio", "Share of a step's time a stage spent computing, by stage.", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1])
+  const wait = byStage("blyan_pipeline_stage_wait_seconds", "Time in a step a stage waited for its microbatches (neighbours and the wire), by stage.", [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
   const transport = new Counter({
     name: "blyan_pipeline_transport_total",
     help: "The pipeline transport's chunks sent, and its troubles: retries, unreachable peers, damaged chunks, backpressure waits, breakers opened.",

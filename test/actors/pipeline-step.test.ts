@@ -114,4 +114,27 @@ describe("a training step through a pipeline of three stages (1F1B, four microba
       expect(failed).toMatchObject({ _tag: "PipelineFault", stage: 1, message: expect.stringMatching(/^stage 1: node w1 stopped answering/) })
     }).pipe(Effect.provide(TestExecutor64))
   )
+
+  it.scopedLive("a stage whose inbox holds one microbatch's activations at a time stalls its sender into backpressure: the step waits, and is the single-process step", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      // 24 rows of 6 positions of width 8 in f64: 9,216 bytes a microbatch; stage 1's inbox takes 10,000.
+      const batch = sampleBatch(text, 96, spec.context, makePrng(2))
+      yield* serveStageWork("b0", transport).pipe(Effect.provideService(Bus, bus))
+      yield* serveStageWork("b1", { ...transport, maxBufferBytes: 10_000 }).pipe(Effect.provideService(Bus, bus))
+      yield* serveStageWork("b2", transport).pipe(Effect.provideService(Bus, bus))
+      const weights = randomWeights(spec, 3, 0.4)
+      const step = { graphs, weights, state: initAdamW(), stages, nodes: ["b0", "b1", "b2"], batch, microbatches: 4, config: defaultAdamW, epoch: "e1", round: "stall", transport, deadlineMs: 60_000 }
+      // Stage 1 starts late: stage 0's first activations fill its inbox meanwhile.
+      const late: BusApi = {
+        ...bus,
+        request: (subject, data, options) => (subject.endsWith(".stage.1.go") ? Effect.zipRight(Effect.sleep("300 millis"), bus.request(subject, data, options)) : bus.request(subject, data, options))
+      }
+      const piped = yield* pipelineStep(step).pipe(Effect.provideService(Bus, late))
+      const alone = yield* trainStep(graphs, weights, initAdamW(), batch, defaultAdamW)
+      expect(piped.transport.backpressureWaits).toBeGreaterThan(0)
+      expect(Math.abs(piped.loss - alone.loss)).toBeLessThan(1e-9)
+      expect(maxDifference(piped.weights, alone.weights)).toBeLessThan(1e-9)
+    }).pipe(Effect.provide(TestExecutor64))
+  )
 })

@@ -101,7 +101,9 @@ const runOrder = (order: StageOrder, graphs: ModelGraphs, sender: TensorSender, 
                 : s - 1
             : s
       return Effect.succeed({ kind: "failed", attempt, stage: s, at, message: `stage ${at}: ${e.message}` })
-    })
+    }),
+    // An order the model code cannot run (weights that are not the stage's, say) is this stage's failure too, told, not a dead worker.
+    Effect.catchAllDefect((d) => Effect.succeed<StageAnswer>({ kind: "failed", attempt, stage: s, at: s, message: `stage ${s}: the work order could not be run: ${d instanceof Error ? d.message : String(d)}` }))
   )
 }
 

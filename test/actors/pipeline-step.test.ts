@@ -137,4 +137,17 @@ describe("a training step through a pipeline of three stages (1F1B, four microba
       expect(maxDifference(piped.weights, alone.weights)).toBeLessThan(1e-9)
     }).pipe(Effect.provide(TestExecutor64))
   )
+
+  it.scopedLive("an order a stage cannot run (its layer's weights missing) is answered as that stage's failure, naming why, and changes nothing", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      const nodes = ["m0", "m1", "m2"]
+      for (const node of nodes) yield* serveStageWork(node, transport).pipe(Effect.provideService(Bus, bus))
+      const whole = randomWeights(spec, 3, 0.4)
+      const weights = { ...whole, parts: new Map([...whole.parts].filter(([name]) => name !== "layer1.attention")) }
+      const step = { graphs, weights, state: initAdamW(), stages, nodes, batch: sampleBatch(text, 8, spec.context, makePrng(3)), microbatches: 4, config: defaultAdamW, epoch: "e1", round: "broken", transport, deadlineMs: 60_000 }
+      const failed = yield* Effect.flip(pipelineStep(step).pipe(Effect.provideService(Bus, bus)))
+      expect(failed).toMatchObject({ _tag: "PipelineFault", stage: 1, message: expect.stringMatching(/^stage 1: the work order could not be run: /) })
+    }).pipe(Effect.provide(TestExecutor64))
+  )
 })

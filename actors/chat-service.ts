@@ -14,7 +14,6 @@ import type { BlobStore } from "../domain/ports/blob-store.ts"
 import type { ModelRunner } from "../domain/ports/model-runner.ts"
 import { newEvent } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
-import { followHeartbeats } from "./live-nodes.ts"
 import { makePrng } from "../domain/model/prng.ts"
 import { expertPart } from "../domain/model/spec.ts"
 import type { Receipt } from "../domain/network/receipts.ts"
@@ -28,6 +27,7 @@ import { askJson, serveJson } from "./owner-requests.ts"
 import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
 import type { Projector } from "./projector.ts"
 import { remoteExperts, type ExpertFailure } from "./expert-router.ts"
+import { followHeartbeats } from "./live-nodes.ts"
 
 /** Receipts per `InferenceServed` part: each part stays well inside one message. */
 const RECEIPTS_PER_PART = 256
@@ -92,7 +92,6 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
       if (cached?.key !== key) cached = { key, model: yield* loadModelOf(state) }
       return cached.model
     })
-
 
     /** With `onToken`, each token is told with its attribution as it is generated. */
     const answer = (req: ChatRequest, onToken?: (token: NetworkToken) => Effect.Effect<void>) =>

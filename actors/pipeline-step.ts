@@ -21,8 +21,6 @@ import { Bus } from "../domain/ports/bus.ts"
 import { makeTensorSender, receiveTensors, type TransportSettings } from "./pipeline-transport.ts"
 import { encodeGo, PipelineFault, receiving } from "./stage-worker.ts"
 
-export { PipelineFault } from "./stage-worker.ts"
-
 export type PipelineStep = {
   readonly graphs: ModelGraphs
   readonly weights: ModelWeights
@@ -100,7 +98,7 @@ export const pipelineStep = (step: PipelineStep) =>
         const a = decodeAnswer((yield* answers.take).tensor)
         if (Either.isLeft(a) || a.right.attempt !== attempt || a.right.stage >= p) continue
         const answer = a.right
-        if (answer.kind === "failed") return yield* fault(answer.at, answer.message.replace(/^stage \d+: /, ""))
+        if (answer.kind === "failed") return yield* fault(answer.at, answer.message)
         if (answer.kind === "done") done.set(answer.stage, answer)
         else if (!ready.has(answer.stage)) {
           ready.add(answer.stage)
@@ -154,7 +152,7 @@ export const pipelineStep = (step: PipelineStep) =>
       gradNorm: norm,
       wallMs: Duration.toMillis(wall),
       busyMs: results.map((r) => r.busyMs),
-      // The orders' and answers' sends here, and the stages' among themselves.
+      // The orders sent from here, and each stage's sends.
       transport: results.reduce((a, r) => addTransport(a, r.transport), sender.stats())
     }
   })

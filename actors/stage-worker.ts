@@ -11,7 +11,7 @@
  */
 import { Deferred, Duration, Effect, Either, Fiber, Schema, type Scope } from "effect"
 import { addGradients } from "../domain/model/adamw.ts"
-import { buildModelGraphs, type ModelGraphs } from "../domain/model/onnx/graphs.ts"
+import { makeGraphsCache, type ModelGraphs } from "../domain/model/onnx/graphs.ts"
 import { stageBackward, stageForward, type StageSaved } from "../domain/model/stage.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { stageOps } from "../domain/pipeline/schedule.ts"
@@ -100,10 +100,10 @@ const runOrder = (order: StageOrder, graphs: ModelGraphs, sender: TensorSender, 
                 ? s
                 : s - 1
             : s
-      return Effect.succeed({ kind: "failed", attempt, stage: s, at, message: `stage ${at}: ${e.message}` })
+      return Effect.succeed({ kind: "failed", attempt, stage: s, at, message: e.message })
     }),
     // An order the model code cannot run (weights that are not the stage's, say) is this stage's failure too, told, not a dead worker.
-    Effect.catchAllDefect((d) => Effect.succeed<StageAnswer>({ kind: "failed", attempt, stage: s, at: s, message: `stage ${s}: the work order could not be run: ${d instanceof Error ? d.message : String(d)}` }))
+    Effect.catchAllDefect((d) => Effect.succeed<StageAnswer>({ kind: "failed", attempt, stage: s, at: s, message: `the work order could not be run: ${d instanceof Error ? d.message : String(d)}` }))
   )
 }
 
@@ -116,13 +116,7 @@ export const serveStageWork = (node: string, transport: TransportSettings) =>
   Effect.gen(function* () {
     const orders = yield* receiveTensors(Subjects.pipelineOrders(node), receiving(transport))
     const sender = yield* makeTensorSender(transport)
-    const graphsCache = new Map<string, ModelGraphs>()
-    const graphsFor = (order: StageOrder) => {
-      const key = JSON.stringify([order.spec, order.precision])
-      const graphs = graphsCache.get(key) ?? buildModelGraphs(order.spec, order.precision)
-      graphsCache.set(key, graphs)
-      return graphs
-    }
+    const graphs = makeGraphsCache()
     const running = new Map<string, { readonly attempt: string; readonly fiber: Fiber.RuntimeFiber<void> }>()
     const loop = Effect.gen(function* () {
       const order = decodeOrder((yield* orders.take).tensor)
@@ -131,7 +125,7 @@ export const serveStageWork = (node: string, transport: TransportSettings) =>
       // The coordinator starts an attempt only once the one before is over: whatever still runs is abandoned.
       for (const r of running.values()) if (r.attempt !== attempt) yield* Fiber.interrupt(r.fiber)
       const key = `${attempt}/${stage}`
-      const answer = runOrder(order.right, graphsFor(order.right), sender, transport).pipe(
+      const answer = runOrder(order.right, graphs(order.right.spec, order.right.precision), sender, transport).pipe(
         Effect.flatMap((a) => Effect.ignore(sender.send(Subjects.pipelineAnswers(epoch, round), encodeAnswer(a)))),
         // The inboxes stay open until the next attempt or the deadline: a neighbour whose last
         // acknowledgement was lost sends that chunk again after this stage is done.

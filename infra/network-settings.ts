@@ -15,11 +15,14 @@ export const networkTimings = setting(
     heartbeatMs: positiveMs("BLYAN_HEARTBEAT_MS", 1000),
     // How long a poll of the witnesses waits for their answers.
     witnessWaitMs: positiveMs("BLYAN_WITNESS_WAIT_MS", 1000)
-  })
+  }).pipe(
+    // Three missed heartbeats and a node is taken as gone (not chosen for an expert or a stage).
+    Config.map((t) => ({ ...t, staleMs: t.heartbeatMs * 3 }))
+  )
 )
 
 export const routerSettings = Effect.gen(function* () {
-  const { timeoutMs, heartbeatMs } = yield* networkTimings
+  const { timeoutMs, staleMs } = yield* networkTimings
   const spotCheckRate = yield* setting(
     Config.number("BLYAN_SPOTCHECK_RATE").pipe(Config.validate({ message: "a share between 0 and 1", validation: (r) => r >= 0 && r <= 1 }), Config.withDefault(0.05))
   )
@@ -27,8 +30,7 @@ export const routerSettings = Effect.gen(function* () {
     timeoutMs,
     attempts: 4,
     spotCheckRate,
-    // Three missed heartbeats and a node is not chosen.
-    staleMs: heartbeatMs * 3,
+    staleMs,
     banAfter: 3,
     banMs: 60_000,
     seed: Math.floor(Math.random() * 2 ** 31)

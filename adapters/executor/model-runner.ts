@@ -10,28 +10,17 @@ import { ModelRunner, type ModelRunnerApi } from "../../domain/ports/model-runne
 import { forward } from "../../domain/model/forward.ts"
 import { generate } from "../../domain/model/generate.ts"
 import type { ModelGraphs, Precision } from "../../domain/model/onnx/graphs.ts"
-import { buildModelGraphs } from "../../domain/model/onnx/graphs.ts"
+import { makeGraphsCache } from "../../domain/model/onnx/graphs.ts"
 import type { ModelSpec } from "../../domain/model/spec.ts"
 import { evaluateLoss, lossAndGradients, trainStep } from "../../domain/model/train.ts"
 import type { OnnxExecutorSettings } from "./onnxruntime.ts"
 import { OnnxExecutorLive } from "./onnxruntime.ts"
 
-/** Graphs depend on these sizes only (not on the name, seed, dtype or number of layers). */
-const shapeKey = (s: ModelSpec, p: Precision) => [s.vocab, s.context, s.dModel, s.heads, s.experts, s.dFF, p].join(",")
-
 export const makeModelRunner = (precision: Precision = "f32"): Effect.Effect<ModelRunnerApi, never, Executor> =>
   Effect.gen(function* () {
     const executor = yield* Executor
-    const cache = new Map<string, ModelGraphs>()
-    const graphs = (spec: ModelSpec): ModelGraphs => {
-      const key = shapeKey(spec, precision)
-      const hit = cache.get(key)
-      // Graphs carry their spec; a hit for a spec of the same shape is rebound to the caller's spec.
-      if (hit !== undefined) return hit.spec === spec ? hit : { ...hit, spec }
-      const built = buildModelGraphs(spec, precision)
-      cache.set(key, built)
-      return built
-    }
+    const cached = makeGraphsCache()
+    const graphs = (spec: ModelSpec): ModelGraphs => cached(spec, precision)
     const provide = <A, E>(eff: Effect.Effect<A, E, Executor>) => Effect.provideService(eff, Executor, executor)
     return {
       graphs,

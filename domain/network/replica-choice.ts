@@ -8,6 +8,9 @@ import { mayServe, type NodeEntry } from "../projections/nodes.ts"
 
 export type LiveNode = { readonly status: string; readonly queue: number; readonly at: number }
 
+/** Whether a node's latest heartbeat, if any, is no older than `staleMs` at `now`. */
+export const heardWithin = (hb: LiveNode | undefined, now: number, staleMs: number): hb is LiveNode => hb !== undefined && now - hb.at <= staleMs
+
 export type ChoiceContext = {
   readonly nodes: Iterable<NodeEntry>
   /** The latest heartbeat of each node, stamped when it arrived. */
@@ -31,7 +34,7 @@ export const replicaOrder = (c: ChoiceContext, block: string, salt: string): Rea
   [...c.nodes]
     .filter((n) => {
       const hb = c.live.get(n.node)
-      return mayServe(n, c.now) && n.blocks.includes(block) && hb !== undefined && hb.status.startsWith("serving") && c.now - hb.at <= c.staleMs
+      return mayServe(n, c.now) && n.blocks.includes(block) && heardWithin(hb, c.now, c.staleMs) && hb.status.startsWith("serving")
     })
     .map((n) => ({ node: n.node, load: c.live.get(n.node)!.queue + (c.outstanding.get(n.node) ?? 0), tie: fnv(`${salt}/${n.node}`) }))
     .sort((a, b) => a.load - b.load || a.tie - b.tie || (a.node < b.node ? -1 : 1))

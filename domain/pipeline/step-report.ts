@@ -14,24 +14,14 @@ export type TransportCounts = typeof TransportCounts.Type
 
 export const noTransport: TransportCounts = { chunks: 0, retries: 0, backpressureWaits: 0, unreachable: 0, damaged: 0, breakerOpened: 0 }
 
-export const addTransport = (a: TransportCounts, b: TransportCounts): TransportCounts => ({
-  chunks: a.chunks + b.chunks,
-  retries: a.retries + b.retries,
-  backpressureWaits: a.backpressureWaits + b.backpressureWaits,
-  unreachable: a.unreachable + b.unreachable,
-  damaged: a.damaged + b.damaged,
-  breakerOpened: a.breakerOpened + b.breakerOpened
-})
+const kinds = Object.keys(noTransport) as ReadonlyArray<keyof TransportCounts>
+const combine = (a: TransportCounts, b: TransportCounts, f: (x: number, y: number) => number) =>
+  Object.fromEntries(kinds.map((k) => [k, f(a[k], b[k])])) as TransportCounts
+
+export const addTransport = (a: TransportCounts, b: TransportCounts): TransportCounts => combine(a, b, (x, y) => x + y)
 
 /** What `to` has counted since `from`. */
-export const transportSince = (from: TransportCounts, to: TransportCounts): TransportCounts => ({
-  chunks: to.chunks - from.chunks,
-  retries: to.retries - from.retries,
-  backpressureWaits: to.backpressureWaits - from.backpressureWaits,
-  unreachable: to.unreachable - from.unreachable,
-  damaged: to.damaged - from.damaged,
-  breakerOpened: to.breakerOpened - from.breakerOpened
-})
+export const transportSince = (from: TransportCounts, to: TransportCounts): TransportCounts => combine(to, from, (x, y) => x - y)
 
 export const StepReport = Schema.Struct({
   epoch: Schema.String,

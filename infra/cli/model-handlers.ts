@@ -30,7 +30,7 @@ import { PlansProjection } from "../../domain/projections/plans.ts"
 import { followHeartbeats } from "../../actors/live-nodes.ts"
 import { reportStep } from "../../actors/pipeline-reports.ts"
 import { noTransport } from "../../domain/pipeline/step-report.ts"
-import type { LiveNode } from "../../domain/network/replica-choice.ts"
+import { heardWithin, type LiveNode } from "../../domain/network/replica-choice.ts"
 import { networkTimings } from "../network-settings.ts"
 import { serveStageWorkers } from "../../actors/stage-worker.ts"
 import { sideBySide } from "../../domain/projections/projection.ts"
@@ -210,23 +210,23 @@ const trainThroughPipeline = (
     )
     // Each step is reported on the bus, for the explorer's metrics.
     const epoch = frozen?.plan.epoch ?? run
+    /** A step that went through no pipeline: a failed attempt, or one taken here after a fallback. */
+    const reportAside = (step: number, outcome: "failed" | "alone", failed?: { readonly stage: number; readonly node: string }) =>
+      reportStep({ epoch, step, outcome, stages: [], wallMs: 0, transport: noTransport, ...(failed === undefined ? {} : { failed }) })
     const piped = (on: ReadonlyArray<string>) => (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
       Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs })).pipe(
         Effect.tap((r) => reportStep({ epoch, step, outcome: "done", stages: on.map((node, s) => ({ node, busyMs: r.busyMs[s]! })), wallMs: r.wallMs, transport: r.transport })),
         Effect.tapError((e) =>
-          e._tag === "PipelineFault"
-            ? reportStep({ epoch, step, outcome: "failed", stages: [], wallMs: 0, transport: noTransport, failed: { stage: e.stage, node: on[e.stage] ?? `stage ${e.stage}` } })
-            : Effect.void
+          e._tag === "PipelineFault" ? reportAside(step, "failed", { stage: e.stage, node: on[e.stage] ?? `stage ${e.stage}` }) : Effect.void
         )
       )
-    const alone = (w: ModelWeights, s: AdamWState, b: TrainBatch, c: AdamWConfig, step: number) =>
-      Effect.tap(runner.trainStep(w, s, b, c), () => reportStep({ epoch, step, outcome: "alone", stages: [], wallMs: 0, transport: noTransport }))
+    const alone = (w: ModelWeights, s: AdamWState, b: TrainBatch, c: AdamWConfig, step: number) => Effect.tap(runner.trainStep(w, s, b, c), () => reportAside(step, "alone"))
     // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried, given to spare nodes, and a single-node fallback.
     if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(nodes)).pipe(Effect.provideService(Bus, bus))
     // A stage that keeps failing goes to a node heard from lately (each node runs a stage worker).
     const live = remote ? yield* followHeartbeats.pipe(Effect.provideService(Bus, bus)) : new Map<string, LiveNode>()
-    const heartbeatMs = (yield* networkTimings).heartbeatMs
-    const spares = () => [...live].filter(([, n]) => Date.now() - n.at < 3 * heartbeatMs).map(([node]) => node)
+    const { staleMs } = yield* networkTimings
+    const spares = () => [...live].filter(([, hb]) => heardWithin(hb, Date.now(), staleMs)).map(([node]) => node)
     const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, alone, spares)
     return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)

@@ -151,6 +151,22 @@ export const buildModelGraphs = (spec: ModelSpec, precision: Precision = "f32"):
   }
 }
 
+/** Graphs depend on these sizes only (not on the name, seed, dtype or number of layers). */
+const shapeKey = (s: ModelSpec, p: Precision) => [s.vocab, s.context, s.dModel, s.heads, s.experts, s.dFF, p].join(",")
+
+/** `buildModelGraphs`, built once per model shape and precision; a hit for a spec of the same shape is rebound to the caller's spec. */
+export const makeGraphsCache = () => {
+  const cache = new Map<string, ModelGraphs>()
+  return (spec: ModelSpec, precision: Precision): ModelGraphs => {
+    const key = shapeKey(spec, precision)
+    const hit = cache.get(key)
+    if (hit !== undefined) return hit.spec === spec ? hit : { ...hit, spec }
+    const built = buildModelGraphs(spec, precision)
+    cache.set(key, built)
+    return built
+  }
+}
+
 /** Every graph of a model as a file name and its ONNX bytes (e.g. for `blyan export --onnx DIR`). */
 export const graphFiles = (g: ModelGraphs): ReadonlyArray<{ readonly file: string; readonly graph: CompiledGraph }> =>
   [

@@ -24,6 +24,7 @@ import { signAnnouncement, type HostedExpertClaim } from "../domain/network/anno
 import { encodeHeartbeat } from "../domain/network/heartbeat.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { fetchBlob } from "./blob-exchange.ts"
+import { measureLink } from "./link-probe.ts"
 import { foldStream } from "./command.ts"
 import { serveExpert, type ServiceLoad } from "./expert-service.ts"
 import { followLog, type Replica } from "./log-follower.ts"
@@ -102,9 +103,10 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     const failWith = (e: { readonly message: string }) =>
       Effect.zipRight(Effect.sync(() => actor.send({ type: "failed", reason: e.message })), Effect.fail(e instanceof NodeFailed ? e : fail(e.message)))
 
-    // Registering: the profile names the key, the device and the measured throughput.
+    // Registering: the profile names the key, the device, the measured throughput and link.
     const speed = yield* measureSpeed
-    const profile = { node: config.node, publicKey: derivePublicHex(config.seed), device: config.device, memory: config.memory, speed }
+    const bandwidth = yield* measureLink(config.node, config.timeoutMs).pipe(Effect.catchAll((e) => failWith({ message: `measuring its link: ${e.message}` })))
+    const profile = { node: config.node, publicKey: derivePublicHex(config.seed), device: config.device, memory: config.memory, speed, bandwidth }
     const registered = yield* Effect.either(registerNode(profile, config.apiKey, config.seed, config.timeoutMs))
     if (Either.isLeft(registered)) {
       if (registered.left._tag === "RegistrationRefused") actor.send({ type: "refused", reason: registered.left.message.replace(/^registration refused: /, "") })

@@ -1,7 +1,9 @@
 /**
  * A training round through a pipeline, on its epoch's stream: `RoundStarted` when it begins; a
- * step whose stage failed is taken again (the failed attempt changed nothing: updates apply only
- * once every stage has answered) and recorded as `StageFailed`, naming the stage's node; a node
+ * step whose stage failed is recorded as `StageFailed`, naming the stage's node, and taken again
+ * after a backoff that doubles with each failure of the round (the failed attempt changed nothing:
+ * updates apply only once every stage has answered; the wait lets a breaker the failure opened
+ * reach its probe, and a node a moment away come back); a node
  * that fails a second time has its stage given to a spare node (`StageReassigned`) while one is
  * left; once the round has failed `maxFailures` times it falls back to a single node
  * (`FallbackActivated`) and takes its remaining steps in this process.
@@ -15,9 +17,19 @@ import type { Plan } from "../domain/pipeline/plan.ts"
 import { PipelineFault } from "./stage-worker.ts"
 import type { TakeStep } from "./trainer.ts"
 
+/** Append one event to an epoch's stream. */
+export const recordOnEpoch = <T extends EventType>(epoch: string, type: T, data: EventData<T>) =>
+  Effect.flatMap(EventStore, (store) => store.append(Streams.epoch(epoch), [newEvent(type, data)], "any"))
+
+/** A step of a round: the step's own failures, or a record that could not be written. */
+export type RoundStep<E, R> = TakeStep<E | WrongExpectedRevision | InvalidEvent | StoreFailure, R | EventStore>
+
+/** How a round bears failures: how many before it falls back, and the wait before the first retry. */
+export type RoundSettings = { readonly maxFailures: number; readonly backoffMs: number }
+
 export const pipelineRound = <E, R, E2, R2>(
   plan: Plan,
-  maxFailures: number,
+  { maxFailures, backoffMs }: RoundSettings,
   /** A step through the pipeline on these nodes, one per stage: fails with the stage at fault. */
   piped: (nodes: ReadonlyArray<string>) => TakeStep<PipelineFault | E, R>,
   /** The same step in this process. */
@@ -26,15 +38,14 @@ export const pipelineRound = <E, R, E2, R2>(
   spares: () => ReadonlyArray<string> = () => []
 ) =>
   Effect.gen(function* () {
-    const store = yield* EventStore
     const { epoch, round, planId } = plan
-    const record = <T extends EventType>(type: T, data: EventData<T>) => store.append(Streams.epoch(epoch), [newEvent(type, data)], "any")
+    const record = <T extends EventType>(type: T, data: EventData<T>) => recordOnEpoch(epoch, type, data)
     yield* record("RoundStarted", { epoch, round, planId })
     const nodes = plan.stages.map((s) => s.node)
     const failedBefore = new Set<string>()
     let failures = 0
     let fallback = false
-    const step: TakeStep<E | E2 | WrongExpectedRevision | InvalidEvent | StoreFailure, R | R2> = (weights, state, batch, config, n) =>
+    const step: RoundStep<E | E2, R | R2> = (weights, state, batch, config, n) =>
       Effect.gen(function* () {
         while (!fallback) {
           const attempt = yield* Effect.either(piped(nodes)(weights, state, batch, config, n))
@@ -55,6 +66,7 @@ export const pipelineRound = <E, R, E2, R2>(
             }
           }
           failedBefore.add(node)
+          if (!fallback) yield* Effect.sleep(`${backoffMs * 2 ** Math.min(failures - 1, 10)} millis`)
         }
         return yield* alone(weights, state, batch, config, n)
       })

@@ -74,6 +74,7 @@ export const pipelineStep = (step: PipelineStep) =>
               round,
               stage: s,
               stages: step.stages,
+              nodes: step.nodes,
               spec: step.weights.spec,
               precision: step.graphs.precision,
               deadlineMs: step.deadlineMs,

@@ -48,7 +48,11 @@ const BACKPRESSURE_DEADLINES = 10
 
 const sleep = (ms: number) => Effect.sleep(`${ms} millis`)
 
-/** A sender of tensors to the receivers on the bus, keeping one breaker per peer subject. */
+/**
+ * A sender of tensors to the receivers on the bus, keeping one breaker per peer: the peer's
+ * subject, or the name given for it (a node), so that a breaker outlives the subjects of one
+ * attempt and a node that failed is probed, not hammered, by the next.
+ */
 export const makeTensorSender = (settings: TransportSettings) =>
   Effect.gen(function* () {
     const bus = yield* Bus
@@ -62,7 +66,7 @@ export const makeTensorSender = (settings: TransportSettings) =>
     }
     const chunkBytes = Math.max(1, Math.min(settings.chunkBytes, bus.maxPayload - HEADER_ROOM))
 
-    const sendChunk = (peer: string, chunk: Chunk) =>
+    const sendChunk = (peer: string, chunk: Chunk, key: string) =>
       Effect.gen(function* () {
         const message = encodeChunk(chunk)
         let failed = 0
@@ -70,14 +74,14 @@ export const makeTensorSender = (settings: TransportSettings) =>
         let waitedMs = 0
         let lastReason = ""
         for (;;) {
-          const asked = permit(breakerOf(peer), yield* Clock.currentTimeMillis)
-          setBreaker(peer, asked.state)
-          if (!asked.allowed) return yield* new CircuitOpen({ peer, message: `the circuit to ${peer} is open after repeated failures; it is tried again once its reset time has passed` })
+          const asked = permit(breakerOf(key), yield* Clock.currentTimeMillis)
+          setBreaker(key, asked.state)
+          if (!asked.allowed) return yield* new CircuitOpen({ peer, message: `the circuit to ${key} is open after repeated failures; it is tried again once its reset time has passed` })
           const answer = yield* Effect.either(bus.request(peer, message, { timeoutMs: settings.timeoutMs }))
           if (Either.isLeft(answer) && (answer.left._tag === "MessageTooLarge" || answer.left._tag === "InvalidSubject"))
             return yield* new ChunkRefused({ message: answer.left.message, retry: false })
           const decoded = Either.isRight(answer) ? decodeChunkAnswer(answer.right) : undefined
-          setBreaker(peer, settle(breakerOf(peer), decoded !== undefined, yield* Clock.currentTimeMillis, settings.breaker))
+          setBreaker(key, settle(breakerOf(key), decoded !== undefined, yield* Clock.currentTimeMillis, settings.breaker))
           if (decoded !== undefined && "ack" in decoded) return
           if (decoded !== undefined && "backpressure" in decoded) {
             stats.backpressureWaits++
@@ -106,13 +110,13 @@ export const makeTensorSender = (settings: TransportSettings) =>
         }
       })
 
-    /** Send `tensor` to the receiver on `peer`, chunk after chunk; done when every chunk is acknowledged. */
-    const send = (peer: string, tensor: Uint8Array): Effect.Effect<void, TransportError> =>
+    /** Send `tensor` to the receiver on `peer` (whose breaker is `key`'s), chunk after chunk; done when every chunk is acknowledged. */
+    const send = (peer: string, tensor: Uint8Array, key = peer): Effect.Effect<void, TransportError> =>
       Effect.gen(function* () {
         const payload = settings.compression === "gzip" ? gzipSync(tensor) : tensor
         const transfer = randomBytes(12).toString("hex")
         for (const chunk of splitChunks(transfer, payload, chunkBytes, settings.compression)) {
-          yield* sendChunk(peer, chunk)
+          yield* sendChunk(peer, chunk, key)
           stats.chunks++
         }
       })

@@ -1,6 +1,6 @@
 import { Effect, Either, Schema } from "effect"
 import type { ClusterFile } from "../domain/pipeline/cluster.ts"
-import { blyanMoeLayerCosts, type LayerLoad } from "../domain/pipeline/cost.ts"
+import { trainingLayerLoads, type LayerLoad } from "../domain/pipeline/cost.ts"
 import type { Device } from "../domain/pipeline/partition.ts"
 import type { Plan, PlanDraft } from "../domain/pipeline/plan.ts"
 import { decideMemory, moeStageMemory } from "../domain/pipeline/memory.ts"
@@ -9,6 +9,8 @@ import { Streams } from "../domain/ledger/streams.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
 import { NodesProjection, activeDevices } from "../domain/projections/nodes.ts"
 import { PlansProjection, decideFreeze, decidePromote, type PlanEntry } from "../domain/projections/plans.ts"
+import { checkRegisteredFit } from "../domain/pipeline/registered-fit.ts"
+import { sideBySide } from "../domain/projections/projection.ts"
 import { foldStream, handleCommand } from "./command.ts"
 
 export class NoPlanningInput extends Schema.TaggedError<NoPlanningInput>()("NoPlanningInput", { message: Schema.String }) {}
@@ -23,11 +25,15 @@ const ledgerSpec = (why: string) =>
 export interface Cluster {
   readonly layers: ReadonlyArray<LayerLoad>
   readonly devices: ReadonlyArray<Device>
+  /** Bytes crossing a stage boundary each way, when communication is counted. */
+  readonly boundaryBytes?: number
 }
+
+const boundaryOf = (file: ClusterFile | undefined) => (file?.boundaryBytes === undefined ? {} : { boundaryBytes: file.boundaryBytes })
 
 /** A cluster file that gives both layers and devices needs nothing from the ledger. */
 export const completeCluster = (file: ClusterFile): Cluster | undefined =>
-  file.layers === undefined ? undefined : { layers: file.layers, devices: file.devices }
+  file.layers === undefined ? undefined : { layers: file.layers, devices: file.devices, ...boundaryOf(file) }
 
 /**
  * The cluster a command plans on: what the file gives, the rest from the ledger. A model's layer
@@ -39,11 +45,11 @@ export const resolveCluster = (file: ClusterFile | undefined) =>
     let layers = file?.layers
     if (layers === undefined) {
       const spec = yield* ledgerSpec(" and the cluster file gives no layers")
-      layers = blyanMoeLayerCosts(spec, { counting: { gradients: true, optimizer: true } })
+      layers = trainingLayerLoads(spec)
     }
     const devices = file?.devices ?? activeDevices((yield* foldStream("*", NodesProjection)).state)
     if (devices.length === 0) return yield* new NoPlanningInput({ message: "no devices: the ledger has no active nodes and no cluster file was given (--cluster F.json)" })
-    const cluster: Cluster = { layers, devices }
+    const cluster: Cluster = { layers, devices, ...boundaryOf(file) }
     return cluster
   })
 
@@ -54,16 +60,23 @@ export const validationContext = (c: Cluster): ValidationContext => ({
 
 export type PromoteOutcome = { readonly entry: PlanEntry; readonly recorded: boolean }
 
+/** What a promotion reads of the whole log: the plans, and the nodes and model a plan on registered nodes must fit. */
+const PromotionView = sideBySide("promotion", { plans: PlansProjection, nodes: NodesProjection, model: ModelProjection })
+
 /**
  * Validate, then record: `EpochPlanned` + `PlanPromoted` on the epoch's stream, then `PlanFrozen`
- * on chain A. An invalid or refused plan records nothing. Promoting a plan that is already
- * promoted finishes what is missing (a freeze cut off by a crash) and otherwise changes nothing.
+ * on chain A. A plan whose nodes are all registered must also fit them as registered, with the
+ * ledger's model (what audit re-checks). An invalid or refused plan records nothing. Promoting a
+ * plan that is already promoted finishes what is missing (a freeze cut off by a crash) and
+ * otherwise changes nothing.
  */
 export const promotePlan = (draft: PlanDraft, ctx: ValidationContext) =>
   Effect.gen(function* () {
     const plan: Plan = yield* validatePlan(draft, ctx)
+    const ledger = (yield* foldStream("*", PromotionView)).state
+    yield* checkRegisteredFit(plan, ledger.nodes, ledger.model.spec?.spec)
     // Plan ids are unique across epochs: check the whole log before the epoch stream's own check.
-    const before = (yield* foldStream("*", PlansProjection)).state
+    const before = ledger.plans
     const pre = decidePromote(before, plan)
     if (Either.isLeft(pre) && pre.left.kind !== "AlreadyPromoted") return yield* pre.left
     const promote = Either.isRight(pre)

@@ -75,14 +75,14 @@ const runOrder = (order: StageOrder, graphs: ModelGraphs, sender: TensorSender, 
         const input = acts === undefined ? { tokens: mb.tokens ?? [] } : { x: yield* take(acts, op.mb) }
         const out = yield* timed(stageForward(graphs, order.weights, r, dims, input))
         saved.set(op.mb, out)
-        if (s < p - 1) yield* sender.send(subject(s + 1, "act"), encodeTensor(attempt, op.mb, out.out))
+        if (s < p - 1) yield* sender.send(subject(s + 1, "act"), encodeTensor(attempt, op.mb, out.out), order.nodes[s + 1])
       } else {
         const from = grads === undefined ? { targets: mb.targets ?? [], lossWeights: mb.weights ?? [] } : { dOut: yield* take(grads, op.mb) }
         const b = yield* timed(stageBackward(graphs, order.weights, r, dims, saved.get(op.mb)!, from))
         saved.delete(op.mb)
         addGradients(sums, b.grads)
         loss += b.loss ?? 0
-        if (b.dIn !== undefined) yield* sender.send(subject(s - 1, "grad"), encodeTensor(attempt, op.mb, b.dIn))
+        if (b.dIn !== undefined) yield* sender.send(subject(s - 1, "grad"), encodeTensor(attempt, op.mb, b.dIn), order.nodes[s - 1])
       }
     }
     return { kind: "done", attempt, stage: s, loss, busyMs, transport: transportSince(sentBefore, sender.stats()), grads: sums } satisfies StageAnswer

@@ -7,6 +7,7 @@ import type { TrainBatch, TrainStepResult } from "../domain/model/train.ts"
 import { sampleBatch, sequentialBatches } from "../domain/model/data.ts"
 import { makePrng } from "../domain/model/prng.ts"
 import type { ModelWeights } from "../domain/model/tensor.ts"
+import type { TrainingState } from "../domain/model/training-state.ts"
 import { completeExpertUpdates, loadModel, signParts } from "./model-ledger.ts"
 import { handleCommand } from "./command.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
@@ -59,13 +60,21 @@ export const splitTexts = (texts: { readonly corpus: Uint8Array; readonly heldOu
     return { corpus: texts.corpus, heldOut: texts.heldOut }
   })
 
+/** One optimiser step on a batch (the `step`-th of the run). */
+export type TakeStep<E, R> = (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) => Effect.Effect<TrainStepResult, E, R>
+
+/** A run that is part of a pipeline epoch: where it resumes from, and the epoch its result names. */
+export interface TrainingRun {
+  /** The state after the run's first `from.step` steps, taken before a restart. */
+  readonly from?: TrainingState
+  readonly epoch?: string
+}
+
 /**
  * Train the current model on `corpus`, measure it on `heldOut` before and after, and append the
  * improved parts as blocks that each depend on the block they improve. Nothing is appended when the
  * held-out loss did not go down: only improvements join the ledger.
  */
-/** One optimiser step on a batch (the `step`-th of the run). */
-export type TakeStep<E, R> = (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) => Effect.Effect<TrainStepResult, E, R>
 
 export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
@@ -77,7 +86,8 @@ export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
   },
   onStep: (step: number, loss: number) => void = () => {},
   /** How one optimiser step is taken: in this process by default, or through a pipeline. */
-  takeStep?: TakeStep<E2, R2>
+  takeStep?: TakeStep<E2, R2>,
+  run: TrainingRun = {}
 ) =>
   Effect.gen(function* () {
     const runner = yield* ModelRunner
@@ -101,9 +111,12 @@ export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
     const trainLossBefore = yield* meanLoss(model.weights, trainProbe)
     const rng = makePrng(settings.seed)
     const config = { ...defaultAdamW, lr: settings.lr }
-    let weights = model.weights
-    let state = initAdamW()
-    for (let step = 1; step <= settings.steps; step++) {
+    let weights = run.from?.weights ?? model.weights
+    let state = run.from?.state ?? initAdamW()
+    const resumed = run.from?.step ?? 0
+    // A resumed run draws the batches its first steps drew, so every later step sees what it would have.
+    for (let step = 1; step <= resumed; step++) sampleBatch(corpus, settings.batch, seq, rng)
+    for (let step = resumed + 1; step <= settings.steps; step++) {
       const batch = sampleBatch(corpus, settings.batch, seq, rng)
       const r = takeStep === undefined ? yield* runner.trainStep(weights, state, batch, config) : yield* takeStep(weights, state, batch, config, step)
       weights = r.weights
@@ -118,7 +131,7 @@ export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
     if (signer.register !== undefined) yield* signer.register
     const parentOf = (name: string) => model.blocks.get(name)!
     const blocks = yield* signParts([...weights.parts.values()], (n) => [parentOf(n)], contributorSeed)
-    const outcome = { steps: settings.steps, corpus: sha256Hex(corpus), heldOut: sha256Hex(heldOut), ...losses }
+    const outcome = { steps: settings.steps, corpus: sha256Hex(corpus), heldOut: sha256Hex(heldOut), ...losses, ...(run.epoch === undefined ? {} : { epoch: run.epoch }) }
     // One atomic chain-B append; a model that moved since it was loaded makes the result stale.
     yield* handleCommand({
       stream: Streams.chainB,

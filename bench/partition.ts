@@ -5,7 +5,13 @@
  *     partitioner, against the greedy equal-share baseline on the same clusters in the same run;
  * (b) plan quality: the greedy baseline's bottleneck over the exact one on random heterogeneous
  *     clusters (ratio ≥ 1; how much slower a step is under the original split), and how often
- *     the greedy split does not even fit the devices' memory.
+ *     the greedy split does not even fit the devices' memory;
+ * (c) plan quality with communication counted against the compute-only plan: on the clusters of
+ *     (b) with link bandwidths (1–25 Gbit/s) and the activations of a transformer of a drawn
+ *     hidden size crossing every boundary, both plans evaluated with `bottleneckOf` under the
+ *     communication objective (ratio compute-only / comm-aware ≥ 1), how often they differ, and
+ *     how much the links slow the best step over the same cluster with free links (how comparable
+ *     communication is to compute there).
  *
  * Clusters are drawn from a seeded generator so every run measures the same instances.
  */
@@ -13,7 +19,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { Either } from "effect"
-import { greedyPartition, partition, type PartitionInput } from "../domain/pipeline/partition.ts"
+import { bottleneckOf, greedyPartition, partition, type PartitionInput } from "../domain/pipeline/partition.ts"
 
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5)
 const QUALITY_CLUSTERS = Number(process.env.BENCH_CLUSTERS ?? 500)
@@ -118,6 +124,73 @@ const quality = () => {
   return out
 }
 
+/** Link speeds of volunteer hosts, in Gbit/s. */
+const LINKS_GBIT = [1, 3, 10, 25] as const
+/** Hidden sizes drawn per cluster: compute per layer grows as hidden², activations as hidden. */
+const HIDDEN = [1024, 2048, 4096, 8192] as const
+/** Tokens per training step: 8 microbatches of 1,024 tokens. */
+const STEP_TOKENS = 8 * 1024
+
+/**
+ * A cluster drawn as in (b), in physical units: device speed in FLOP/s (the catalogue's figure as TFLOP/s),
+ * a link per device, a layer's cost the training FLOPs of a transformer layer over the step
+ * (72·hidden² per token, ×0.4–1.6 as the catalogue's layer costs vary), and fp32 activations of
+ * the step's tokens crossing every boundary each way. Small hidden sizes are link-bound on slow
+ * links, large ones compute-bound.
+ */
+const linkedCluster = (i: number): { input: PartitionInput; hidden: number } => {
+  const r = rng(9_000_000 + i)
+  const hidden = HIDDEN[int(r, 0, HIDDEN.length - 1)]!
+  const c = cluster(8_000_000 + i, int(r, 8, 48), int(r, 2, 8))
+  const layerFlops = 72 * hidden * hidden * STEP_TOKENS
+  const input = {
+    layers: c.layers.map((l) => ({ cost: (l.cost / 62.5) * layerFlops, memory: l.memory })),
+    devices: c.devices.map((d) => ({ ...d, speed: d.speed * 1e12, bandwidth: (LINKS_GBIT[int(r, 0, LINKS_GBIT.length - 1)]! * 1e9) / 8 })),
+    boundaryBytes: STEP_TOKENS * hidden * 4
+  }
+  return { input, hidden }
+}
+
+const communication = () => {
+  const ratios: number[] = []
+  const slowdowns: number[] = []
+  const byHidden = new Map<number, { ratios: number[]; slowdowns: number[] }>(HIDDEN.map((h) => [h, { ratios: [], slowdowns: [] }]))
+  let differs = 0
+  let fewerStages = 0
+  for (let i = 0; i < QUALITY_CLUSTERS; i++) {
+    const { input, hidden } = linkedCluster(i)
+    const aware = partition(input)
+    if (Either.isLeft(aware)) continue
+    const { boundaryBytes: _, ...bare } = input
+    const computeOnly = Either.getOrThrow(partition(bare))
+    const ratio = Either.getOrThrow(bottleneckOf(input, computeOnly.stages)) / aware.right.bottleneck
+    // how much links slow the step even on the best plan: comparable to compute or not
+    const slowdown = aware.right.bottleneck / computeOnly.bottleneck
+    ratios.push(ratio)
+    slowdowns.push(slowdown)
+    byHidden.get(hidden)!.ratios.push(ratio)
+    byHidden.get(hidden)!.slowdowns.push(slowdown)
+    if (JSON.stringify(computeOnly.stages) !== JSON.stringify(aware.right.stages)) differs++
+    if (aware.right.stages.length < computeOnly.stages.length) fewerStages++
+  }
+  const out = {
+    clusters: ratios.length,
+    computeOnlyOverAware: summary(ratios),
+    awareOverLinksFree: summary(slowdowns),
+    byHidden: Object.fromEntries(
+      [...byHidden].map(([h, xs]) => [h, { clusters: xs.ratios.length, computeOnlyOverAware: summary(xs.ratios), awareOverLinksFree: summary(xs.slowdowns) }])
+    ),
+    planDiffers: round(ratios.length === 0 ? 0 : differs / ratios.length),
+    fewerStages: round(ratios.length === 0 ? 0 : fewerStages / ratios.length)
+  }
+  console.log(
+    `communication over ${out.clusters} clusters (links ${LINKS_GBIT.join("/")} Gbit/s, hidden ${HIDDEN.join("/")}): compute-only/comm-aware bottleneck median ${out.computeOnlyOverAware.median}, max ${out.computeOnlyOverAware.max}, mean ${out.computeOnlyOverAware.mean}; ` +
+      `by hidden size median ${HIDDEN.map((h) => out.byHidden[h]!.computeOnlyOverAware.median).join("/")}; the comm-aware plan differs in ${Math.round(out.planDiffers * 100)}%, uses fewer stages in ${Math.round(out.fewerStages * 100)}%; ` +
+      `links slow the best step ×${out.awareOverLinksFree.median} median (by hidden size ${HIDDEN.map((h) => out.byHidden[h]!.awareOverLinksFree.median).join("/")}, min ${out.awareOverLinksFree.min}, max ${out.awareOverLinksFree.max})`
+  )
+  return out
+}
+
 const results = {
   at: new Date().toISOString(),
   machine: { node: process.version, cpus: (await import("node:os")).cpus().length },
@@ -127,7 +200,8 @@ const results = {
     planTime("100 layers × 16 devices, all distinct", 100, 16, distinct),
     planTime("100 layers × 20 devices, all distinct", 100, 20, distinct)
   ],
-  quality: quality()
+  quality: quality(),
+  communication: communication()
 }
 const out = path.join(import.meta.dirname, "results", "partition.json")
 fs.writeFileSync(out, JSON.stringify(results, null, 2) + "\n")

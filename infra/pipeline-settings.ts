@@ -38,5 +38,12 @@ export const transportSettings = setting(
 /** Stage failures a pipeline round takes before it falls back to a single node (`BLYAN_ROUND_MAX_FAILURES`). */
 export const roundMaxFailures = setting(count("BLYAN_ROUND_MAX_FAILURES", 3, 1))
 
+/** The pause between an epoch's rounds, at the boundary where a newly promoted plan takes over (`BLYAN_PIPELINE_ROUND_INTERVAL`, seconds, 0 by default). */
+export const roundIntervalMs = setting(
+  Config.map(Config.number("BLYAN_PIPELINE_ROUND_INTERVAL").pipe(Config.validate({ message: "a number of seconds of at least 0", validation: (n) => n >= 0 }), Config.withDefault(0)), (s) =>
+    Math.ceil(s * 1000)
+  )
+)
+
 /** How long one attempt of a pipeline step may take before its missing stage is taken as failed (`BLYAN_PIPELINE_STEP_TIMEOUT_S`). */
 export const stepDeadlineMs = setting(Config.map(positive("BLYAN_PIPELINE_STEP_TIMEOUT_S", 120), (s) => Math.ceil(s * 1000)))

@@ -14,6 +14,7 @@ import { initPart } from "../model/init.ts"
 import { encodePart } from "../model/safetensors.ts"
 import { partNames, type ModelSpec } from "../model/spec.ts"
 import { sha256Hex } from "./hash.ts"
+import { checkRegisteredFit } from "../pipeline/registered-fit.ts"
 
 export type AuditFinding = { readonly seq: number; readonly reason: string }
 
@@ -48,8 +49,8 @@ export type ReplayOptions = {
  * signature, dependencies, payload; a genesis block's weights re-derived from the spec's seed),
  * that every block comes from a known writer (a contributor a trusted ledger key registered), the
  * rules of Proof-of-Learning rounds (`domain/pol/rounds.ts`), and
- * inference's receipts and rewards, the issuance schedule's caps, and every transfer's signature,
- * nonce and cover. The same log
+ * inference's receipts and rewards, the issuance schedule's caps, every transfer's signature,
+ * nonce and cover, and that a plan on registered nodes fits them as registered. The same log
  * always replays to the same state.
  */
 export const makeReplayer = ({ payload, ledgerKeys = [], schedule = ISSUANCE }: ReplayOptions = {}): Replayer => {
@@ -116,7 +117,9 @@ export const makeReplayer = ({ payload, ledgerKeys = [], schedule = ISSUANCE }: 
               ? registrationProblem(state.contributors, event.data, ledgerKeys)
               : event.type === "ContributorRevoked"
                 ? revocationProblem(state.contributors, event.data, ledgerKeys)
-                : roundEventProblem(state.rounds, state.contributors, event, ledgerKeys)
+                : event.type === "EpochPlanned"
+                  ? Either.match(checkRegisteredFit(event.data.plan, state.nodes, state.model.spec?.spec), { onLeft: (e) => e.message, onRight: () => undefined })
+                  : roundEventProblem(state.rounds, state.contributors, event, ledgerKeys)
     if (wrong !== undefined) return stop(env.seq, wrong)
     evolveLedgerState(state, event)
     streams.add(env.stream)

@@ -90,7 +90,7 @@ export const Catalog = {
    * A local training run's outcome: the blocks it produced and the losses it measured. Since v2 it
    * is appended to chain B in the same atomic append as its blocks, and names its held-out text.
    */
-  ModelTrained: event(["chain-B"], Schema.Struct({ ...ModelTrainedV1.fields, heldOut: Schema.NullOr(Hash) }), [
+  ModelTrained: event(["chain-B"], Schema.Struct({ ...ModelTrainedV1.fields, heldOut: Schema.NullOr(Hash), /** The pipeline epoch that trained it, if one did. */ epoch: Schema.optional(NonEmpty) }), [
     legacy({ version: 1, streams: ["chain-A"], schema: ModelTrainedV1, upcast: (d) => ({ ...d, heldOut: null }) })
   ]),
   PlanFrozen: event(["chain-A"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
@@ -144,7 +144,16 @@ export const Catalog = {
   RoundClosed: event(["round"], Schema.Struct({ round: NonEmpty, accepted: Count, rejected: Count })),
   NodeRegistered: event(
     ["node"],
-    Schema.Struct({ node: NonEmpty, publicKey: PublicKey, keyHash: Hash, device: NonEmpty, memory: Count, speed: Schema.Number })
+    Schema.Struct({
+      node: NonEmpty,
+      publicKey: PublicKey,
+      keyHash: Hash,
+      device: NonEmpty,
+      memory: Count,
+      speed: Schema.Number,
+      /** Bytes per second of the node's link, measured; events before it was measured have none. */
+      bandwidth: Schema.optional(Schema.Number)
+    })
   ),
   NodeExpertsAnnounced: event(["node"], Schema.Struct({ node: NonEmpty, blocks: Schema.Array(Hash) })),
   /** `until` (ms since the epoch): a ban for a while, for failing; without it, for cheating, with the evidence in `reason`. */
@@ -195,6 +204,25 @@ export const Catalog = {
       })
     ]
   ),
+  /**
+   * An epoch's training, fixed when it begins so that a restart resumes the same run: `rounds` of
+   * `steps` optimiser steps each, on batches of `batch` windows split into `microbatches`, drawn
+   * with `seed` from the corpus (by hash), judged on the held-out text (by hash).
+   */
+  EpochScheduled: event(
+    ["epoch"],
+    Schema.Struct({
+      epoch: NonEmpty,
+      rounds: Schema.Int.pipe(Schema.positive()),
+      steps: Schema.Int.pipe(Schema.positive()),
+      batch: Schema.Int.pipe(Schema.positive()),
+      microbatches: Schema.Int.pipe(Schema.positive()),
+      lr: Schema.Number,
+      seed: Count,
+      corpus: Hash,
+      heldOut: Hash
+    })
+  ),
   EpochPlanned: event(["epoch"], Schema.Struct({ plan: Plan })),
   PlanPromoted: event(["epoch"], Schema.Struct({ planId: NonEmpty, epoch: NonEmpty, round: NonEmpty })),
   RoundStarted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, planId: NonEmpty })),
@@ -202,7 +230,14 @@ export const Catalog = {
   /** A failed stage's layers given to another node for the rest of the round. */
   StageReassigned: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, stage: Count, from: NonEmpty, to: NonEmpty })),
   FallbackActivated: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, reason: NonEmpty })),
-  EpochCompleted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, rounds: Count })),
+  /** A round's steps all applied: the weights and optimiser state after them are blob `checkpoint` (see `domain/model/checkpoint.ts`). */
+  RoundCompleted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, planId: NonEmpty, step: Count, loss: Schema.Number, checkpoint: Hash })),
+  /** A round that did not complete: none of its steps count, and it is run again from the last checkpoint. */
+  RoundFailed: event(["epoch"], Schema.Struct({ epoch: NonEmpty, round: NonEmpty, reason: NonEmpty })),
+  /** The epoch's rounds improved held-out loss: its weights became the model's blocks (`ModelTrained` names the epoch). */
+  EpochCompleted: event(["epoch"], Schema.Struct({ epoch: NonEmpty, rounds: Count, lossBefore: Schema.Number, lossAfter: Schema.Number })),
+  /** The epoch's updates do not become the model: its evaluation found no improvement, or it was abandoned. */
+  EpochRolledBack: event(["epoch"], Schema.Struct({ epoch: NonEmpty, reason: NonEmpty })),
   ApiKeyIssued: event(["keys"], Schema.Struct({ keyHash: Hash, role: Role, label: Schema.optional(Schema.String) })),
   ApiKeyRevoked: event(["keys"], Schema.Struct({ keyHash: Hash, reason: Schema.optional(Schema.String) })),
   /** A contributor's key made a known writer of blocks, signed by a ledger key (`registrar`). */

@@ -17,8 +17,9 @@ import { numel } from "./tensor.ts"
 export type StDType = "F32" | "F16" | "BF16"
 
 const DTYPE_SIZE: Record<StDType, number> = { F32: 4, F16: 2, BF16: 2 }
-const toSt: Record<DType, StDType> = { f32: "F32", f16: "F16", bf16: "BF16" }
-const fromSt: Record<StDType, DType> = { F32: "f32", F16: "f16", BF16: "bf16" }
+/** Storage dtypes and their safetensors names. */
+export const toSt: Record<DType, StDType> = { f32: "F32", f16: "F16", bf16: "BF16" }
+export const fromSt: Record<StDType, DType> = { F32: "f32", F16: "f16", BF16: "bf16" }
 
 /** Headers larger than this are refused before parsing (the reference implementation uses 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000

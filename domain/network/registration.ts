@@ -24,7 +24,9 @@ export const NodeProfile = Schema.Struct({
   /** Bytes of accelerator memory offered. */
   memory: Schema.Int.pipe(Schema.nonNegative()),
   /** Measured expert throughput (forward passes per second of one expert, batch 1). */
-  speed: Schema.Number.pipe(Schema.finite(), Schema.positive())
+  speed: Schema.Number.pipe(Schema.finite(), Schema.positive()),
+  /** Measured bytes per second the node's link carries to and from the bus; absent from nodes that predate measuring it. */
+  bandwidth: Schema.optional(Schema.Number.pipe(Schema.finite(), Schema.positive()))
 })
 export type NodeProfile = typeof NodeProfile.Type
 

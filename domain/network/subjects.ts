@@ -15,6 +15,8 @@ const token = (kind: string, value: string | number): string => {
 export const Subjects = {
   /** A node's liveness and load. */
   nodeHeartbeat: (node: string) => `blyan.node.${token("node id", node)}.heartbeat`,
+  /** A node's own echo, through which it measures its link to the bus before registering. */
+  linkProbe: (node: string) => `blyan.node.${token("node id", node)}.probe`,
   /** Every node's heartbeats, for whoever tracks them all. */
   allHeartbeats: "blyan.node.*.heartbeat",
   /** Registration: request/reply with the API key and the node's ed25519 key. */

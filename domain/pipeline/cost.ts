@@ -50,26 +50,6 @@ export const transformerLayerLoad = (layer: TransformerLayer, tokens = 1, bytesP
   return { cost: trainingFlopsPerToken(params) * tokens, memory: params * bytesPerParam }
 }
 
-export interface StageRuntimeInput {
-  /** Costs of the stage's layers (FLOPs, or any unit matching `speed`). */
-  readonly costs: ReadonlyArray<number>
-  readonly speed: number
-  /** Bytes sent across the stage's outgoing boundary; none for the last stage. */
-  readonly boundaryBytes?: number
-  readonly bandwidth?: number
-}
-
-/**
- * A stage's time per step: compute over device speed, plus sending its outgoing boundary
- * activations when both their size and the link bandwidth are known.
- */
-export const stageRuntime = ({ costs, speed, boundaryBytes, bandwidth }: StageRuntimeInput): number => {
-  let total = 0
-  for (const c of costs) total += c
-  const comm = boundaryBytes !== undefined && bandwidth !== undefined && bandwidth > 0 ? boundaryBytes / bandwidth : 0
-  return total / speed + comm
-}
-
 // ---------------------------------------------------------------------------------------------
 // The project's own model family.
 
@@ -124,3 +104,10 @@ export const blyanMoeLayerCosts = (spec: ModelSpec, options: MoeCostOptions = {}
   const load: LayerLoad = { cost: trainingFlopsPerToken(moeActiveParams(spec)) * tokens, memory: params * perParam }
   return Array.from({ length: spec.layers }, () => load)
 }
+
+/**
+ * What a `blyan-moe` layer costs while it trains, per token: its FLOPs, and memory for its
+ * weights, gradients and AdamW state. Plans made on the ledger's model use this, and audit checks
+ * plans on registered nodes against it.
+ */
+export const trainingLayerLoads = (spec: ModelSpec): ReadonlyArray<LayerLoad> => blyanMoeLayerCosts(spec, { counting: { gradients: true, optimizer: true } })

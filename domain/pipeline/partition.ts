@@ -20,22 +20,26 @@ import {
  *
  * Problem: split layers 0..L−1 into contiguous stages, give each stage its own device (each
  * device at most once, in any order, some may stay idle), every stage's memory (sum of its
- * layers') within its device's memory, minimising the bottleneck max over stages of
- * sum(cost)/speed. With devices usable in any order this is NP-hard (Benoit & Robert, interval
- * mapping on heterogeneous processors), so the method is exact with a worst case exponential in
- * the number of distinct devices, and made fast in practice by search over the candidate
- * bottlenecks plus a pruned, memoised feasibility search. See `partition` for the argument.
+ * layers') within its device's memory, minimising the bottleneck max over stages of the stage's
+ * time: sum(cost)/speed, plus boundaryBytes/bandwidth for each boundary the stage sends over
+ * (activations forward unless last, gradients back unless first). With devices usable in any
+ * order this is NP-hard (Benoit & Robert, interval mapping on heterogeneous processors), so the
+ * method is exact with a worst case exponential in the number of distinct devices, and made fast
+ * in practice by search over the candidate bottlenecks plus a pruned, memoised feasibility
+ * search. See `partition` for the argument.
  *
  * The pieces, under `partition/`: `types` (input, result, errors), `input` (checks), `problem`
- * (prefix sums and device kinds), `tables` (per-threshold reach and the exactness argument),
- * `dense` (the dynamic programme), `search` (the bounded pruned search), `bottleneck`
- * (candidate thresholds and boundaries), `greedy` (the baseline).
+ * (prefix sums, device kinds and the stage time), `tables` (per-threshold reach and the
+ * exactness argument), `dense` (the dynamic programme), `search` (the bounded pruned search),
+ * `bottleneck` (candidate thresholds and boundaries), `objective` (any plan's stage times and bottleneck),
+ * `greedy` (the baseline).
  */
 
 export type { Device, Partition, PartitionError, PartitionInput, PartitionStage } from "./partition/types.ts"
 export { InvalidPartitionInput, PartitionInfeasible, PartitionTooHard, PartitionTooLarge } from "./partition/types.ts"
 export { checkPartitionInput, checkPartitionSize, PARTITION_LIMITS } from "./partition/input.ts"
 export { greedyPartition, type GreedyPartition } from "./partition/greedy.ts"
+export { bottleneckOf, stageTimesOf } from "./partition/objective.ts"
 
 /**
  * Above this many device-count states (the product over device kinds of count + 1) the dense
@@ -69,8 +73,8 @@ const feasible = (t: Tables, budget: number, dense: boolean, steps: Budget): Rea
  * of device indices (positions in `input.devices`) from the first stage to the last; then the
  * lexicographically smallest stage ends (every boundary as early as possible).
  *
- * Algorithm: the optimum is one of the candidate stage times. Feasibility is monotone in the
- * threshold, so a search over candidates (weighted-median pivots, each feasible probe lowering
+ * Algorithm: the optimum is one of the candidate stage times (every stage that fits memory, on
+ * every device kind, links counted). Feasibility is monotone in the threshold, so a search over candidates (weighted-median pivots, each feasible probe lowering
  * the upper end to the bottleneck it actually achieved) ends on the smallest feasible candidate.
  * Then, at that threshold, the stage budget is lowered while still feasible, and a search that
  * tries devices in index order finds the first (= lexicographically smallest) device sequence of
@@ -162,7 +166,7 @@ const assemble = (input: PartitionInput, best: Tables, seq: ReadonlyArray<number
     const u = taken.get(c) ?? 0
     taken.set(c, u + 1)
     const end = ends[j]!
-    bottleneck = Math.max(bottleneck, stageTime(pb, start, end + 1, k.speed))
+    bottleneck = Math.max(bottleneck, stageTime(pb, start, end + 1, k))
     out.push({ device: input.devices[k.members[u]!]!.id, start, end })
     start = end + 1
   })

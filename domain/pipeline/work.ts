@@ -42,6 +42,8 @@ const OrderHeader = Schema.Struct({
   round: Schema.String,
   stage: Count,
   stages: Schema.Array(Schema.Struct({ start: Count, end: Count })),
+  /** The node of each stage: a stage's breaker towards a neighbour is that node's. */
+  nodes: Schema.Array(Schema.String),
   spec: ModelSpec,
   precision: FloatType,
   /** How long the worker gives the attempt before abandoning it. */
@@ -127,6 +129,7 @@ export const decodeOrder = (bytes: Uint8Array): Either.Either<StageOrder, Malfor
       ),
       (arrays) => {
         if (header.stage >= header.stages.length) return Either.left(new MalformedWork({ message: `a work order for stage ${header.stage} of ${header.stages.length}` }))
+        if (header.nodes.length !== header.stages.length) return Either.left(new MalformedWork({ message: `a work order naming ${header.nodes.length} nodes for ${header.stages.length} stages` }))
         const parts = new Map<string, { name: string; tensors: Record<string, Tensor> }>()
         header.weights.forEach((w, i) => {
           const part = parts.get(w.part) ?? { name: w.part, tensors: {} }

@@ -15,7 +15,8 @@ const ChainStateSchema = Schema.Struct({
   chainA: Schema.mutable(Schema.Array(Schema.Struct({ seq: Seq, type: Schema.String, hash: Schema.String, at: Schema.String }))),
   specs: Schema.Map({ key: Schema.String, value: ModelSpec }),
   blocks: Schema.Map({ key: Schema.String, value: BlockEntry }),
-  chainB: Schema.mutable(Schema.Array(Schema.String))
+  chainB: Schema.mutable(Schema.Array(Schema.String)),
+  checkpoints: Schema.mutable(Schema.Array(Schema.String))
 })
 
 export type ChainState = {
@@ -25,6 +26,8 @@ export type ChainState = {
   readonly blocks: Map<string, BlockEntry>
   /** Chain B in append order. */
   readonly chainB: string[]
+  /** Blobs of training checkpoints the epochs' rounds recorded, in order. */
+  readonly checkpoints: string[]
 }
 
 /** Is `hash` a node of the DAG: the genesis covenant, a published spec or an appended block? */
@@ -48,7 +51,7 @@ export const lineage = (s: ChainState, hash: string): BlockEntry[] => {
 
 export const ChainProjection: Projection<ChainState, unknown> = {
   name: "chain",
-  initial: () => ({ chainA: [], specs: new Map(), blocks: new Map(), chainB: [] }),
+  initial: () => ({ chainA: [], specs: new Map(), blocks: new Map(), chainB: [], checkpoints: [] }),
   evolve: (s, e) => {
     const env = e.envelope
     if (env.stream === "chain-A") s.chainA.push({ seq: env.seq, type: env.type, hash: env.hash, at: env.at })
@@ -57,6 +60,7 @@ export const ChainProjection: Projection<ChainState, unknown> = {
       s.blocks.set(e.data.hash, { ...e.data, seq: env.seq, at: env.at })
       s.chainB.push(e.data.hash)
     }
+    if (e.type === "RoundCompleted") s.checkpoints.push(e.data.checkpoint)
     return s
   },
   view: (s) => ({
@@ -64,11 +68,11 @@ export const ChainProjection: Projection<ChainState, unknown> = {
     specs: [...s.specs.entries()],
     chainB: s.chainB.map((h) => s.blocks.get(h))
   }),
-  snapshot: schemaCodec(1, ChainStateSchema)
+  snapshot: schemaCodec(2, ChainStateSchema)
 }
 
 /** Seal the genesis covenant into an empty log; a log that has chain A already needs nothing. */
 export const decideGenesis = (s: ChainState): ReadonlyArray<NewEvent> => (s.chainA.length === 0 ? [newEvent("GenesisCovenantSealed", GENESIS_COVENANT)] : [])
 
-/** The payloads the log refers to: every block's. A blob outside this set is an orphan. */
-export const referencedPayloads = (s: ChainState): ReadonlySet<string> => new Set([...s.blocks.values()].map((b) => b.payload))
+/** The blobs the log refers to: every block's payload and every round's checkpoint. A blob outside this set is an orphan. */
+export const referencedPayloads = (s: ChainState): ReadonlySet<string> => new Set([...[...s.blocks.values()].map((b) => b.payload), ...s.checkpoints])

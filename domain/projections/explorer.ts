@@ -39,7 +39,12 @@ export const expertHistory = (s: LedgerState, name: string) => {
 export const nodesView = (s: LedgerState) =>
   [...s.nodes.values()]
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
-    .map(({ bannedUntil, banReason, ...n }) => ({ ...n, ...(bannedUntil === undefined ? {} : { bannedUntil }), ...(banReason === undefined ? {} : { banReason }) }))
+    .map(({ bandwidth, bannedUntil, banReason, ...n }) => ({
+      ...n,
+      ...(bandwidth === undefined ? {} : { bandwidth }),
+      ...(bannedUntil === undefined ? {} : { bannedUntil }),
+      ...(banReason === undefined ? {} : { banReason })
+    }))
 
 export const roundsView = (s: LedgerState) =>
   [...s.rounds.values()].map((r) => ({

@@ -10,6 +10,8 @@ export type NodeEntry = {
   memory: number
   /** Relative throughput, as the node announced it. */
   speed: number
+  /** Bytes per second of its link, as measured at its last registration (none from nodes that did not measure it). */
+  bandwidth: number | undefined
   status: "active" | "banned" | "retired"
   /** When a ban for failing ends (ms since the epoch); none for a ban for cheating. */
   bannedUntil: number | undefined
@@ -34,6 +36,7 @@ export const NodeView = Schema.Struct({
   device: Schema.String,
   memory: Schema.Number,
   speed: Schema.Number,
+  bandwidth: Schema.optional(Schema.Number),
   status: Schema.Literal("active", "banned", "retired"),
   bannedUntil: Schema.optional(Schema.Number),
   banReason: Schema.optional(Schema.String),
@@ -46,10 +49,15 @@ export const NodeView = Schema.Struct({
 
 const NodesStateSchema = Schema.Map({
   key: Schema.String,
-  value: Schema.Struct({ ...NodeView.fields, bannedUntil: Schema.UndefinedOr(Schema.Number), banReason: Schema.UndefinedOr(Schema.String) })
+  value: Schema.Struct({
+    ...NodeView.fields,
+    bandwidth: Schema.UndefinedOr(Schema.Number),
+    bannedUntil: Schema.UndefinedOr(Schema.Number),
+    banReason: Schema.UndefinedOr(Schema.String)
+  })
 })
 
-const fresh = (d: { node: string; publicKey: string; device: string; memory: number; speed: number }): NodeEntry => ({
+const fresh = (d: { node: string; publicKey: string; device: string; memory: number; speed: number; bandwidth: number | undefined }): NodeEntry => ({
   ...d,
   status: "active",
   bannedUntil: undefined,
@@ -72,10 +80,10 @@ export const NodesProjection: Projection<NodesState, unknown> = {
   evolve: (s, e) => {
     switch (e.type) {
       case "NodeRegistered": {
-        const { node, publicKey, device, memory, speed } = e.data
+        const { node, publicKey, device, memory, speed, bandwidth } = e.data
         const n = s.get(node)
-        if (n === undefined) s.set(node, fresh({ node, publicKey, device, memory, speed }))
-        else Object.assign(n, { publicKey, device, memory, speed, status: "active", bannedUntil: undefined, blocks: [] })
+        if (n === undefined) s.set(node, fresh({ node, publicKey, device, memory, speed, bandwidth }))
+        else Object.assign(n, { publicKey, device, memory, speed, bandwidth, status: "active", bannedUntil: undefined, blocks: [] })
         break
       }
       case "NodeExpertsAnnounced": {
@@ -112,12 +120,14 @@ export const NodesProjection: Projection<NodesState, unknown> = {
     return s
   },
   view: (s) => [...s.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)),
-  snapshot: schemaCodec(2, NodesStateSchema)
+  snapshot: schemaCodec(3, NodesStateSchema)
 }
 
 /** Whether a node may serve at `now` (ms): active, or banned for failing and the ban is over. */
 export const mayServe = (n: NodeEntry, now: number): boolean => n.status === "active" || (n.status === "banned" && n.bannedUntil !== undefined && n.bannedUntil <= now)
 
-/** Active nodes as the devices a plan may use. */
+/** Active nodes as the devices a plan may use: a node's link is planned with when it was measured. */
 export const activeDevices = (s: NodesState) =>
-  [...s.values()].filter((n) => n.status === "active").map((n) => ({ id: n.node, speed: n.speed, memory: n.memory }))
+  [...s.values()]
+    .filter((n) => n.status === "active")
+    .map((n) => ({ id: n.node, speed: n.speed, memory: n.memory, ...(n.bandwidth === undefined ? {} : { bandwidth: n.bandwidth }) }))

@@ -4,7 +4,7 @@
  * it holds one) registers once there is something to record; progress on stderr.
  */
 import { Console, Effect } from "effect"
-import { trainOnLedger, type TakeStep, type TrainReport, type TrainSettings } from "../../actors/trainer.ts"
+import { trainOnLedger, type TakeStep, type TrainingRun, type TrainReport, type TrainSettings } from "../../actors/trainer.ts"
 import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { existingLedgerKey } from "../ledger.ts"
@@ -34,7 +34,8 @@ export const trainHere = <E = never, R = never>(
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
   settings: TrainSettings,
   label = "train",
-  takeStep?: TakeStep<E, R>
+  takeStep?: TakeStep<E, R>,
+  run?: TrainingRun
 ) =>
   Effect.gen(function* () {
     const key = yield* localKey(yield* setting(homeConfig), "contributor")
@@ -46,7 +47,7 @@ export const trainHere = <E = never, R = never>(
             registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
           )
     const bar = progressBar(settings.steps, label)
-    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, bar.step, takeStep)
+    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, bar.step, takeStep, run)
     bar.done()
     return { report, contributor: key.publicKey }
   })

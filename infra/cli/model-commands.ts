@@ -64,7 +64,14 @@ export const trainCommand = Command.make(
     planId: Options.text("plan").pipe(
       Options.optional,
       Options.withDescription("a frozen plan whose stages to use (with --pipeline): the run is its epoch's round, recorded with its stage failures and fallback")
-    )
+    ),
+    epoch: Options.text("epoch").pipe(
+      Options.optional,
+      Options.withDescription(
+        "run (or resume) this training epoch (with --pipeline and --nats): planned on the registered nodes that are live, its plan frozen, --rounds rounds of --steps steps each with a checkpoint after each round; completed when held-out loss improves, rolled back otherwise"
+      )
+    ),
+    rounds: Options.integer("rounds").pipe(Options.withDefault(1), Options.withDescription("rounds of the epoch (with --epoch)"))
   },
   (args) => Effect.flatMap(handlers, (h) => h.trainModel(args))
 ).pipe(Command.withDescription("train the whole model (in this process, or through a pipeline of stages) and append the improved parts as new blocks"))

@@ -22,17 +22,19 @@ import type { ModelWeights } from "../../domain/model/tensor.ts"
 import type { TrainBatch } from "../../domain/model/train.ts"
 import type { TrainSettings } from "../../actors/trainer.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
-import { evenStages } from "../../domain/model/stage.ts"
+import { evenStages, type StageLayers } from "../../domain/model/stage.ts"
 import { ModelRunner } from "../../domain/ports/model-runner.ts"
-import { roundMaxFailures, stepDeadlineMs, transportSettings } from "../pipeline-settings.ts"
+import { roundIntervalMs, roundMaxFailures, stepDeadlineMs, transportSettings } from "../pipeline-settings.ts"
 import { pipelineRound } from "../../actors/pipeline-round.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
 import { followHeartbeats } from "../../actors/live-nodes.ts"
 import { reportStep } from "../../actors/pipeline-reports.ts"
 import { noTransport } from "../../domain/pipeline/step-report.ts"
-import { heardWithin, type LiveNode } from "../../domain/network/replica-choice.ts"
+import { heardWithin } from "../../domain/network/replica-choice.ts"
 import { networkTimings } from "../network-settings.ts"
 import { serveStageWorkers } from "../../actors/stage-worker.ts"
+import { runEpoch, type EpochOrder, type EpochOutcome } from "../../actors/epoch-scheduler.ts"
+import { epochIdProblem } from "../../domain/pipeline/plan.ts"
 import { sideBySide } from "../../domain/projections/projection.ts"
 import { natsBusOf } from "./nats-bus.ts"
 import { modelRunnerLayer } from "../model-layer.ts"
@@ -148,7 +150,9 @@ export const trainModel = ({
   stages,
   microbatches,
   nats,
-  planId
+  planId,
+  epoch,
+  rounds
 }: {
   readonly json: boolean
   readonly corpus: string
@@ -162,9 +166,18 @@ export const trainModel = ({
   readonly microbatches: number
   readonly nats: Option.Option<string>
   readonly planId: Option.Option<string>
+  readonly epoch: Option.Option<string>
+  readonly rounds: number
 }) =>
   Effect.gen(function* () {
     if (!pipeline && Option.isSome(planId)) return yield* fail("--plan names the stages of a pipeline: it needs --pipeline", 2)
+    if (Option.isSome(epoch)) {
+      if (!pipeline || Option.isNone(nats)) return yield* fail("--epoch trains through a pipeline on the network's nodes: it needs --pipeline and --nats", 2)
+      if (Option.isSome(planId)) return yield* fail("--epoch plans its own rounds: it takes no --plan", 2)
+      const problem = epochIdProblem(epoch.value)
+      if (problem !== undefined) return yield* fail(`--epoch: ${problem}`, 2)
+      if (rounds < 1 || rounds > 10_000) return yield* fail(`--rounds must be within 1..10000, got ${rounds}`, 2)
+    }
     if (steps < 1) return yield* fail(`--steps must be at least 1, got ${steps}`, 2)
     if (batch < 1 || batch > 1024) return yield* fail(`--batch must be within 1..1024, got ${batch}`, 2)
     if (!(lr > 0 && lr < 1)) return yield* fail(`--lr must be within (0, 1), got ${lr}`, 2)
@@ -173,6 +186,10 @@ export const trainModel = ({
     const held = Option.isSome(heldOut) ? yield* readUtf8(heldOut.value) : undefined
     const texts = { corpus: text, heldOut: held }
     const settings = { steps, batch, lr, seed }
+    if (Option.isSome(epoch) && Option.isSome(nats)) {
+      const ran = yield* trainEpoch(texts, { epoch: epoch.value, rounds, steps, batch, lr, seed, microbatches }, nats.value)
+      return yield* emit(json, ran, () => epochSummary(ran))
+    }
     const trained = pipeline ? yield* trainThroughPipeline(texts, settings, { stages, microbatches, nats, planId }) : yield* trainHere(texts, settings)
     yield* emit(json, trained.report, () => trainingSummary(trained))
   }).pipe(Effect.provide(modelRunnerLayer))
@@ -193,41 +210,92 @@ const trainThroughPipeline = (
     if (Option.isSome(planId) && frozen?.status !== "frozen")
       return yield* fail(`--plan ${planId.value}: ${frozen === undefined ? "no such plan on the ledger" : `the plan is ${frozen.status}, not frozen (blyan plan promote freezes it)`}`, 2)
     if (frozen === undefined && (stages < 1 || stages > layers)) return yield* fail(`--stages must be within 1..${layers} (the model's layers), got ${stages}`, 2)
-    if (microbatches < 1 || settings.batch % microbatches !== 0) return yield* fail(`--microbatches must divide --batch ${settings.batch}, got ${microbatches}`, 2)
+    yield* checkMicrobatches(settings.batch, microbatches)
     const bus = Option.isNone(nats) ? yield* makeMemoryBus() : yield* natsBusOf(nats.value)
-    const transport = yield* transportSettings
-    const deadlineMs = yield* stepDeadlineMs
-    const runner = yield* ModelRunner
     const plan = frozen === undefined ? evenStages(layers, stages) : frozen.plan.stages
     // Each run's tensors on subjects of its own: two runs on one NATS never mix.
     const run = `train-${randomBytes(6).toString("hex")}`
     // A frozen plan over NATS names node processes, which run its stages; otherwise the stages run here.
     const remote = frozen !== undefined && Option.isSome(nats)
     const nodes = frozen === undefined ? plan.map((_, s) => `${run}-s${s}`) : frozen.plan.stages.map((s) => s.node)
-    if (!remote) yield* serveStageWorkers(nodes, transport).pipe(Effect.provideService(Bus, bus))
+    if (!remote) yield* serveStageWorkers(nodes, yield* transportSettings).pipe(Effect.provideService(Bus, bus))
     yield* Console.error(
       `pipeline: ${plan.map((r, s) => `layers ${r.start}..${r.end}${remote ? ` on ${nodes[s]}` : ""}`).join(" | ")}${frozen === undefined ? "" : ` (plan ${frozen.plan.planId}, epoch ${frozen.plan.epoch} round ${frozen.plan.round})`}; ${microbatches} microbatches per step, 1F1B, on ${Option.getOrElse(nats, () => "this process's bus")}`
     )
-    // Each step is reported on the bus, for the explorer's metrics.
-    const epoch = frozen?.plan.epoch ?? run
+    const { piped, alone } = yield* pipelineSteps(frozen?.plan.epoch ?? run, run, microbatches)
+    // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried, given to spare nodes, and a single-node fallback.
+    if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(plan)(nodes)).pipe(Effect.provideService(Bus, bus))
+    // A stage that keeps failing goes to a node heard from lately (each node runs a stage worker).
+    const spares = remote ? yield* liveNodes.pipe(Effect.provideService(Bus, bus)) : () => []
+    const round = yield* pipelineRound(frozen.plan, yield* roundSettings, piped(plan), alone, spares)
+    return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
+  }).pipe(Effect.scoped)
+
+const checkMicrobatches = (batch: number, microbatches: number) =>
+  microbatches < 1 || batch % microbatches !== 0 ? fail(`--microbatches must divide --batch ${batch}, got ${microbatches}`, 2) : Effect.void
+
+/**
+ * A pipeline's steps for `epoch` (its tensors on subjects of `run`'s own): through the stages on
+ * given nodes, or in this process. Each step is reported on the bus, for the explorer's metrics.
+ */
+const pipelineSteps = (epoch: string, run: string, microbatches: number) =>
+  Effect.gen(function* () {
+    const transport = yield* transportSettings
+    const deadlineMs = yield* stepDeadlineMs
+    const runner = yield* ModelRunner
     /** A step that went through no pipeline: a failed attempt, or one taken here after a fallback. */
     const reportAside = (step: number, outcome: "failed" | "alone", failed?: { readonly stage: number; readonly node: string }) =>
       reportStep({ epoch, step, outcome, stages: [], wallMs: 0, transport: noTransport, ...(failed === undefined ? {} : { failed }) })
-    const piped = (on: ReadonlyArray<string>) => (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
-      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages: plan, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs })).pipe(
+    const piped = (stages: ReadonlyArray<StageLayers>) => (on: ReadonlyArray<string>) => (weights: ModelWeights, adam: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
+      Effect.scoped(pipelineStep({ graphs: runner.graphs(weights.spec), weights, state: adam, batch, config, stages, nodes: on, microbatches, epoch: run, round: `step-${step}`, transport, deadlineMs })).pipe(
         Effect.tap((r) => reportStep({ epoch, step, outcome: "done", stages: on.map((node, s) => ({ node, busyMs: r.busyMs[s]! })), wallMs: r.wallMs, transport: r.transport })),
         Effect.tapError((e) =>
           e._tag === "PipelineFault" ? reportAside(step, "failed", { stage: e.stage, node: on[e.stage] ?? `stage ${e.stage}` }) : Effect.void
         )
       )
     const alone = (w: ModelWeights, s: AdamWState, b: TrainBatch, c: AdamWConfig, step: number) => Effect.tap(runner.trainStep(w, s, b, c), () => reportAside(step, "alone"))
-    // On a frozen plan, the run is its epoch's round: recorded, with failed stages retried, given to spare nodes, and a single-node fallback.
-    if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(nodes)).pipe(Effect.provideService(Bus, bus))
-    // A stage that keeps failing goes to a node heard from lately (each node runs a stage worker).
-    const live = remote ? yield* followHeartbeats.pipe(Effect.provideService(Bus, bus)) : new Map<string, LiveNode>()
-    const { staleMs } = yield* networkTimings
-    const spares = () => [...live].filter(([, hb]) => heardWithin(hb, Date.now(), staleMs)).map(([node]) => node)
-    const round = yield* pipelineRound(frozen.plan, yield* roundMaxFailures, piped, alone, spares)
-    return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
+    return { piped, alone }
+  })
+
+/** A round's failures: `BLYAN_ROUND_MAX_FAILURES` before the fallback, retries after the transport's backoff. */
+const roundSettings = Effect.all({ maxFailures: roundMaxFailures, backoffMs: Effect.map(transportSettings, (t) => t.backoffBaseMs) })
+
+/** The ids of the nodes heard from lately on the bus's heartbeats (each node runs a stage worker). */
+const liveNodes = Effect.gen(function* () {
+  const live = yield* followHeartbeats
+  const { staleMs } = yield* networkTimings
+  return () => [...live].filter(([, hb]) => heardWithin(hb, Date.now(), staleMs)).map(([node]) => node)
+})
+
+/** A training epoch on the network's registered nodes, run or resumed by the epoch scheduler. */
+const trainEpoch = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, order: EpochOrder, nats: string) =>
+  Effect.gen(function* () {
+    yield* checkMicrobatches(order.batch, order.microbatches)
+    const bus = yield* natsBusOf(nats)
+    const run = `epoch-${randomBytes(6).toString("hex")}`
+    const { piped, alone } = yield* pipelineSteps(order.epoch, run, order.microbatches)
+    const live = yield* liveNodes.pipe(Effect.provideService(Bus, bus))
+    // Every live node heartbeats within its interval: after two, the nodes heard are the live ones.
+    yield* Effect.sleep((yield* networkTimings).heartbeatMs * 2)
+    const outcome = yield* runEpoch({
+      order,
+      texts,
+      live,
+      piped,
+      alone,
+      round: yield* roundSettings,
+      intervalMs: yield* roundIntervalMs,
+      train: (settings, step, training) => Effect.map(trainHere(texts, settings, `epoch ${order.epoch}`, step, training), (t) => t.report)
+    }).pipe(Effect.provideService(Bus, bus))
+    return { epoch: order.epoch, ...outcome }
   }).pipe(Effect.scoped)
+
+/** What an epoch run did, in a line or two. */
+const epochSummary = (ran: { readonly epoch: string } & EpochOutcome) =>
+  [
+    ...(ran.report === undefined ? [`epoch ${ran.epoch} had already ended`] : [trainingSummary({ report: ran.report, contributor: "" }).split("\n")[0]!]),
+    ran.status === "completed"
+      ? `epoch ${ran.epoch} completed: held-out loss ${ran.lossBefore.toFixed(4)} -> ${ran.lossAfter.toFixed(4)}`
+      : `epoch ${ran.epoch} rolled back: ${ran.reason}`
+  ].join("\n")
 

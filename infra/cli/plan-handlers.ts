@@ -4,9 +4,8 @@
  */
 import { Effect, Either, Option } from "effect"
 import { ClusterFile } from "../../domain/pipeline/cluster.ts"
-import { stageRuntime } from "../../domain/pipeline/cost.ts"
 import { maxOf } from "../../domain/pipeline/extremes.ts"
-import { greedyPartition, partition } from "../../domain/pipeline/partition.ts"
+import { greedyPartition, partition, stageTimesOf } from "../../domain/pipeline/partition.ts"
 import { derivedPlanId, epochIdProblem, planIdLabel, planIdRefusal, PlanDraft } from "../../domain/pipeline/plan.ts"
 import { oneFOneB } from "../../domain/pipeline/schedule.ts"
 import { parseStages, planFailures, validatePlan, type PlanFailure } from "../../domain/pipeline/validate.ts"
@@ -112,8 +111,8 @@ export const validate = ({ json, file, cluster }: PlanFileArgs) =>
     const failures = planFailures(draft, ctx)
     const label = planIdLabel(draft.planId)
     if (failures.length > 0) return yield* fail(`plan ${label} is invalid:\n${failureLines(failures)}`, 1, { planId: label, valid: false, failures })
-    // A valid plan's stages are known ranges on known devices: its step time follows from the cost model.
-    const stageTimes = draft.stages.map((s) => stageRuntime({ costs: found.layers.slice(s.start, s.end + 1).map((l) => l.cost), speed: ctx.registry.get(s.node)!.speed }))
+    // A valid plan's stages are known ranges on known devices: its step time is what the partitioner minimises.
+    const stageTimes = yield* stageTimesOf(found, draft.stages.map((s) => ({ device: s.node, start: s.start, end: s.end })))
     const result = { planId: draft.planId, valid: true, failures, stageTimes, bottleneck: maxOf(stageTimes) }
     yield* emit(json, result, () => `plan ${draft.planId} is valid: ${draft.stages.map(stageLine).join(" ")} over ${ctx.layerMemory.length} layers, bottleneck ${result.bottleneck}`)
   })

@@ -37,7 +37,7 @@ const allBlocks = Array.from({ length: tinySpec.layers * tinySpec.experts }, (_,
 
 /** The registry entry of a node serving every expert. */
 const entry = (node: string, publicKey: string): NodeEntry => ({
-  node, publicKey, device: "cpu", memory: 1e9, speed: 1, status: "active", bannedUntil: undefined, banReason: undefined, blocks: allBlocks, served: 0, rows: 0, failures: 0, earned: "0"
+  node, publicKey, device: "cpu", memory: 1e9, speed: 1, bandwidth: undefined, status: "active", bannedUntil: undefined, banReason: undefined, blocks: allBlocks, served: 0, rows: 0, failures: 0, earned: "0"
 })
 
 /** Experts over `bus`, with `keys`' nodes registered; `live`: which of them heartbeat (none: the queue groups choose). */

@@ -165,7 +165,7 @@ const paid = (o: Owner) =>
   })
 
 layer(Runtime, { timeout: 120_000, excludeTestServices: true })("a network in one process: the ledger's holder, its router and node agents on a memory bus", (it) => {
-  it.scoped("nodes register, sync, load and announce; chat runs every expert on them with the bytes of local chat; receipts are recorded and each node is paid for its rows; drained nodes retire", () =>
+  it.scoped("nodes register with their measured link, sync, load and announce; chat runs every expert on them with the bytes of local chat; receipts are recorded and each node is paid for its rows; drained nodes retire", () =>
     Effect.gen(function* () {
       const o = yield* startOwner()
       const nodes = [yield* startNode(o, "n1"), yield* startNode(o, "n2")]
@@ -180,6 +180,10 @@ layer(Runtime, { timeout: 120_000, excludeTestServices: true })("a network in on
         expect(e.receipt).toMatchObject({ node: e.node, layer: e.layer, expert: e.expert, block: e.block, requestId: e.request })
       }
       const log = yield* logAt(o)
+      // Each node measured its link through the bus before registering.
+      const links = log.filter((e) => e.type === "NodeRegistered").map((e) => (e.data as { bandwidth?: number }).bandwidth)
+      expect(links).toHaveLength(2)
+      for (const b of links) expect(b).toBeGreaterThan(0)
       const served = log.filter((e) => e.type === "InferenceServed").flatMap((e) => (e.data as { receipts: ReadonlyArray<{ node: string; rows: number; requestId: string }> }).receipts)
       // Every receipt the answer shows is in the record, and the rows recorded are what is paid.
       for (const e of answer.experts) expect(served.map((s) => s.requestId)).toContain(e.request)

@@ -6,6 +6,8 @@ import { pipelineStep } from "../../actors/pipeline-step.ts"
 import { serveStageWorkers } from "../../actors/stage-worker.ts"
 import type { TransportSettings } from "../../actors/pipeline-transport.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
+import { makeNatsBus } from "../../adapters/bus/nats.ts"
+import { ownNatsServer } from "../support/nats-server.ts"
 import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
 import { Bus, NoResponders, type BusApi } from "../../domain/ports/bus.ts"
 import { EventStore } from "../../domain/ports/event-store.ts"
@@ -25,7 +27,7 @@ import { logOf } from "../support/log.ts"
 const spec: ModelSpec = { ...tinySpec, layers: 3, dModel: 8, dFF: 16, context: 6 }
 const graphs = buildModelGraphs(spec, "f64")
 const text = textBytes("A round retries a failed stage, then falls back to one node, and records each.")
-const transport: TransportSettings = { timeoutMs: 5000, maxRetries: 0, backoffBaseMs: 5, breaker: { threshold: 100, resetMs: 1000 }, chunkBytes: 4096, compression: "none", maxBufferBytes: 1 << 24 }
+const lossless: TransportSettings = { timeoutMs: 5000, maxRetries: 0, backoffBaseMs: 5, breaker: { threshold: 100, resetMs: 1000 }, chunkBytes: 4096, compression: "none", maxBufferBytes: 1 << 24 }
 const plan: Plan = {
   planId: "p1",
   epoch: "e1",
@@ -46,14 +48,14 @@ const stageOneDown = (bus: BusApi, down: (n: number) => boolean): BusApi => {
 }
 
 /** Three steps through the round on `bus`, and the same three in one process: the round's events and whether the weights agree. */
-const threeSteps = (bus: BusApi, maxFailures: number, spares: ReadonlyArray<string> = []) =>
+const threeSteps = (bus: BusApi, maxFailures: number, spares: ReadonlyArray<string> = [], transport = lossless) =>
   Effect.gen(function* () {
     const events = yield* makeMemoryEventStore()
     yield* ensureGenesis.pipe(Effect.provideService(EventStore, events))
     yield* serveStageWorkers([...new Set([...plan.stages.map((s) => s.node), ...spares])], transport).pipe(Effect.provideService(Bus, bus))
     const piped = (nodes: ReadonlyArray<string>) => (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
       Effect.scoped(pipelineStep({ graphs, weights, state, batch, config, stages: plan.stages, nodes, microbatches: 2, epoch: plan.epoch, round: `s${step}`, transport, deadlineMs: 60_000 }))
-    const step = yield* pipelineRound(plan, maxFailures, piped, (w, s, b, c) => trainStep(graphs, w, s, b, c), () => spares).pipe(Effect.provideService(EventStore, events))
+    const step = yield* pipelineRound(plan, { maxFailures, backoffMs: 5 }, piped, (w, s, b, c) => trainStep(graphs, w, s, b, c), () => spares).pipe(Effect.provideService(EventStore, events))
     let round = { weights: randomWeights(spec, 3, 0.4), state: initAdamW() }
     let alone = { ...round }
     for (let i = 1; i <= 3; i++) {
@@ -93,6 +95,25 @@ describe("a pipeline round on its epoch's stream", () => {
       expect(r.log.map((e) => e.type)).toEqual(["RoundStarted", "StageFailed"])
       expect(r.log[0]!.data).toEqual({ epoch: "e1", round: "r1", planId: "p1" })
       expect(r.log[1]!.data).toMatchObject({ epoch: "e1", round: "r1", stage: 1, node: "n1", reason: expect.stringMatching(/^step 1: stage 1: .*nobody serves/) })
+      expect(r.difference).toBeLessThan(1e-9)
+    }).pipe(Effect.provide(TestExecutor64))
+  )
+
+  it.scopedLive("over nats-server: a stage whose neighbour stops answering trips its breaker towards that node (StageFailed: the circuit is open); the round backs off, the breaker's probe finds the node back and closes it; the later steps pass and the round ends with the single-process weights", () =>
+    Effect.gen(function* () {
+      // Stage 1's inbox answers nobody for its first three requests; the breaker opens after two failures and half-opens after 300 ms.
+      const breaking: TransportSettings = { ...lossless, maxRetries: 3, backoffBaseMs: 20, breaker: { threshold: 2, resetMs: 300 } }
+      // A server of its own: the plan's node and stage subjects are nobody else's.
+      const server = yield* ownNatsServer()
+      const r = yield* threeSteps(stageOneDown(yield* makeNatsBus([server.url]), (n) => n < 3), 20, [], breaking)
+      const failed = r.log.slice(1)
+      expect(r.log[0]!.type).toBe("RoundStarted")
+      expect(failed.length).toBeGreaterThanOrEqual(2)
+      for (const e of failed) {
+        expect(e.type).toBe("StageFailed")
+        expect(e.data).toMatchObject({ stage: 1, node: "n1", reason: expect.stringMatching(/^step 1: stage 1: /) })
+      }
+      expect(failed.some((e) => /the circuit to n1 is open/.test(String(e.data.reason)))).toBe(true)
       expect(r.difference).toBeLessThan(1e-9)
     }).pipe(Effect.provide(TestExecutor64))
   )

@@ -10,7 +10,8 @@ import { promotePlan, resolveCluster, validationContext } from "../../actors/pla
 import { foldStream } from "../../actors/command.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
-import { blyanMoeLayerCosts } from "../../domain/pipeline/cost.ts"
+import { blyanMoeLayerCosts, trainingLayerLoads } from "../../domain/pipeline/cost.ts"
+import { replay } from "../../domain/ledger/audit.ts"
 import { logOf } from "../support/log.ts"
 
 const cluster = {
@@ -108,6 +109,36 @@ describe("promoting a plan (on the memory store)", () => {
       expect(ledger.layers).toEqual(blyanMoeLayerCosts(defaultSpec, { counting: { gradients: true, optimizer: true } }))
       // layers from the ledger, devices from the file
       expect(file).toEqual({ layers: ledger.layers, devices: cluster.devices })
+    })
+  )
+
+  it.effect("a plan on registered nodes must fit them as registered, with the ledger's model: promote refuses one that does not and records nothing; audit stops at one written past it", () =>
+    Effect.gen(function* () {
+      const layerMemory = trainingLayerLoads(defaultSpec)[0]!.memory
+      const { refused, before, after, replayed } = yield* run(
+        Effect.gen(function* () {
+          yield* ensureGenesis
+          const store = yield* EventStore
+          yield* store.append(Streams.chainA, [newEvent("ModelSpecPublished", { spec: defaultSpec })], "any")
+          const key = "ab".repeat(32)
+          // n1 holds two layers as registered, n2 one only.
+          for (const [node, memory] of [["n1", 2 * layerMemory], ["n2", layerMemory]] as const)
+            yield* store.append(Streams.node(node), [newEvent("NodeRegistered", { node, publicKey: key, keyHash: key, device: "cpu", memory, speed: 1 })], "no_stream")
+          const last = defaultSpec.layers - 1
+          const tooBig: Plan = { ...plan, planId: "too-big", stages: [{ node: "n1", start: 0, end: 1 }, { node: "n2", start: 2, end: last }] }
+          // The cluster file claims more memory than the nodes registered: the ledger's word wins.
+          const ctx = validationContext({ layers: trainingLayerLoads(defaultSpec), devices: [{ id: "n1", speed: 1, memory: 1e15 }, { id: "n2", speed: 1, memory: 1e15 }] })
+          const before = (yield* events).length
+          const refused = yield* Effect.flip(promotePlan(tooBig, ctx))
+          const after = (yield* events).length
+          yield* store.append(Streams.epoch("E1"), [newEvent("EpochPlanned", { plan: tooBig })], "any")
+          return { refused, before, after, replayed: replay(yield* events) }
+        })
+      )
+      expect(refused._tag).toBe("PlanInvalid")
+      expect(refused.message).toMatch(/stage 1 on n2 needs memory \d+, the device has \d+/)
+      expect(after).toBe(before)
+      expect(replayed.firstBad).toMatchObject({ seq: before, reason: expect.stringMatching(/plan too-big is invalid: stage 1 on n2 needs memory/) })
     })
   )
 })

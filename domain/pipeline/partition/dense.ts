@@ -55,12 +55,12 @@ export const denseSolve = (t: Tables, budget: number): ReadonlyArray<number> | u
   return seq.reverse()
 }
 
-/** first[c][m]: the first p whose maximal stage on class c reaches m (jump is non-decreasing in p). */
+/** first[c][m]: the first p ≥ 1 whose maximal stage on class c reaches m (jump is non-decreasing on 1..L). */
 const firstReaching = (t: Tables): ReadonlyArray<Int32Array> => {
   const L = t.pb.L
   return t.jump.map((j) => {
     const f = new Int32Array(L + 2).fill(L + 1)
-    let p = 0
+    let p = 1
     for (let m = 0; m <= L; m++) {
       while (p <= L && j[p]! < m) p++
       f[m] = p
@@ -72,7 +72,9 @@ const firstReaching = (t: Tables): ReadonlyArray<Int32Array> => {
 /**
  * need[S]: the nearest position from which the devices not in multiset S finish with at most
  * stages − |S| more stages; by fact 1 every position from need[S] on works, so need[S] = min
- * over unused classes c of the first p whose stage on c reaches need[S + c].
+ * over unused classes c of the first p whose stage on c reaches need[S + c]. A non-empty S
+ * stands at a position ≥ 1, where fact 1 holds; the empty set only at 0, where the first stage
+ * sends a link less: need[∅] is 0 when some class's first stage reaches need[{c}], else past L.
  */
 const needTable = (t: Tables, stages: number): Int32Array => {
   const { L, classes } = t.pb
@@ -101,6 +103,7 @@ const needTable = (t: Tables, stages: number): Int32Array => {
     }
     if (size > stages) need[s] = L + 1
     else if (size === stages) need[s] = L
+    else if (s === 0) need[s] = classes.some((_, c) => t.jump[c]![0]! >= need[radix[c]!]!) ? 0 : L + 1
     else {
       let n = L
       for (let c = 0; c < C; c++) if (counts[c]! < classes[c]!.members.length) n = Math.min(n, first[c]![need[s + radix[c]!]!]!)

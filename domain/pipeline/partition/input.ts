@@ -1,8 +1,9 @@
 import { Either } from "effect"
-import { deviceKinds } from "./problem.ts"
+import { deviceKinds, rateOf } from "./problem.ts"
 import { InvalidPartitionInput, PartitionTooLarge, type PartitionInput } from "./types.ts"
 
 const isNonNegativeFinite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0
+const isPositiveFinite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x > 0
 
 type Refusal = Either.Either<void, InvalidPartitionInput>
 
@@ -20,16 +21,20 @@ const checkLayers = (layers: PartitionInput["layers"]): Refusal => {
   return Either.right(undefined)
 }
 
-const checkDevices = (devices: PartitionInput["devices"]): Refusal => {
+const checkDevices = (input: PartitionInput): Refusal => {
   const seen = new Set<string>()
-  for (let d = 0; d < devices.length; d++) {
-    const dev = devices[d]!
+  for (let d = 0; d < input.devices.length; d++) {
+    const dev = input.devices[d]!
     if (typeof dev.id !== "string" || dev.id.length === 0) return refuse(`device ${d} has no id`)
     if (seen.has(dev.id)) return refuse(`device id ${JSON.stringify(dev.id)} appears more than once`)
     seen.add(dev.id)
-    if (!(typeof dev.speed === "number" && Number.isFinite(dev.speed) && dev.speed > 0))
-      return refuse(`device ${dev.id} speed must be a finite number > 0, got ${String(dev.speed)}`)
+    if (!isPositiveFinite(dev.speed)) return refuse(`device ${dev.id} speed must be a finite number > 0, got ${String(dev.speed)}`)
     if (!isNonNegativeFinite(dev.memory)) return refuse(`device ${dev.id} memory must be a finite number ≥ 0, got ${String(dev.memory)}`)
+    if (dev.bandwidth !== undefined && !isPositiveFinite(dev.bandwidth))
+      return refuse(`device ${dev.id} bandwidth must be a finite number > 0 (bytes per second), got ${String(dev.bandwidth)}`)
+    // a middle stage sends two boundaries
+    if (!Number.isFinite(2 * rateOf(input, dev).link))
+      return refuse(`device ${dev.id} bandwidth ${String(dev.bandwidth)} is too small to send ${String(input.boundaryBytes)} bytes in a finite time`)
   }
   return Either.right(undefined)
 }
@@ -38,16 +43,19 @@ const checkDevices = (devices: PartitionInput["devices"]): Refusal => {
 export const checkPartitionInput = (input: PartitionInput): Refusal => {
   if (!Array.isArray(input.layers) || input.layers.length === 0) return refuse("there are no layers")
   if (!Array.isArray(input.devices) || input.devices.length === 0) return refuse("there are no devices")
-  return Either.flatMap(checkLayers(input.layers), () => checkDevices(input.devices))
+  if (input.boundaryBytes !== undefined && !isNonNegativeFinite(input.boundaryBytes))
+    return refuse(`boundaryBytes must be a finite number ≥ 0, got ${String(input.boundaryBytes)}`)
+  return Either.flatMap(checkLayers(input.layers), () => checkDevices(input))
 }
 
 /**
  * The largest inputs `partition` takes; beyond them it refuses up front rather than run for
- * minutes or exhaust memory. A kind is a distinct (speed, memory) pair: the search enumerates
- * kinds and only counts the devices of one kind. Each threshold probed builds tables of about
- * 24 bytes per layer per kind, and a search step costs up to kinds² comparisons; within these
- * bounds a call (search budget included) ends within about half a minute and under 1 GiB on one
- * core, where 64 kinds × 15,625 layers took 100 s and 1.7 GiB and 100 × 100 did not end.
+ * minutes or exhaust memory. A kind is a distinct (speed, memory, link time) triple, the link
+ * time being 0 when boundaries carry no bytes: the search enumerates kinds and only counts the
+ * devices of one kind. Each threshold probed builds tables of about 24 bytes per layer per kind,
+ * and a search step costs up to kinds² comparisons; within these bounds a call (search budget
+ * included) ends within about half a minute and under 1 GiB on one core, where 64 kinds × 15,625
+ * layers took 100 s and 1.7 GiB and 100 × 100 did not end.
  */
 export const PARTITION_LIMITS = {
   /** Devices in the input. */
@@ -71,11 +79,12 @@ export const PARTITION_LIMITS = {
 export const checkPartitionSize = (input: PartitionInput, denseStates: number): Either.Either<void, PartitionTooLarge> => {
   const layers = input.layers.length
   const devices = input.devices.length
-  const kinds = deviceKinds(input.devices)
+  const kinds = deviceKinds(input)
+  const distinct = (input.boundaryBytes ?? 0) > 0 ? "speed, memory and bandwidth" : "speed and memory"
   const tooLarge = (reason: string) => Either.left(PartitionTooLarge.of({ layers, devices, kinds: kinds.length, reason }))
   if (devices > PARTITION_LIMITS.devices) return tooLarge(`${devices} devices, at most ${PARTITION_LIMITS.devices}`)
   if (kinds.length > PARTITION_LIMITS.kinds)
-    return tooLarge(`${kinds.length} device kinds (distinct speed and memory), at most ${PARTITION_LIMITS.kinds}; group devices of similar speed and memory into fewer kinds`)
+    return tooLarge(`${kinds.length} device kinds (distinct ${distinct}), at most ${PARTITION_LIMITS.kinds}; group devices of similar ${distinct} into fewer kinds`)
   if (layers * kinds.length > PARTITION_LIMITS.layerKinds)
     return tooLarge(`${layers} layers × ${kinds.length} device kinds = ${layers * kinds.length}, at most ${PARTITION_LIMITS.layerKinds}`)
   const searched = kinds.reduce((states, k) => states * (k.length + 1), 1) > denseStates

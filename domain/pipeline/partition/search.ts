@@ -7,9 +7,10 @@ const MEMO_LIMIT = 1 << 22
 /**
  * Depth-first search over device orders with the same facts plus bounds and a memo: for a set of
  * used devices, the farthest position from which finishing was proven impossible (with this
- * call's budget); every nearer position is then dead too (fact 1). Along one path the used set
- * only grows, so a set met again was fully explored before. In lexicographic mode the devices are
- * tried in index order, so the first complete sequence found is the lexicographically smallest.
+ * call's budget); every nearer position is then dead too (fact 1: a non-empty set stands at a
+ * position ≥ 1, the empty set only at 0). Along one path the used set only grows, so a set met
+ * again was fully explored before. In lexicographic mode the devices are tried in index order,
+ * so the first complete sequence found is the lexicographically smallest.
  */
 export class Search {
   private readonly C: number
@@ -94,7 +95,15 @@ export class Search {
       const cands: number[] = []
       for (let c = 0; c < this.C; c++) if (classes[c]!.members.length > this.used[c]! && jump[c]![p]! > p) cands.push(c)
       if (this.lexOrder) cands.sort((a, b) => classes[a]!.members[this.used[a]!]! - classes[b]!.members[this.used[b]!]!)
-      else cands.sort((a, b) => jump[b]![p]! - jump[a]![p]! || classes[a]!.speed - classes[b]!.speed || classes[a]!.memory - classes[b]!.memory || a - b)
+      else
+        cands.sort(
+          (a, b) =>
+            jump[b]![p]! - jump[a]![p]! ||
+            classes[a]!.speed - classes[b]!.speed ||
+            classes[a]!.memory - classes[b]!.memory ||
+            classes[b]!.link - classes[a]!.link ||
+            a - b
+        )
       for (const c of cands) {
         const q = jump[c]![p]!
         if (this.dominated(c, q, p, cands)) continue
@@ -113,8 +122,8 @@ export class Search {
   }
 
   /**
-   * Is choosing class c here no better than choosing a weaker class w that reaches the same q
-   * (fact 2)? In free order the weaker one is simply tried instead. In lexicographic order both
+   * Is choosing class c here no better than choosing a weaker class w (no faster, no larger, no
+   * quicker link) that reaches the same q (fact 2)? In free order the weaker one is simply tried instead. In lexicographic order both
    * must be tried (c may carry the smaller device index), so c is skipped only when w is already
    * known to fail from there.
    */
@@ -124,7 +133,7 @@ export class Search {
     for (const w of cands) {
       if (w === c || jump[w]![p]! !== q) continue
       const kw = pb.classes[w]!
-      if (kw.speed > kc.speed || kw.memory > kc.memory) continue
+      if (kw.speed > kc.speed || kw.memory > kc.memory || kw.link < kc.link) continue
       if (!this.lexOrder) return true
       this.used[w]!++
       this.code += this.radix[w]!

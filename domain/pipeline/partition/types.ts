@@ -7,11 +7,19 @@ export interface Device {
   readonly id: string
   readonly speed: number
   readonly memory: number
+  /** The device's link in bytes per second; absent, the link is no constraint (it sends in no time). */
+  readonly bandwidth?: number
 }
 
 export interface PartitionInput {
   readonly layers: ReadonlyArray<LayerLoad>
   readonly devices: ReadonlyArray<Device>
+  /**
+   * Bytes crossing each stage boundary in each direction per training step (activations forward,
+   * their gradients back, the same size). A stage pays for what it sends: boundaryBytes / bandwidth
+   * per boundary it has, on top of its compute. Absent or 0: compute only.
+   */
+  readonly boundaryBytes?: number
 }
 
 /** One stage of a computed partition: inclusive layer range on a device (by id). */

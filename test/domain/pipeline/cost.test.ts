@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest"
-import fc from "fast-check"
 import {
   activationBytesPerToken,
   backwardFlopsPerToken,
@@ -9,7 +8,6 @@ import {
   layerParams,
   moeActiveParams,
   moeLayerParams,
-  stageRuntime,
   trainingFlopsPerToken,
   transformerLayerLoad
 } from "../../../domain/pipeline/cost.ts"
@@ -26,19 +24,6 @@ describe("cost model", () => {
     expect(activationBytesPerToken(layer, 2)).toBe(2 * (6 * 4096 + 2 * 16384))
     expect(boundaryBytesPerToken(4096, 2)).toBe(8192)
     expect(transformerLayerLoad(layer, 512)).toEqual({ cost: 6 * 201_326_592 * 512, memory: 4 * 201_326_592 })
-  })
-
-  it("times a stage as compute over speed plus its outgoing boundary over bandwidth", () => {
-    expect(stageRuntime({ costs: [3, 5], speed: 2 })).toBe(4)
-    expect(stageRuntime({ costs: [3, 5], speed: 2, boundaryBytes: 100, bandwidth: 50 })).toBe(6)
-    // no link figure, no communication term
-    expect(stageRuntime({ costs: [3, 5], speed: 2, boundaryBytes: 100 })).toBe(4)
-    fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 1000 }), { maxLength: 20 }), fc.integer({ min: 1, max: 100 }), (costs, speed) => {
-        // a faster device never takes longer
-        expect(stageRuntime({ costs, speed: speed + 1 })).toBeLessThanOrEqual(stageRuntime({ costs, speed }))
-      })
-    )
   })
 
   it("counts blyan-moe layers: every expert's memory, only the top-k experts' compute", () => {

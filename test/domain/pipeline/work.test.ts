@@ -15,6 +15,7 @@ const order: StageOrder = {
     { start: 0, end: 0 },
     { start: 1, end: 1 }
   ],
+  nodes: ["n0", "n1"],
   spec: tinySpec,
   precision: "f32",
   deadlineMs: 1000,
@@ -43,6 +44,12 @@ describe("the pipeline's work messages", () => {
         expect([got.dtype, got.shape]).toEqual([tensor.dtype, tensor.shape])
         expect(Buffer.from(got.data.buffer).equals(Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength))).toBe(true)
       }
+  })
+
+  it("a work order whose nodes do not match its stages, or whose stage is not among them, is refused as MalformedWork", () => {
+    const why = (o: StageOrder) => Either.match(decodeOrder(encodeOrder(o)), { onLeft: (e) => e.message, onRight: () => "read" })
+    expect(why({ ...order, nodes: ["n0"] })).toMatch(/naming 1 nodes for 2 stages/)
+    expect(why({ ...order, stage: 2 })).toMatch(/for stage 2 of 2/)
   })
 
   it("a stage's gradients read back with their precision and exact values (property)", () => {

@@ -13,9 +13,11 @@
  * cut off is recorded as failed and run again from the last checkpoint, and weights that became
  * blocks before the epoch's completion was recorded are not trained again.
  */
-import { Effect, Schema } from "effect"
-import type { MalformedEvent } from "../domain/ledger/errors.ts"
-import type { EventData } from "../domain/ledger/events.ts"
+import { Effect, Either, Schema } from "effect"
+import { Streams } from "../domain/ledger/streams.ts"
+import type { InvalidEvent, MalformedEvent, StoreFailure } from "../domain/ledger/errors.ts"
+import { newEvent, type EventData } from "../domain/ledger/events.ts"
+import { EventStore } from "../domain/ports/event-store.ts"
 import { sha256Hex } from "../domain/ledger/hash.ts"
 import { BlobStore, type BlobStoreFailure } from "../domain/ports/blob-store.ts"
 import { decodeCheckpoint, encodeCheckpoint, type TrainingState } from "../domain/model/training-state.ts"
@@ -29,7 +31,7 @@ import { NodesProjection, activeDevices } from "../domain/projections/nodes.ts"
 import { PlansProjection } from "../domain/projections/plans.ts"
 import { sideBySide } from "../domain/projections/projection.ts"
 import { foldStream } from "./command.ts"
-import { pipelineRound, recordOnEpoch as record, type RoundSettings, type RoundStep } from "./pipeline-round.ts"
+import { pipelineRound, type EpochRecorder, type RoundSettings } from "./pipeline-round.ts"
 import { promotePlan, validationContext } from "./planner.ts"
 import type { PipelineFault } from "./stage-worker.ts"
 import type { TakeStep, TrainingRun, TrainReport, TrainSettings } from "./trainer.ts"
@@ -61,8 +63,8 @@ export interface EpochWork<E, R, E2, R2, E3, R3> {
   readonly train: (settings: TrainSettings, step: EpochStep<E | E2, R | R2>, run: TrainingRun) => Effect.Effect<TrainReport, E3, R3>
 }
 
-/** A step of the epoch: a round's step, which may also read the log and keep a checkpoint. */
-export type EpochStep<E, R> = RoundStep<E | MalformedEvent | BlobStoreFailure, R | BlobStore>
+/** A step of the epoch: a round's step, which may also read the log, keep a checkpoint and find the epoch taken over. */
+export type EpochStep<E, R> = TakeStep<E | EpochRefused | InvalidEvent | StoreFailure | MalformedEvent | BlobStoreFailure, R | BlobStore | EventStore>
 
 export type EpochOutcome =
   | { readonly status: "completed"; readonly lossBefore: number; readonly lossAfter: number; readonly report?: TrainReport }
@@ -96,15 +98,46 @@ const orderMismatch = (recorded: EventData<"EpochScheduled">, asked: EventData<"
   return undefined
 }
 
+/** What others may append to an epoch's stream while it runs: a plan promoted for it. */
+const OTHERS_EVENTS: ReadonlySet<string> = new Set(["EpochPlanned", "PlanPromoted"])
+
+/**
+ * The scheduler's way of recording on its epoch's stream: each append expects the stream where
+ * this scheduler last left it, so a second scheduler running the same epoch is refused at its
+ * next write instead of recording rounds twice. A plan promoted for the epoch meanwhile is
+ * someone else's right, and is stepped over.
+ */
+const exclusiveRecorder = (epoch: string) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const stream = Streams.epoch(epoch)
+    let seen = (yield* store.read(stream)).length
+    const record: EpochRecorder<EpochRefused | InvalidEvent | StoreFailure, never> = (type, data) =>
+      Effect.gen(function* () {
+        for (;;) {
+          const appended = yield* Effect.either(store.append(stream, [newEvent(type, data)], seen === 0 ? "no_stream" : seen - 1))
+          if (Either.isRight(appended)) return void (seen = appended.right.revision + 1)
+          if (appended.left._tag !== "WrongExpectedRevision") return yield* appended.left
+          const since = (yield* store.read(stream)).slice(seen)
+          const foreign = since.find((e) => !OTHERS_EVENTS.has(e.type))
+          if (foreign !== undefined)
+            return yield* new EpochRefused({ message: `epoch ${epoch} is being run by another scheduler: ${foreign.type} at revision ${seen + since.indexOf(foreign)} of its stream is not this one's` })
+          seen += since.length
+        }
+      })
+    return record
+  })
+
 /** Run the epoch from wherever the log says it stands, to its completion or rollback. */
 export const runEpoch = <E, R, E2, R2, E3, R3>(work: EpochWork<E, R, E2, R2, E3, R3>) =>
   Effect.gen(function* () {
     const { order, texts } = work
     const { epoch, rounds, steps } = order
     const fold = Effect.map(foldStream("*", view(epoch)), (r) => r.state)
+    const record = yield* exclusiveRecorder(epoch)
     const asked = { ...order, corpus: sha256Hex(texts.corpus), heldOut: sha256Hex(texts.heldOut ?? new Uint8Array()) }
     let s = yield* fold
-    if (s.epoch.scheduled === undefined) yield* record(epoch, "EpochScheduled", asked)
+    if (s.epoch.scheduled === undefined) yield* record("EpochScheduled", asked)
     else {
       const wrong = orderMismatch(s.epoch.scheduled, asked)
       if (wrong !== undefined) return yield* new EpochRefused({ message: wrong })
@@ -129,7 +162,7 @@ export const runEpoch = <E, R, E2, R2, E3, R3>(work: EpochWork<E, R, E2, R2, E3,
       machine = epochState(s.epoch, rounds)
     }
     if (machine.matches({ training: "running" }))
-      yield* record(epoch, "RoundFailed", {
+      yield* record("RoundFailed", {
         epoch,
         round: machine.context.running!,
         reason: "cut off before it completed (the scheduler stopped); it runs again from the last checkpoint"
@@ -137,12 +170,12 @@ export const runEpoch = <E, R, E2, R2, E3, R3>(work: EpochWork<E, R, E2, R2, E3,
 
     // Weights that already became blocks are not trained again: their outcome decides.
     const trained = s.epoch.trained
-    if (trained !== undefined) return yield* conclude(epoch, rounds, trained.lossBefore, trained.lossAfter)
+    if (trained !== undefined) return yield* conclude(record, epoch, rounds, trained.lossBefore, trained.lossAfter)
 
     const last = s.epoch.completed.at(-1)
     const from: TrainingState | undefined =
       last === undefined ? undefined : yield* Effect.flatMap(Effect.flatMap(BlobStore, (b) => b.get(last.checkpoint)), (bytes) => decodeCheckpoint(s.model.spec!.spec, bytes))
-    let round: { readonly index: number; readonly planId: string; readonly step: RoundStep<E | E2, R | R2> } | undefined
+    let round: { readonly index: number; readonly planId: string; readonly step: EpochStep<E | E2, R | R2> } | undefined
     const startRound = (index: number) =>
       Effect.gen(function* () {
         // A round boundary: after the pause, a plan promoted for the epoch since takes over here.
@@ -151,7 +184,7 @@ export const runEpoch = <E, R, E2, R2, E3, R3>(work: EpochWork<E, R, E2, R2, E3,
         const at = epochState(now.epoch, rounds).context
         const planId = at.pending ?? at.plan!
         const plan = now.plans.plans.get(planId)!.plan
-        const step = yield* pipelineRound({ ...plan, round: roundId(index) }, work.round, work.piped(plan.stages), work.alone, work.live)
+        const step = yield* pipelineRound({ ...plan, round: roundId(index) }, work.round, work.piped(plan.stages), work.alone, work.live, record)
         return { index, planId, step }
       })
     const takeStep: EpochStep<E | E2, R | R2> = (weights, state, batch, config, n) =>
@@ -160,29 +193,30 @@ export const runEpoch = <E, R, E2, R2, E3, R3>(work: EpochWork<E, R, E2, R2, E3,
         if (round?.index !== index) round = yield* startRound(index)
         const { planId } = round
         const r = yield* round.step(weights, state, batch, config, n).pipe(
-          Effect.tapError((e) => record(epoch, "RoundFailed", { epoch, round: roundId(index), reason: `step ${n}: ${messageOf(e)}` }))
+          // A refusal to write is no failure of the round's: the round is someone else's to record.
+          Effect.tapError((e) => (e instanceof EpochRefused ? Effect.void : record("RoundFailed", { epoch, round: roundId(index), reason: `step ${n}: ${messageOf(e)}` })))
         )
         if (n % steps === 0) {
           const checkpoint = yield* Effect.flatMap(BlobStore, (b) => b.put(encodeCheckpoint({ step: n, weights: r.weights, state: r.state })))
-          yield* record(epoch, "RoundCompleted", { epoch, round: roundId(index), planId, step: n, loss: r.loss, checkpoint })
+          yield* record("RoundCompleted", { epoch, round: roundId(index), planId, step: n, loss: r.loss, checkpoint })
         }
         return r
       })
     const report = yield* work.train({ steps: rounds * steps, batch: order.batch, lr: order.lr, seed: order.seed }, takeStep, { from, epoch })
-    const outcome = yield* conclude(epoch, rounds, report.heldOutLossBefore, report.heldOutLossAfter)
+    const outcome = yield* conclude(record, epoch, rounds, report.heldOutLossBefore, report.heldOutLossAfter)
     return { ...outcome, report }
   })
 
 const messageOf = (e: unknown): string => (typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e))
 
 /** Record the evaluation's verdict: completed when held-out loss went down, otherwise rolled back. */
-const conclude = (epoch: string, rounds: number, lossBefore: number, lossAfter: number) =>
+const conclude = <E, R>(record: EpochRecorder<E, R>, epoch: string, rounds: number, lossBefore: number, lossAfter: number) =>
   Effect.gen(function* () {
     if (lossAfter < lossBefore) {
-      yield* record(epoch, "EpochCompleted", { epoch, rounds, lossBefore, lossAfter })
+      yield* record("EpochCompleted", { epoch, rounds, lossBefore, lossAfter })
       return { status: "completed", lossBefore, lossAfter } as EpochOutcome
     }
     const reason = `held-out loss ${lossBefore.toFixed(4)} -> ${lossAfter.toFixed(4)}: no improvement`
-    yield* record(epoch, "EpochRolledBack", { epoch, reason })
+    yield* record("EpochRolledBack", { epoch, reason })
     return { status: "rolledBack", reason } as EpochOutcome
   })

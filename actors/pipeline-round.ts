@@ -17,17 +17,19 @@ import type { Plan } from "../domain/pipeline/plan.ts"
 import { PipelineFault } from "./stage-worker.ts"
 import type { TakeStep } from "./trainer.ts"
 
-/** Append one event to an epoch's stream. */
-export const recordOnEpoch = <T extends EventType>(epoch: string, type: T, data: EventData<T>) =>
-  Effect.flatMap(EventStore, (store) => store.append(Streams.epoch(epoch), [newEvent(type, data)], "any"))
+/** How a round's events reach its epoch's stream. */
+export type EpochRecorder<E, R> = <T extends EventType>(type: T, data: EventData<T>) => Effect.Effect<unknown, E, R>
 
-/** A step of a round: the step's own failures, or a record that could not be written. */
-export type RoundStep<E, R> = TakeStep<E | WrongExpectedRevision | InvalidEvent | StoreFailure, R | EventStore>
+/** Append each event to the epoch's stream, wherever the stream stands. */
+export const appendingToEpoch =
+  (epoch: string): EpochRecorder<WrongExpectedRevision | InvalidEvent | StoreFailure, EventStore> =>
+  (type, data) =>
+    Effect.flatMap(EventStore, (store) => store.append(Streams.epoch(epoch), [newEvent(type, data)], "any"))
 
 /** How a round bears failures: how many before it falls back, and the wait before the first retry. */
 export type RoundSettings = { readonly maxFailures: number; readonly backoffMs: number }
 
-export const pipelineRound = <E, R, E2, R2>(
+export const pipelineRound = <E, R, E2, R2, E3, R3>(
   plan: Plan,
   { maxFailures, backoffMs }: RoundSettings,
   /** A step through the pipeline on these nodes, one per stage: fails with the stage at fault. */
@@ -35,17 +37,17 @@ export const pipelineRound = <E, R, E2, R2>(
   /** The same step in this process. */
   alone: TakeStep<E2, R2>,
   /** Nodes that may take over a failed stage now, in order of preference. */
-  spares: () => ReadonlyArray<string> = () => []
+  spares: () => ReadonlyArray<string>,
+  record: EpochRecorder<E3, R3>
 ) =>
   Effect.gen(function* () {
     const { epoch, round, planId } = plan
-    const record = <T extends EventType>(type: T, data: EventData<T>) => recordOnEpoch(epoch, type, data)
     yield* record("RoundStarted", { epoch, round, planId })
     const nodes = plan.stages.map((s) => s.node)
     const failedBefore = new Set<string>()
     let failures = 0
     let fallback = false
-    const step: RoundStep<E | E2, R | R2> = (weights, state, batch, config, n) =>
+    const step: TakeStep<E | E2 | E3, R | R2 | R3> = (weights, state, batch, config, n) =>
       Effect.gen(function* () {
         while (!fallback) {
           const attempt = yield* Effect.either(piped(nodes)(weights, state, batch, config, n))

@@ -25,7 +25,7 @@ import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { evenStages, type StageLayers } from "../../domain/model/stage.ts"
 import { ModelRunner } from "../../domain/ports/model-runner.ts"
 import { roundIntervalMs, roundMaxFailures, stepDeadlineMs, transportSettings } from "../pipeline-settings.ts"
-import { pipelineRound } from "../../actors/pipeline-round.ts"
+import { appendingToEpoch, pipelineRound } from "../../actors/pipeline-round.ts"
 import { PlansProjection } from "../../domain/projections/plans.ts"
 import { followHeartbeats } from "../../actors/live-nodes.ts"
 import { reportStep } from "../../actors/pipeline-reports.ts"
@@ -227,7 +227,7 @@ const trainThroughPipeline = (
     if (frozen === undefined) return yield* trainHere(texts, settings, "train", piped(plan)(nodes)).pipe(Effect.provideService(Bus, bus))
     // A stage that keeps failing goes to a node heard from lately (each node runs a stage worker).
     const spares = remote ? yield* liveNodes.pipe(Effect.provideService(Bus, bus)) : () => []
-    const round = yield* pipelineRound(frozen.plan, yield* roundSettings, piped(plan), alone, spares)
+    const round = yield* pipelineRound(frozen.plan, yield* roundSettings, piped(plan), alone, spares, appendingToEpoch(frozen.plan.epoch))
     return yield* trainHere(texts, settings, "train", round).pipe(Effect.provideService(Bus, bus))
   }).pipe(Effect.scoped)
 

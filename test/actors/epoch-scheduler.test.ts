@@ -164,4 +164,18 @@ layer(Layer.provideMerge(ModelRunnerLive, TestExecutor), { timeout: 300_000, exc
       ])
     })
   )
+
+  it.scoped("two schedulers started at once on one epoch: one runs it, the other is refused at its first write; every round and the verdict are recorded once", () =>
+    Effect.gen(function* () {
+      const net = yield* network
+      const [a, b] = yield* Effect.all([epochOn(net, net.events), epochOn(net, net.events)], { concurrency: 2, mode: "either" })
+      const outcomes = [a, b]
+      expect(outcomes.filter(Either.isRight).map((o) => o.right.status)).toEqual(["completed"])
+      const refused = outcomes.find(Either.isLeft)!.left as { _tag: string; message: string }
+      expect(refused._tag).toBe("EpochRefused")
+      expect(refused.message).toMatch(/epoch e1 is being run by another scheduler: EpochScheduled at revision 0/)
+      const log = yield* epochLog(net.events)
+      expect(log.map((e) => e.type)).toEqual(["EpochScheduled", "EpochPlanned", "PlanPromoted", "RoundStarted", "RoundCompleted", "RoundStarted", "RoundCompleted", "EpochCompleted"])
+    })
+  )
 })

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { ensureGenesis } from "../../actors/genesis.ts"
-import { pipelineRound } from "../../actors/pipeline-round.ts"
+import { appendingToEpoch, pipelineRound } from "../../actors/pipeline-round.ts"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
 import { serveStageWorkers } from "../../actors/stage-worker.ts"
 import type { TransportSettings } from "../../actors/pipeline-transport.ts"
@@ -55,7 +55,7 @@ const threeSteps = (bus: BusApi, maxFailures: number, spares: ReadonlyArray<stri
     yield* serveStageWorkers([...new Set([...plan.stages.map((s) => s.node), ...spares])], transport).pipe(Effect.provideService(Bus, bus))
     const piped = (nodes: ReadonlyArray<string>) => (weights: ModelWeights, state: AdamWState, batch: TrainBatch, config: AdamWConfig, step: number) =>
       Effect.scoped(pipelineStep({ graphs, weights, state, batch, config, stages: plan.stages, nodes, microbatches: 2, epoch: plan.epoch, round: `s${step}`, transport, deadlineMs: 60_000 }))
-    const step = yield* pipelineRound(plan, { maxFailures, backoffMs: 5 }, piped, (w, s, b, c) => trainStep(graphs, w, s, b, c), () => spares).pipe(Effect.provideService(EventStore, events))
+    const step = yield* pipelineRound(plan, { maxFailures, backoffMs: 5 }, piped, (w, s, b, c) => trainStep(graphs, w, s, b, c), () => spares, appendingToEpoch("e1")).pipe(Effect.provideService(EventStore, events))
     let round = { weights: randomWeights(spec, 3, 0.4), state: initAdamW() }
     let alone = { ...round }
     for (let i = 1; i <= 3; i++) {

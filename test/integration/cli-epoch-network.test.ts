@@ -3,15 +3,10 @@ import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { blyan } from "../support/cli.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
-import { blyanProcesses, eventually, stopped } from "../support/processes.ts"
+import { blyanProcesses, eventually, pipelineNetworkSettings, stopped } from "../support/processes.ts"
 
 const corpus = path.resolve("docs/corpus")
-const { scope, root, env, start } = blyanProcesses("epoch-network", {
-  BLYAN_REQUEST_TIMEOUT_MS: "5000",
-  BLYAN_HEARTBEAT_MS: "500",
-  BLYAN_PIPELINE_TIMEOUT_S: "2",
-  BLYAN_PIPELINE_STEP_TIMEOUT_S: "20"
-})
+const { scope, root, env, start } = blyanProcesses("epoch-network", pipelineNetworkSettings)
 
 type Logged = { type: string; data: Record<string, unknown> }
 

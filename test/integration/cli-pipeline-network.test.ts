@@ -4,15 +4,10 @@ import { Effect, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { blyan } from "../support/cli.ts"
 import { ownNatsServer } from "../support/nats-server.ts"
-import { blyanProcesses, eventually, stopped } from "../support/processes.ts"
+import { blyanProcesses, eventually, pipelineNetworkSettings, stopped } from "../support/processes.ts"
 
 const corpus = path.resolve("docs/corpus")
-const { scope, root, env, start } = blyanProcesses("pipeline-network", {
-  BLYAN_REQUEST_TIMEOUT_MS: "5000",
-  BLYAN_HEARTBEAT_MS: "500",
-  BLYAN_PIPELINE_TIMEOUT_S: "2",
-  BLYAN_PIPELINE_STEP_TIMEOUT_S: "20"
-})
+const { scope, root, env, start } = blyanProcesses("pipeline-network", pipelineNetworkSettings)
 
 describe("pipeline training on node processes over a real nats-server", () => {
   it("train --pipeline --plan runs each stage on its plan's node process; kill -9 of a stage's node mid-round: the step is retried, the stage given to a live spare node (StageReassigned), training completes, loss goes down, audit passes; up's /metrics counts the reported steps and failures", async () => {

@@ -12,6 +12,14 @@ const bin = path.resolve(import.meta.dirname, "../../bin/blyan.mjs")
  * `root/home`), a scope for what the test opens, and every process and the directory cleaned up
  * after the file's tests.
  */
+/** Timings for tests of pipeline training on node processes: quick heartbeats, short pipeline deadlines. */
+export const pipelineNetworkSettings = {
+  BLYAN_REQUEST_TIMEOUT_MS: "5000",
+  BLYAN_HEARTBEAT_MS: "500",
+  BLYAN_PIPELINE_TIMEOUT_S: "2",
+  BLYAN_PIPELINE_STEP_TIMEOUT_S: "20"
+}
+
 export const blyanProcesses = (name: string, settings: Record<string, string>) => {
   const scope = Effect.runSync(Scope.make())
   const children: ChildProcess[] = []

@@ -271,6 +271,9 @@ const liveNodes = Effect.gen(function* () {
 const trainEpoch = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array }, order: EpochOrder, nats: string) =>
   Effect.gen(function* () {
     yield* checkMicrobatches(order.batch, order.microbatches)
+    // Settings first: a wrong one is refused before anything connects or waits.
+    const round = yield* roundSettings
+    const intervalMs = yield* roundIntervalMs
     const bus = yield* natsBusOf(nats)
     const run = `epoch-${randomBytes(6).toString("hex")}`
     const { piped, alone } = yield* pipelineSteps(order.epoch, run, order.microbatches)
@@ -283,8 +286,8 @@ const trainEpoch = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uin
       live,
       piped,
       alone,
-      round: yield* roundSettings,
-      intervalMs: yield* roundIntervalMs,
+      round,
+      intervalMs,
       train: (settings, step, training) => Effect.map(trainHere(texts, settings, `epoch ${order.epoch}`, step, training), (t) => t.report)
     }).pipe(Effect.provideService(Bus, bus))
     return { epoch: order.epoch, ...outcome }

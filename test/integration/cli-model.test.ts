@@ -119,6 +119,10 @@ describe("blyan CLI: the model", () => {
       [["train", "--nats", "nats://127.0.0.1:4222", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /needs --pipeline/],
       [["train", "--plan", "pipe-1", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--plan names the stages of a pipeline: it needs --pipeline/],
       [["train", "--pipeline", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /BLYAN_PIPELINE_COMPRESSION/, { BLYAN_PIPELINE_COMPRESSION: "zstd" }],
+      [["train", "--pipeline", "--epoch", "E1", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--epoch .* needs --pipeline and --nats/],
+      [["train", "--pipeline", "--epoch", "bad epoch!", "--nats", "nats://127.0.0.1:4222", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--epoch: epoch "bad epoch!" must be/],
+      [["train", "--pipeline", "--epoch", "E1", "--rounds", "0", "--nats", "nats://127.0.0.1:4222", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /--rounds must be within 1\.\.10000/],
+      [["train", "--pipeline", "--epoch", "E1", "--rounds", "2", "--nats", "nats://127.0.0.1:4222", "--corpus", path.join(corpus, "train.txt"), "--steps", "3", "--data", data], /BLYAN_PIPELINE_ROUND_INTERVAL/, { BLYAN_PIPELINE_ROUND_INTERVAL: "-1" }],
       [["chat", "hi", "--data", data], /BLYAN_DEVICE/, { BLYAN_DEVICE: "gpu" }]
     ]
     for (const [args, message, extra] of cases) {

@@ -34,7 +34,7 @@ const corpus = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/train.tx
 const heldOut = new Uint8Array(fs.readFileSync(path.resolve("docs/corpus/heldout.txt")))
 const contributor = keyPairFromSeed(contributorSeed(1))
 const transport: TransportSettings = { timeoutMs: 5000, maxRetries: 0, backoffBaseMs: 5, breaker: { threshold: 100, resetMs: 1000 }, chunkBytes: 4096, compression: "none", maxBufferBytes: 1 << 24 }
-const order: EpochOrder = { epoch: "e1", rounds: 2, steps: 3, batch: 4, microbatches: 2, lr: 0.02, seed: 5 }
+const order: EpochOrder = { epoch: "e1", rounds: 2, steps: 2, batch: 4, microbatches: 2, lr: 0.02, seed: 5 }
 const NODES = ["gpu-a", "gpu-b", "gpu-c"]
 /** Each node holds one layer with its gradients and AdamW state, not two: the plan has two stages. */
 const nodeMemory = 1.5 * moeLayerParams(tinySpec) * 16
@@ -99,8 +99,8 @@ layer(Layer.provideMerge(ModelRunnerLive, TestExecutor), { timeout: 300_000, exc
       // Every node holds one layer only: two stages, on two of the nodes, covering the model.
       expect(plan.stages.map((s) => [s.start, s.end])).toEqual([[0, 0], [1, 1]])
       for (const s of plan.stages) expect(NODES).toContain(s.node)
-      expect(log[4]!.data).toMatchObject({ round: "round-0", planId: plan.planId, step: 3 })
-      expect(log[6]!.data).toMatchObject({ round: "round-1", planId: plan.planId, step: 6 })
+      expect(log[4]!.data).toMatchObject({ round: "round-0", planId: plan.planId, step: 2 })
+      expect(log[6]!.data).toMatchObject({ round: "round-1", planId: plan.planId, step: 4 })
       const all = yield* logOf(net.events)
       expect(all.filter((e) => e.type === "PlanFrozen").map((e) => e.data)).toEqual([{ planId: plan.planId, epoch: "e1", round: "round-0" }])
       const trained = all.filter((e) => e.type === "ModelTrained").map((e) => e.data as { epoch?: string; heldOutLossBefore: number; heldOutLossAfter: number })
@@ -118,7 +118,7 @@ layer(Layer.provideMerge(ModelRunnerLive, TestExecutor), { timeout: 300_000, exc
       expect((yield* epochLog(net.events)).length).toBe(log.length)
       // Resumed with other settings, it is refused in words and nothing is recorded.
       const other = yield* Effect.either(epochOn(net, net.events, { ...order, steps: 4 }))
-      expect(Either.isLeft(other) && (other.left as { message: string }).message).toMatch(/epoch e1 was scheduled with steps 3, not 4/)
+      expect(Either.isLeft(other) && (other.left as { message: string }).message).toMatch(/epoch e1 was scheduled with steps 2, not 4/)
     })
   )
 

@@ -24,6 +24,7 @@ import { decodeCheckpoint, encodeCheckpoint, type TrainingState } from "../domai
 import { defaultSpec, type ModelSpec } from "../domain/model/spec.ts"
 import { boundaryBytesPerToken, dtypeBytes, forwardFlopsPerToken, trainingLayerLoads } from "../domain/pipeline/cost.ts"
 import { epochProgress, epochState, roundId } from "../domain/pipeline/epoch-progress.ts"
+import { improvesHeldOut, noGainReason } from "../domain/machines/epoch.ts"
 import { partition, type Device } from "../domain/pipeline/partition.ts"
 import { derivedPlanId, type Plan, type PlanStage } from "../domain/pipeline/plan.ts"
 import { ModelProjection } from "../domain/projections/model.ts"
@@ -32,7 +33,8 @@ import { PlansProjection } from "../domain/projections/plans.ts"
 import { sideBySide } from "../domain/projections/projection.ts"
 import { foldStream } from "./command.ts"
 import { pipelineRound, type EpochRecorder, type RoundSettings } from "./pipeline-round.ts"
-import { promotePlan, validationContext } from "./planner.ts"
+import { promotePlan } from "./planner.ts"
+import { validationContext } from "../domain/pipeline/validate.ts"
 import type { PipelineFault } from "./stage-worker.ts"
 import type { TakeStep, TrainingRun, TrainReport, TrainSettings } from "./trainer.ts"
 
@@ -84,11 +86,10 @@ const flopsPerSecond = (speed: number): number => speed * forwardFlopsPerToken(2
 export const planEpoch = (epoch: string, spec: ModelSpec, nodes: ReadonlyArray<Device>) =>
   Effect.gen(function* () {
     const devices = nodes.map((d) => ({ ...d, speed: flopsPerSecond(d.speed) }))
-    const layers = trainingLayerLoads(spec)
-    const found = yield* partition({ layers, devices, boundaryBytes: boundaryBytesPerToken(spec.dModel, dtypeBytes(spec)) })
+    const found = yield* partition({ layers: trainingLayerLoads(spec), devices, boundaryBytes: boundaryBytesPerToken(spec.dModel, dtypeBytes(spec)) })
     const body = { epoch, round: roundId(0), stages: found.stages.map((s) => ({ node: s.device, start: s.start, end: s.end })), zero1: false, actCkpt: false }
     const plan: Plan = { planId: derivedPlanId(body), ...body }
-    return { plan, context: validationContext({ layers, devices: nodes }) }
+    return plan
   })
 
 /** Why an epoch already scheduled differs from this order, or undefined. */
@@ -156,8 +157,8 @@ export const runEpoch = <E, R, E2, R2, E3, R3>(work: EpochWork<E, R, E2, R2, E3,
       if (spec === undefined) return yield* new EpochRefused({ message: "the ledger holds no model yet: run `blyan init`" })
       const nodes = activeDevices(s.nodes).filter((d) => live.has(d.id))
       if (nodes.length === 0) return yield* new EpochRefused({ message: "no registered node is live to plan the epoch on: start nodes (`blyan node`) on this network" })
-      const planned = yield* planEpoch(epoch, spec, nodes)
-      yield* promotePlan(pending ?? planned.plan, planned.context)
+      const plan = pending ?? (yield* planEpoch(epoch, spec, nodes))
+      yield* promotePlan(plan, validationContext({ layers: trainingLayerLoads(spec), devices: nodes }))
       s = yield* fold
       machine = epochState(s.epoch, rounds)
     }
@@ -212,11 +213,11 @@ const messageOf = (e: unknown): string => (typeof e === "object" && e !== null &
 /** Record the evaluation's verdict: completed when held-out loss went down, otherwise rolled back. */
 const conclude = <E, R>(record: EpochRecorder<E, R>, epoch: string, rounds: number, lossBefore: number, lossAfter: number) =>
   Effect.gen(function* () {
-    if (lossAfter < lossBefore) {
+    if (improvesHeldOut(lossBefore, lossAfter)) {
       yield* record("EpochCompleted", { epoch, rounds, lossBefore, lossAfter })
       return { status: "completed", lossBefore, lossAfter } as EpochOutcome
     }
-    const reason = `held-out loss ${lossBefore.toFixed(4)} -> ${lossAfter.toFixed(4)}: no improvement`
+    const reason = noGainReason(lossBefore, lossAfter)
     yield* record("EpochRolledBack", { epoch, reason })
     return { status: "rolledBack", reason } as EpochOutcome
   })

@@ -53,11 +53,6 @@ export const resolveCluster = (file: ClusterFile | undefined) =>
     return cluster
   })
 
-export const validationContext = (c: Cluster): ValidationContext => ({
-  registry: new Map(c.devices.map((d) => [d.id, { speed: d.speed, memory: d.memory }])),
-  layerMemory: c.layers.map((l) => l.memory)
-})
-
 export type PromoteOutcome = { readonly entry: PlanEntry; readonly recorded: boolean }
 
 /** What a promotion reads of the whole log: the plans, and the nodes and model a plan on registered nodes must fit. */

@@ -75,7 +75,6 @@ export interface TrainingRun {
  * improved parts as blocks that each depend on the block they improve. Nothing is appended when the
  * held-out loss did not go down: only improvements join the ledger.
  */
-
 export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
   texts: { readonly corpus: Uint8Array; readonly heldOut?: Uint8Array },
   settings: TrainSettings,

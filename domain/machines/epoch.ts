@@ -41,6 +41,12 @@ export interface EpochMachineContext {
 
 export type EpochInput = { readonly epoch: string; readonly rounds: number }
 
+/** Whether the evaluation lets the epoch's weights become the model: held-out loss strictly lower. */
+export const improvesHeldOut = (lossBefore: number, lossAfter: number): boolean => lossAfter < lossBefore
+
+/** Why an epoch whose evaluation found no improvement is rolled back. */
+export const noGainReason = (lossBefore: number, lossAfter: number): string => `held-out loss ${lossBefore.toFixed(4)} -> ${lossAfter.toFixed(4)}: no improvement`
+
 const epochMachineSetup = setup({
   types: { context: {} as EpochMachineContext, events: {} as EpochMachineEvent, input: {} as EpochInput },
   actions: {
@@ -56,7 +62,7 @@ const epochMachineSetup = setup({
     fail: assign({ failures: ({ context }) => context.failures + 1, running: () => undefined }),
     abort: assign({ reason: ({ event }) => (event.type === "abort" ? event.reason : undefined) }),
     noGain: assign({
-      reason: ({ event }) => (event.type === "evaluated" ? `held-out loss ${event.lossBefore.toFixed(4)} -> ${event.lossAfter.toFixed(4)}: no improvement` : undefined)
+      reason: ({ event }) => (event.type === "evaluated" ? noGainReason(event.lossBefore, event.lossAfter) : undefined)
     })
   },
   guards: {
@@ -67,7 +73,7 @@ const epochMachineSetup = setup({
     /** A round not run yet (a failed one may start again). */
     newRound: ({ context, event }) => event.type === "roundStarted" && !context.completed.some((c) => c.round === event.round),
     lastRound: ({ context }) => context.completed.length + 1 >= context.rounds,
-    improved: ({ event }) => event.type === "evaluated" && event.lossAfter < event.lossBefore
+    improved: ({ event }) => event.type === "evaluated" && improvesHeldOut(event.lossBefore, event.lossAfter)
   }
 })
 

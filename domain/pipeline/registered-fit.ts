@@ -9,13 +9,11 @@ import type { ModelSpec } from "../model/spec.ts"
 import type { NodesState } from "../projections/nodes.ts"
 import { trainingLayerLoads } from "./cost.ts"
 import type { PlanDraft } from "./plan.ts"
-import { validatePlan, type PlanInvalid, type ValidationContext } from "./validate.ts"
+import { validatePlan, validationContext, type PlanInvalid, type ValidationContext } from "./validate.ts"
 
 /** The validation context the ledger gives: registered nodes, and the model's layers as they train. */
-export const registeredContext = (spec: ModelSpec, nodes: NodesState): ValidationContext => ({
-  registry: new Map([...nodes.values()].map((n) => [n.node, { speed: n.speed, memory: n.memory }])),
-  layerMemory: trainingLayerLoads(spec).map((l) => l.memory)
-})
+export const registeredContext = (spec: ModelSpec, nodes: NodesState): ValidationContext =>
+  validationContext({ layers: trainingLayerLoads(spec), devices: [...nodes.values()].map((n) => ({ id: n.node, speed: n.speed, memory: n.memory })) })
 
 /** The plan checked against the registered nodes and the model; right when there is nothing to check it against. */
 export const checkRegisteredFit = (plan: PlanDraft, nodes: NodesState, spec: ModelSpec | undefined): Either.Either<void, PlanInvalid> =>

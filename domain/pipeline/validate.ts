@@ -16,6 +16,15 @@ export interface ValidationContext {
   readonly layerMemory: ReadonlyArray<number>
 }
 
+/** What plans are checked against: these devices (by id) and layers. */
+export const validationContext = (c: {
+  readonly layers: ReadonlyArray<{ readonly memory: number }>
+  readonly devices: ReadonlyArray<DeviceInfo & { readonly id: string }>
+}): ValidationContext => ({
+  registry: new Map(c.devices.map((d) => [d.id, { speed: d.speed, memory: d.memory }])),
+  layerMemory: c.layers.map((l) => l.memory)
+})
+
 const failure = Schema.TaggedStruct
 const message = Schema.String
 const range = { stage: Schema.Number, start: Schema.Number, end: Schema.Number }

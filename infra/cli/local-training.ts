@@ -52,9 +52,13 @@ export const trainHere = <E = never, R = never>(
     return { report, contributor: key.publicKey }
   })
 
+/** What a training run's steps did to its losses, in a line. */
+export const lossesLine = (report: TrainReport) =>
+  `trained ${report.steps} steps: train loss ${report.trainLossBefore.toFixed(4)} -> ${report.trainLossAfter.toFixed(4)}, held-out ${report.heldOutLossBefore.toFixed(4)} -> ${report.heldOutLossAfter.toFixed(4)}`
+
 /** What a training run did, in two lines. */
 export const trainingSummary = ({ report, contributor }: { readonly report: TrainReport; readonly contributor: string }) =>
   [
-    `trained ${report.steps} steps: train loss ${report.trainLossBefore.toFixed(4)} -> ${report.trainLossAfter.toFixed(4)}, held-out ${report.heldOutLossBefore.toFixed(4)} -> ${report.heldOutLossAfter.toFixed(4)}`,
+    lossesLine(report),
     report.appended.length > 0 ? `appended ${report.appended.length} improved blocks (contributor ${contributor.slice(0, 16)}…)` : "held-out loss did not improve: nothing appended"
   ].join("\n")

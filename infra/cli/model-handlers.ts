@@ -14,7 +14,7 @@ import { proveBlocks, type BlockProofs } from "../../actors/block-proofs.ts"
 import { askBlockProofs } from "../../actors/tree-head-service.ts"
 import { Bus } from "../../domain/ports/bus.ts"
 import { existingLedgerKey } from "../ledger.ts"
-import { trainHere, trainingSummary } from "./local-training.ts"
+import { lossesLine, trainHere, trainingSummary } from "./local-training.ts"
 import { randomBytes } from "node:crypto"
 import { pipelineStep } from "../../actors/pipeline-step.ts"
 import type { AdamWConfig, AdamWState } from "../../domain/model/adamw.ts"
@@ -296,7 +296,7 @@ const trainEpoch = (texts: { readonly corpus: Uint8Array; readonly heldOut?: Uin
 /** What an epoch run did, in a line or two. */
 const epochSummary = (ran: { readonly epoch: string } & EpochOutcome) =>
   [
-    ...(ran.report === undefined ? [`epoch ${ran.epoch} had already ended`] : [trainingSummary({ report: ran.report, contributor: "" }).split("\n")[0]!]),
+    ...(ran.report === undefined ? [`epoch ${ran.epoch} had already ended`] : [lossesLine(ran.report)]),
     ran.status === "completed"
       ? `epoch ${ran.epoch} completed: held-out loss ${ran.lossBefore.toFixed(4)} -> ${ran.lossAfter.toFixed(4)}`
       : `epoch ${ran.epoch} rolled back: ${ran.reason}`

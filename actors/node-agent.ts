@@ -26,7 +26,7 @@ import { Subjects } from "../domain/network/subjects.ts"
 import { fetchBlob } from "./blob-exchange.ts"
 import { measureLink } from "./link-probe.ts"
 import { foldStream } from "./command.ts"
-import { serveExpert, type ServiceLoad } from "./expert-service.ts"
+import { serveExpert, serveLayer, type HostedExpert, type ServiceLoad } from "./expert-service.ts"
 import { followLog, type Replica } from "./log-follower.ts"
 import { askOwner } from "./owner-requests.ts"
 import { registerNode } from "./registry.ts"
@@ -127,24 +127,32 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     // Loading: each hosted expert's current block, fetched by its payload's hash and verified.
     const load = yield* Effect.forEach(hostedParts(spec, config.experts), ({ layer, expert }) => currentExpert(state, layer, expert)).pipe(Effect.catchAll(failWith))
     const servingLoad: ServiceLoad = { queue: 0, served: 0 }
-    /** The scope serving each hosted part: closing it takes that block off the bus. */
-    const hosted = new Map<string, Scope.CloseableScope>()
+    /** Each hosted part, and the scope serving it in its queue group: closing it takes that block off the bus. */
+    const hosted = new Map<string, { readonly expert: HostedExpert; readonly scope: Scope.CloseableScope }>()
+    /** The scope of the requests addressed to this node, a subscription per layer it serves, answered from `hosted` as it is then. */
+    const addressed = yield* Scope.make()
+    const served = new Set<number>()
     const serve = ({ layer, expert, block, part }: { layer: number; expert: number; block: string; part: Part }) =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const weights = { spec, parts: new Map([[part.name, part]]) }
-        yield* serveExpert({ layer, expert, block, graphs, weights }, identity, servingLoad).pipe(Scope.extend(scope), Effect.provide(context))
+        const now: HostedExpert = { layer, expert, block, graphs, weights: { spec, parts: new Map([[part.name, part]]) } }
+        yield* serveExpert(now, identity, servingLoad).pipe(Scope.extend(scope), Effect.provide(context))
         const old = hosted.get(part.name)
-        hosted.set(part.name, scope)
+        hosted.set(part.name, { expert: now, scope })
+        if (!served.has(layer)) {
+          served.add(layer)
+          yield* serveLayer(layer, (e) => hosted.get(expertPart(layer, e))?.expert, identity, servingLoad).pipe(Scope.extend(addressed), Effect.provide(context))
+        }
         // The old block answers what it has taken, then leaves.
-        if (old !== undefined) yield* Scope.close(old, Exit.void)
+        if (old !== undefined) yield* Scope.close(old.scope, Exit.void)
       })
     // Draining when the scope closes: no new requests, the taken ones answered, retirement announced.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         const active = actor.getSnapshot().status === "active"
         if (active) actor.send({ type: "drain" })
-        for (const scope of hosted.values()) yield* Scope.close(scope, Exit.void)
+        yield* Scope.close(addressed, Exit.void)
+        for (const { scope } of hosted.values()) yield* Scope.close(scope, Exit.void)
         if (!active) return
         actor.send({ type: "drained" })
         yield* announce.pipe(Effect.catchAll((e) => Effect.logWarning(`retirement not recorded: ${e.message}`)))

@@ -37,6 +37,11 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-bench-network-"))
 const env = { ...process.env, BLYAN_HOME: path.join(root, "home"), BLYAN_HEARTBEAT_MS: "100", BLYAN_SPOTCHECK_RATE: "0" }
 const children: ChildProcess[] = []
 
+/** The node an expert request is addressed to (`Subjects.expertsOn`), or "" for a queue group's. */
+const addressedTo = (subject: string) => {
+  const t = subject.split(".")
+  return t[3] === "on" ? t[4]! : ""
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -60,7 +65,7 @@ try {
   const data = path.join(root, "ledger")
   blyan(["init", "--data", data])
   const { key } = JSON.parse(blyan(["keys", "create", "--role", "node", "--json", "--data", data])) as { key: string }
-  start(["up", "--data", data, "--nats", NATS])
+  start(["up", "--data", data, "--nats", NATS, "--train-steps", "0"])
   await sleep(1500)
   const nodes = ["b1", "b2", "b3"].map((id) => ({ id, child: start(["node", "--nats", NATS, "--api-key", key, "--data", path.join(root, id), "--node-id", id]) }))
   for (let i = 0; ; i++) {
@@ -83,7 +88,7 @@ try {
     // Every expert request as it passes: when, and to whom.
     const seen: Array<{ readonly at: number; readonly node: string }> = []
     const watched = yield* bus.subscribe("blyan.expert.>")
-    yield* Effect.forkScoped(Stream.runForEach(watched, (m) => Effect.sync(() => seen.push({ at: performance.now(), node: m.subject.split(".")[5] ?? "" }))))
+    yield* Effect.forkScoped(Stream.runForEach(watched, (m) => Effect.sync(() => seen.push({ at: performance.now(), node: addressedTo(m.subject) }))))
     const distributed = Effect.gen(function* () {
       const t0 = performance.now()
       const answer = yield* askChat(request, 120_000).pipe(Effect.provideService(Bus, bus))

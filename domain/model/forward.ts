@@ -277,16 +277,9 @@ const mixtureOfExperts = <E>(graphs: ModelGraphs, weights: ModelWeights, l: numb
     const xn = floats(r.xn)
     const sel = selectTopK(floats(r.probs), N, E, K)
     const plan = dispatchPlan(sel.experts, N, E, K)
-    const dispatch = yield* Effect.forEach(
-      plan,
-      ({ expert, rows, slots }) =>
-        Effect.gen(function* () {
-          const xe = gatherRows(precision, xn, rows, d)
-          const out = yield* run(l, expert, xe, rows.length)
-          return { expert, rows, slots, x: xe, y: out.y, served: out.served }
-        }),
-      { concurrency: "unbounded" }
-    )
+    const work = plan.map(({ expert, rows }) => ({ expert, x: gatherRows(precision, xn, rows, d), rows: rows.length }))
+    const outs = yield* run(l, work)
+    const dispatch = plan.map(({ expert, rows, slots }, i) => ({ expert, rows, slots, x: work[i]!.x, y: outs[i]!.y, served: outs[i]!.served }))
     // Summed in a fixed order (by expert), so the result does not depend on scheduling.
     const next = allocFloat(precision, N * d)
     next.set(h)
@@ -305,17 +298,21 @@ const mixtureOfExperts = <E>(graphs: ModelGraphs, weights: ModelWeights, l: numb
 /** The node that computed an expert's rows, and the id of the request it answered (its receipt's). */
 export type Served = { readonly node: string; readonly request: string }
 
+/** One expert's share of a layer's tokens: `rows` rows of its input x ([rows, dModel]). */
+export type ExpertWork = { readonly expert: number; readonly x: FloatArray; readonly rows: number }
+
 /**
- * Who computes layer `layer`'s expert `expert` over `rows` rows of x ([rows, dModel]): this
- * process (`localExperts`), or a node over the bus, which names itself (`served`).
+ * Who computes layer `layer`'s experts, each over its rows, answering in the order asked: this
+ * process (`localExperts`), or nodes over the bus, which name themselves (`served`). A layer's
+ * experts are asked together, so that those on one node can go in one request.
  */
-export type ExpertCompute<E> = (layer: number, expert: number, x: FloatArray, rows: number) => Effect.Effect<{ readonly y: FloatArray; readonly served?: Served }, E, Executor>
+export type ExpertCompute<E> = (layer: number, work: ReadonlyArray<ExpertWork>) => Effect.Effect<ReadonlyArray<{ readonly y: FloatArray; readonly served?: Served }>, E, Executor>
 
 /** Every expert computed here, from `weights`. */
 export const localExperts =
   (graphs: ModelGraphs, weights: ModelWeights): ExpertCompute<ExecutionFailed> =>
-  (layer, expert, x, rows) =>
-    Effect.map(expertForward(graphs, weights, expertPart(layer, expert), x, rows), (y) => ({ y }))
+  (layer, work) =>
+    Effect.forEach(work, ({ expert, x, rows }) => Effect.map(expertForward(graphs, weights, expertPart(layer, expert), x, rows), (y) => ({ y })))
 
 /** One expert's FFN over `n` rows of its input x ([n, dModel]): what a node serving the expert computes. */
 export const expertForward = (graphs: ModelGraphs, weights: ModelWeights, part: string, x: FloatArray, n: number): Effect.Effect<FloatArray, ExecutionFailed, Executor> =>

@@ -39,3 +39,31 @@ export const replicaOrder = (c: ChoiceContext, block: string, salt: string): Rea
     .map((n) => ({ node: n.node, load: c.live.get(n.node)!.queue + (c.outstanding.get(n.node) ?? 0), tie: fnv(`${salt}/${n.node}`) }))
     .sort((a, b) => a.load - b.load || a.tie - b.tie || (a.node < b.node ? -1 : 1))
     .map((x) => x.node)
+
+/** One request of a layer's: the node asked (none: the expert's queue group) and which experts, by index. */
+export type PlannedRequest = { readonly node: string | undefined; readonly jobs: ReadonlyArray<number> }
+
+/**
+ * Which node to ask for which of a layer's experts, given each one's replicas best first
+ * (`orders`): few requests, by a greedy cover that takes, each time, the node serving the most of
+ * the experts left, ties to the best placed (the least sum of its ranks), then by name. An expert
+ * with no replica in its order goes alone, to no node named.
+ */
+export const requestPlan = (orders: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<PlannedRequest> => {
+  const plan: PlannedRequest[] = []
+  const left = new Set<number>()
+  orders.forEach((order, i) => (order.length === 0 ? plan.push({ node: undefined, jobs: [i] }) : left.add(i)))
+  while (left.size > 0) {
+    const score = new Map<string, { count: number; rank: number }>()
+    for (const i of left)
+      orders[i]!.forEach((node, rank) => {
+        const s = score.get(node) ?? { count: 0, rank: 0 }
+        score.set(node, { count: s.count + 1, rank: s.rank + rank })
+      })
+    const [best] = [...score].sort(([a, x], [b, y]) => y.count - x.count || x.rank - y.rank || (a < b ? -1 : 1))[0]!
+    const jobs = [...left].filter((i) => orders[i]!.includes(best))
+    for (const i of jobs) left.delete(i)
+    plan.push({ node: best, jobs })
+  }
+  return plan
+}

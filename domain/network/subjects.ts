@@ -25,9 +25,11 @@ export const Subjects = {
   nodeAnnounce: "blyan.node.announce",
   /** One expert's forward pass: request/reply, its replicas in one queue group. */
   expertForward: (layer: number, expert: number) => `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward`,
-  /** One expert's forward pass on one named node: how a router picks the replica (load, spot-checks). */
-  expertForwardOn: (layer: number, expert: number, node: string) =>
-    `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward.${token("node id", node)}`,
+  /**
+   * Forward passes of one or more experts of a layer on one named node (request/reply): how a
+   * router picks the replica (load, spot-checks) and asks for a layer's experts in one round trip.
+   */
+  expertsOn: (layer: number, node: string) => `blyan.expert.${token("layer", layer)}.on.${token("node id", node)}`,
   /** Chat with the network's router (request/reply): a prompt in, the attributed answer out. */
   chat: "blyan.chat",
   /** A contribution to the network's round coordinator (request/reply): its signed block in, the round's decision out. */

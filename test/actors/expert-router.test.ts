@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto"
 import { Effect, Either, Exit, Scope } from "effect"
 import { expect, layer } from "@effect/vitest"
 import { remoteExperts } from "../../actors/expert-router.ts"
-import { serveExpert } from "../../actors/expert-service.ts"
+import { serveExpert, serveLayer } from "../../actors/expert-service.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { Bus, type BusApi } from "../../domain/ports/bus.ts"
 import type { ExpertCompute } from "../../domain/model/forward.ts"
@@ -27,9 +27,11 @@ const startNode = (bus: BusApi, node: string) =>
   Effect.gen(function* () {
     const seed = randomBytes(32).toString("hex")
     const scope = yield* Scope.make()
-    for (let layer = 0; layer < tinySpec.layers; layer++)
-      for (let expert = 0; expert < tinySpec.experts; expert++)
-        yield* serveExpert({ layer, expert, block: blockOf(layer, expert), graphs, weights }, { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
+    const hosted = (layer: number, expert: number) => ({ layer, expert, block: blockOf(layer, expert), graphs, weights })
+    for (let layer = 0; layer < tinySpec.layers; layer++) {
+      yield* serveLayer(layer, (expert) => (expert < tinySpec.experts ? hosted(layer, expert) : undefined), { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
+      for (let expert = 0; expert < tinySpec.experts; expert++) yield* serveExpert(hosted(layer, expert), { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
+    }
     return { node, publicKey: derivePublicHex(seed), scope }
   })
 
@@ -92,8 +94,7 @@ layer(TestExecutor)("generation with experts on nodes over the bus", (it) => {
       const inner = remote(bus, keys)
       let calls = 0
       // n1 leaves after the first few expert calls.
-      const leaving: ExpertCompute<unknown> = (l, e, x, rows) =>
-        Effect.zipRight(++calls === 10 ? Scope.close(a.scope, Exit.void) : Effect.void, inner(l, e, x, rows))
+      const leaving: ExpertCompute<unknown> = (l, work) => Effect.zipRight(++calls === 10 ? Scope.close(a.scope, Exit.void) : Effect.void, inner(l, work))
       const local = yield* generate(graphs, weights, prompt, options)
       const r = yield* Effect.either(generate(graphs, weights, prompt, options, leaving))
       expect(Either.isRight(r)).toBe(true)

@@ -83,7 +83,10 @@ layer(TestExecutor)("experts over the bus", (it) => {
         (req) =>
           Effect.map(
             honest.request(Subjects.expertForward(1, 2), req.data, { timeoutMs: 3000 }),
-            (a) => forge(Either.getOrThrow(decodeExpertAnswer(a)) as { receipt: ReturnType<typeof signReceipt>; output: Uint8Array }, id.seed)
+            (a) => {
+              const { receipts, body } = Either.getOrThrow(decodeExpertAnswer(a))
+              return forge({ receipt: receipts[0]!, output: body }, id.seed)
+            }
           ).pipe(Effect.orDie),
         { queue: expertQueue(1, 2) }
       )
@@ -93,24 +96,24 @@ layer(TestExecutor)("experts over the bus", (it) => {
   it.scoped("the router refuses a forged or replayed receipt, a wrong output, NaN or a wrong shape, naming the node", () =>
     Effect.gen(function* () {
       const forgeries: ReadonlyArray<readonly [string, (h: { receipt: ReturnType<typeof signReceipt>; output: Uint8Array }, seed: string) => Uint8Array, string]> = [
-        ["another key's signature", (h) => encodeExpertAnswer(signReceipt(h.receipt, randomBytes(32).toString("hex")), h.output), "the receipt's signature is not the node's"],
-        ["a receipt of another request", (h, seed) => encodeExpertAnswer(signReceipt({ ...h.receipt, requestId: "old" }, seed), h.output), "the receipt names requestId old, not r1"],
+        ["another key's signature", (h) => encodeExpertAnswer([signReceipt(h.receipt, randomBytes(32).toString("hex"))], [h.output]), "the receipt's signature is not the node's"],
+        ["a receipt of another request", (h, seed) => encodeExpertAnswer([signReceipt({ ...h.receipt, requestId: "old" }, seed)], [h.output]), "the receipt names requestId old, not r1"],
         [
           "an altered output",
           (h) => {
             const out = h.output.slice()
             out[0]! ^= 1
-            return encodeExpertAnswer(h.receipt, out)
+            return encodeExpertAnswer([h.receipt], [out])
           },
           "the receipt names outputDigest"
         ],
         ["a NaN output", (h, seed) => {
           const out = rowBytes(Float32Array.from({ length: rows * d }, (_, i) => (i === 0 ? NaN : 0)))
-          return encodeExpertAnswer(signReceipt({ ...h.receipt, outputDigest: bytesDigest(out) }, seed), out)
+          return encodeExpertAnswer([signReceipt({ ...h.receipt, outputDigest: bytesDigest(out) }, seed)], [out])
         }, `the output is not ${rows} finite rows of ${d} float32`],
         ["a short output", (h, seed) => {
           const out = h.output.subarray(0, 8)
-          return encodeExpertAnswer(signReceipt({ ...h.receipt, outputDigest: bytesDigest(out) }, seed), out)
+          return encodeExpertAnswer([signReceipt({ ...h.receipt, outputDigest: bytesDigest(out) }, seed)], [out])
         }, `the output is not ${rows} finite rows of ${d} float32`]
       ]
       for (const [, forge, message] of forgeries) {
@@ -126,7 +129,7 @@ layer(TestExecutor)("experts over the bus", (it) => {
       }
       // The honest node's answer, relayed untouched, is accepted: the forgeries above are what failed.
       const bus = yield* makeMemoryBus()
-      const id = yield* dishonest(bus, (h) => encodeExpertAnswer(h.receipt, h.output))
+      const id = yield* dishonest(bus, (h) => encodeExpertAnswer([h.receipt], [h.output]))
       const ok = yield* Effect.either(
         callExpert({ requestId: "r1", layer: 1, expert: 2, block, rows, x, width: d, timeoutMs: 3000, publicKeyOf: () => derivePublicHex(id.seed) }).pipe(Effect.provideService(Bus, bus))
       )

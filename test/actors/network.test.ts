@@ -33,9 +33,10 @@ import { Streams } from "../../domain/ledger/streams.ts"
 import { expertForward } from "../../domain/model/forward.ts"
 import { decodePart } from "../../domain/model/safetensors.ts"
 import { expertPart } from "../../domain/model/spec.ts"
-import { decodeExpertRequest, encodeExpertAnswer, rowBytes, rowsOf } from "../../domain/network/expert-wire.ts"
+import type { Part } from "../../domain/model/tensor.ts"
+import { decodeExpertRequest, encodeExpertAnswer, rowBytes, rowsOf, splitRows } from "../../domain/network/expert-wire.ts"
 import { encodeHeartbeat } from "../../domain/network/heartbeat.ts"
-import { bytesDigest, signReceipt } from "../../domain/network/receipts.ts"
+import { bytesDigest, signReceipt, type Receipt } from "../../domain/network/receipts.ts"
 import { Subjects } from "../../domain/network/subjects.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
 import { ModelProjection } from "../../domain/projections/model.ts"
@@ -113,20 +114,28 @@ const serveSpoiled = (o: Owner, node: string, signer: string, spoil: (y: Float32
     const { state } = yield* foldStream("*", ModelProjection).pipe(Effect.provideService(EventStore, o.events))
     const graphs = o.runner.graphs(tinySpec)
     const executor = yield* Effect.context<Executor>()
+    const weights = { spec: tinySpec, parts: new Map<string, Part>() }
     for (let layer = 0; layer < tinySpec.layers; layer++)
       for (let expert = 0; expert < tinySpec.experts; expert++) {
         const part = expertPart(layer, expert)
-        const weights = { spec: tinySpec, parts: new Map([[part, Either.getOrThrow(decodePart(yield* o.blobs.get(state.current.get(part)!.payload)))]]) }
-        yield* o.bus.serve(Subjects.expertForwardOn(layer, expert, node), (m) =>
-          Effect.gen(function* () {
-            const { header, input } = Either.getOrThrow(decodeExpertRequest(m.data))
-            const x = rowsOf(input, header.rows, tinySpec.dModel)!
-            const output = rowBytes(spoil(Float32Array.from(yield* expertForward(graphs, weights, part, x, header.rows))))
-            const claim = { requestId: header.requestId, node, layer, expert, block: header.block, rows: header.rows, inputDigest: bytesDigest(input), outputDigest: bytesDigest(output) }
-            return encodeExpertAnswer(signReceipt(claim, signer), output)
-          }).pipe(Effect.orDie, Effect.provide(executor))
-        )
+        weights.parts.set(part, Either.getOrThrow(decodePart(yield* o.blobs.get(state.current.get(part)!.payload))))
       }
+    for (let layer = 0; layer < tinySpec.layers; layer++)
+      yield* o.bus.serve(Subjects.expertsOn(layer, node), (m) =>
+        Effect.gen(function* () {
+          const { items, body } = Either.getOrThrow(decodeExpertRequest(m.data))
+          const inputs = splitRows(body, items, tinySpec.dModel)!
+          const receipts: Receipt[] = []
+          const outputs: Uint8Array[] = []
+          for (const [i, { requestId, expert, block, rows }] of items.entries()) {
+            const x = rowsOf(inputs[i]!, rows, tinySpec.dModel)!
+            const output = rowBytes(spoil(Float32Array.from(yield* expertForward(graphs, weights, expertPart(layer, expert), x, rows))))
+            receipts.push(signReceipt({ requestId, node, layer, expert, block, rows, inputDigest: bytesDigest(inputs[i]!), outputDigest: bytesDigest(output) }, signer))
+            outputs.push(output)
+          }
+          return encodeExpertAnswer(receipts, outputs)
+        }).pipe(Effect.orDie, Effect.provide(executor))
+      )
     return state
   })
 

@@ -42,6 +42,12 @@ const addressedTo = (subject: string) => {
   const t = subject.split(".")
   return t[3] === "on" ? t[4]! : ""
 }
+const ECHO_SUBJECT = "bench.network.echo"
+const ECHO = `import { connect } from "nats"
+const nc = await connect({ servers: ${JSON.stringify(NATS)} })
+nc.subscribe(${JSON.stringify(ECHO_SUBJECT)}, { callback: (err, m) => err || m.respond(m.data) })
+await nc.flush()
+process.stdout.write("ready\\n")`
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -99,6 +105,7 @@ try {
     const net: number[] = []
     const here: number[] = []
     const pauses: number[] = []
+    const requests: number[] = []
     for (let r = 0; r < REPEATS; r++) {
       const a = yield* Effect.promise(local)
       const b = yield* distributed
@@ -107,7 +114,20 @@ try {
       net.push(b.perSec)
       const during = seen.filter((s) => s.at >= b.t0 && s.at <= b.t1)
       pauses.push(Math.max(...during.slice(1).map((s, i) => s.at - during[i]!.at)))
+      requests.push(during.length / TOKENS)
     }
+    // The bus's own round trip, for scale: a request the size of a layer's (two experts' rows) to a process that only echoes it.
+    const echo = spawn(process.execPath, ["--input-type=module", "-e", ECHO], { stdio: ["ignore", "pipe", "inherit"] })
+    children.push(echo)
+    yield* Effect.promise(() => new Promise((ready) => echo.stdout!.once("data", ready)))
+    const trips: number[] = []
+    const layerRequest = new Uint8Array(2 * defaultSpec.dModel * 4 + 300)
+    for (let i = 0; i < 600; i++) {
+      const t0 = performance.now()
+      yield* bus.request(ECHO_SUBJECT, layerRequest, { timeoutMs: 5000 })
+      if (i >= 100) trips.push(performance.now() - t0)
+    }
+    echo.kill("SIGTERM")
     // Failover: b2 dies as soon as its heartbeat shows it serving the chat.
     const victim = nodes[1]!
     const killer = yield* Effect.fork(killWhenServing(bus, victim.id, () => victim.child.kill("SIGKILL")))
@@ -121,6 +141,9 @@ try {
       localTokensPerSec: round(median(here)),
       distributedTokensPerSec: round(median(net)),
       ratio: round(median(net) / median(here), 2),
+      msPerToken: { local: round(1000 / median(here), 2), distributed: round(1000 / median(net), 2) },
+      expertRequestsPerToken: round(median(requests), 2),
+      busRoundTripMs: round(median(trips), 3),
       failover: {
         killedAfterMs: round(killedAt - disturbed.t0),
         firstRequestToAnotherNodeMs: firstElsewhere === undefined ? null : round(firstElsewhere.at - killedAt, 2),
@@ -134,6 +157,7 @@ try {
   const result = await Effect.runPromise(Effect.scoped(program))
   console.log(
     `distributed chat over NATS (3 node processes): ${result.distributedTokensPerSec} tokens/s, local ${result.localTokensPerSec} tokens/s: ${result.ratio}x; ` +
+      `${result.expertRequestsPerToken} expert requests per token, the bus's round trip ${result.busRoundTripMs} ms; ` +
       `failover: first request to another node ${result.failover.firstRequestToAnotherNodeMs} ms after the kill, longest pause ${result.failover.longestPauseMs} ms (undisturbed ${result.failover.longestPauseUndisturbedMs} ms)`
   )
   writeResults("network", {

@@ -82,6 +82,24 @@ layer(TestExecutor)("generation with experts on nodes over the bus", (it) => {
     })
   )
 
+  it.scoped("with the nodes' heartbeats known, a layer's experts go to the least loaded node in one request", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      const nodes = [yield* startNode(bus, "n1"), yield* startNode(bus, "n2")]
+      const subjects: string[] = []
+      const watched: BusApi = { ...bus, request: (subject, data, o) => Effect.zipRight(Effect.sync(() => subjects.push(subject)), bus.request(subject, data, o)) }
+      const inner = remote(watched, new Map(nodes.map((n) => [n.node, n.publicKey])), ["n1", "n2"])
+      const layers: number[] = []
+      const counting: ExpertCompute<unknown> = (l, work) => Effect.zipRight(Effect.sync(() => layers.push(l)), inner(l, work))
+      const local = yield* generate(graphs, weights, prompt, options)
+      const distributed = yield* generate(graphs, weights, prompt, options, counting)
+      expect(Array.from(distributed.tokens)).toEqual(Array.from(local.tokens))
+      expect(subjects).toEqual(layers.map((l) => expect.stringMatching(new RegExp(`^${Subjects.expertsOn(l, "n").slice(0, -1)}n[12]$`))))
+      // Every token of the prompt asks for its top-k: several experts in one request.
+      expect(distributed.steps[0]!.experts.some((perLayer) => perLayer.length > 1)).toBe(true)
+    })
+  )
+
   it.scoped("a node that leaves mid-generation, or one that refuses, is replaced by another replica: the same bytes, attributed to who answered", () =>
     Effect.gen(function* () {
       const bus = yield* makeMemoryBus()

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto"
 import { Effect, Either } from "effect"
 import { expect, layer } from "@effect/vitest"
-import { callExpert, serveExpert, type ExpertCall, type HostedExpert } from "../../actors/expert-service.ts"
+import { callExpert, callExperts, serveExpert, serveLayer, type ExpertCall, type HostedExpert } from "../../actors/expert-service.ts"
 import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { Bus, type BusApi } from "../../domain/ports/bus.ts"
 import { expertForward } from "../../domain/model/forward.ts"
@@ -69,6 +69,30 @@ layer(TestExecutor)("experts over the bus", (it) => {
         const r = yield* call(over)
         expect(Either.isLeft(r) && r.left.message).toBe(message)
       }
+    })
+  )
+
+  it.scoped("a node asked on its own subject answers several experts of a layer in one request, one receipt each, and refuses an expert it does not serve", () =>
+    Effect.gen(function* () {
+      const bus = yield* makeMemoryBus()
+      const id = identity("n1")
+      const other: HostedExpert = { ...hosted, expert: 0, block: sha256Hex("layer1.expert0 weights") }
+      yield* serveLayer(1, (e) => [hosted, other].find((h) => h.expert === e), id).pipe(Effect.provideService(Bus, bus))
+      const x0 = Float32Array.from({ length: d }, (_, i) => Math.cos(i))
+      const items = [
+        { requestId: "a", expert: 2, block, rows, x },
+        { requestId: "b", expert: 0, block: other.block, rows: 1, x: x0 }
+      ]
+      const call = (asked: typeof items) =>
+        Effect.either(callExperts({ layer: 1, items: asked, width: d, timeoutMs: 3000, publicKeyOf: () => derivePublicHex(id.seed), node: "n1" }).pipe(Effect.provideService(Bus, bus)))
+      const r = yield* call(items)
+      expect(Either.isRight(r)).toBe(true)
+      if (Either.isLeft(r)) return
+      expect(Array.from(r.right[0]!.y)).toEqual(Array.from(yield* expertForward(graphs, weights, expertPart(1, 2), x, rows)))
+      expect(Array.from(r.right[1]!.y)).toEqual(Array.from(yield* expertForward(graphs, weights, expertPart(1, 0), x0, 1)))
+      expect(r.right.map((a) => [a.receipt.requestId, a.receipt.expert, a.receipt.rows, a.receipt.node])).toEqual([["a", 2, rows, "n1"], ["b", 0, 1, "n1"]])
+      const refused = yield* call([items[0]!, { ...items[1]!, expert: 3 }])
+      expect(Either.isLeft(refused) && refused.left.message).toBe("the node refused: this node does not serve layer1.expert3")
     })
   )
 

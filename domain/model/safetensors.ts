@@ -142,16 +142,34 @@ const isCount = (v: unknown): v is number => typeof v === "number" && Number.isS
 
 /** Parses and validates the header and layout without converting any tensor. */
 export const parseSafetensors = (bytes: Uint8Array): Either.Either<StFile, MalformedSafetensors> => {
-  const fail = (kind: MalformedKind, reason: string, tensor?: string) =>
-    Either.left(MalformedSafetensors.of({ kind, reason, tensor }))
+  const fail = (kind: MalformedKind, reason: string) => Either.left(MalformedSafetensors.of({ kind, reason }))
   if (bytes.length < 8) return fail("TooShort", `${bytes.length} bytes, fewer than the 8-byte header length`)
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)
   if (n > BigInt(bytes.length - 8)) return fail("HeaderOutOfBounds", `header length ${n} exceeds the ${bytes.length - 8} bytes after it`)
   if (n > BigInt(MAX_HEADER_BYTES)) return fail("HeaderTooLarge", `header length ${n} exceeds ${MAX_HEADER_BYTES}`)
   const headerLen = Number(n)
+  const buffer = bytes.subarray(8 + headerLen)
+  return Either.map(parseHeader(bytes.subarray(8, 8 + headerLen), buffer.length), ({ metadata, entries }) => ({ metadata, entries, buffer }))
+}
+
+/** A validated header: its metadata and its entries (offsets relative to the data section). */
+export interface StHeader {
+  readonly metadata: Readonly<Record<string, string>>
+  readonly entries: ReadonlyArray<StEntry>
+}
+
+/**
+ * Parses and validates the JSON header (the N bytes after the length) and its layout: entries
+ * cover the data section from 0 without overlap or gap. With `dataLength`, every range must also
+ * lie within the data section and the last must end exactly at its end; without it (a streaming
+ * reader that has only the header) the caller checks the ranges against its file itself.
+ */
+export const parseHeader = (headerBytes: Uint8Array, dataLength?: number): Either.Either<StHeader, MalformedSafetensors> => {
+  const fail = (kind: MalformedKind, reason: string, tensor?: string) =>
+    Either.left(MalformedSafetensors.of({ kind, reason, tensor }))
   let text: string
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLen))
+    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes)
   } catch {
     return fail("BadJson", "header is not valid UTF-8")
   }
@@ -162,7 +180,6 @@ export const parseSafetensors = (bytes: Uint8Array): Either.Either<StFile, Malfo
     return fail("BadJson", `header is not JSON: ${e instanceof Error ? e.message : String(e)}`)
   }
   if (!isRecord(header)) return fail("BadHeader", "header is not a JSON object")
-  const buffer = bytes.subarray(8 + headerLen)
   let metadata: Record<string, string> = {}
   const entries: StEntry[] = []
   for (const [name, raw] of Object.entries(header)) {
@@ -183,7 +200,9 @@ export const parseSafetensors = (bytes: Uint8Array): Either.Either<StFile, Malfo
     }
     const [begin, end] = offsets as [number, number]
     if (end < begin) return fail("BadHeader", `data_offsets [${begin}, ${end}] end before they begin`, name)
-    if (end > buffer.length) return fail("OffsetOutOfRange", `data_offsets [${begin}, ${end}] exceed the ${buffer.length}-byte buffer`, name)
+    if (dataLength !== undefined && end > dataLength) {
+      return fail("OffsetOutOfRange", `data_offsets [${begin}, ${end}] exceed the ${dataLength}-byte buffer`, name)
+    }
     const st = dtype as StDType
     const expected = numel(shape) * DTYPE_SIZE[st]
     if (expected !== end - begin) {
@@ -199,8 +218,8 @@ export const parseSafetensors = (bytes: Uint8Array): Either.Either<StFile, Malfo
     if (e.begin > at) return fail("OffsetGap", `bytes [${at}, ${e.begin}) belong to no tensor`, e.name)
     at = e.end
   }
-  if (at !== buffer.length) return fail("TrailingBytes", `${buffer.length - at} bytes after the last tensor`)
-  return Either.right({ metadata, entries, buffer })
+  if (dataLength !== undefined && at !== dataLength) return fail("TrailingBytes", `${dataLength - at} bytes after the last tensor`)
+  return Either.right({ metadata, entries })
 }
 
 /** The values of one parsed tensor as f32. */

@@ -10,9 +10,10 @@ import * as path from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import type { StDType } from "../../domain/model/safetensors.ts"
 import { causeText } from "../failure.ts"
-import { CheckpointRefused, openSafetensorsFile, refused, type SafetensorsFile } from "./safetensors-file.ts"
+import { CheckpointRefused, refused, type CheckpointSource } from "../../domain/ports/checkpoint-source.ts"
+import { openSafetensorsFile, type SafetensorsFile } from "./safetensors-file.ts"
 
-export { CheckpointRefused } from "./safetensors-file.ts"
+export { CheckpointRefused } from "../../domain/ports/checkpoint-source.ts"
 
 export const CONFIG_FILE = "config.json"
 export const SINGLE_WEIGHTS_FILE = "model.safetensors"
@@ -30,7 +31,7 @@ export interface HfTensor {
   readonly bytes: number
 }
 
-export interface HfCheckpoint {
+export interface HfCheckpoint extends CheckpointSource {
   readonly dir: string
   /** `config.json` parsed but not decoded: its schema depends on the architecture. */
   readonly config: unknown

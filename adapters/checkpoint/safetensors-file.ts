@@ -6,23 +6,10 @@
  */
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
-import { Either, Effect, Schema, type Scope } from "effect"
+import { Either, Effect, type Scope } from "effect"
 import { MAX_HEADER_BYTES, parseHeader, type StDType } from "../../domain/model/safetensors.ts"
+import { CheckpointRefused, refused } from "../../domain/ports/checkpoint-source.ts"
 import { causeText } from "../failure.ts"
-
-/** A checkpoint (a directory or one of its files) that cannot be used; the message names the file and tensor. */
-export class CheckpointRefused extends Schema.TaggedError<CheckpointRefused>()("CheckpointRefused", {
-  message: Schema.String,
-  file: Schema.optional(Schema.String),
-  tensor: Schema.optional(Schema.String)
-}) {}
-
-export const refused = (message: string, file?: string, tensor?: string): CheckpointRefused =>
-  new CheckpointRefused({
-    message,
-    ...(file === undefined ? {} : { file }),
-    ...(tensor === undefined ? {} : { tensor })
-  })
 
 export interface SafetensorsEntry {
   readonly name: string

@@ -94,9 +94,31 @@ const tensorBytes = (t: StTensor): Uint8Array => {
   return out
 }
 
+/** A tensor to write as it is stored: little-endian bytes of its dtype. */
+export interface StStoredTensor {
+  readonly dtype: StDType
+  readonly shape: ReadonlyArray<number>
+  readonly bytes: Uint8Array
+}
+
 /** Encodes tensors (and optional string metadata) as safetensors bytes; the same input gives the same bytes. */
 export const encodeSafetensors = (
   tensors: Readonly<Record<string, StTensor>>,
+  metadata: Readonly<Record<string, string>> = {}
+): Uint8Array => {
+  const stored: Record<string, StStoredTensor> = Object.create(null)
+  for (const name of Object.keys(tensors)) {
+    const t = tensors[name]!
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new RangeError(`tensor ${name}: bad shape [${t.shape}]`)
+    if (numel(t.shape) !== t.data.length) throw new RangeError(`tensor ${name}: shape [${t.shape}] does not hold ${t.data.length} values`)
+    stored[name] = { dtype: t.dtype, shape: t.shape, bytes: tensorBytes(t) }
+  }
+  return encodeStoredSafetensors(stored, metadata)
+}
+
+/** Encodes tensors already in their stored bytes (a checkpoint's, unconverted); deterministic as `encodeSafetensors`. */
+export const encodeStoredSafetensors = (
+  tensors: Readonly<Record<string, StStoredTensor>>,
   metadata: Readonly<Record<string, string>> = {}
 ): Uint8Array => {
   const names = Object.keys(tensors).sort()
@@ -104,17 +126,14 @@ export const encodeSafetensors = (
   const header: Record<string, unknown> = Object.create(null)
   const metaKeys = Object.keys(metadata).sort()
   if (metaKeys.length > 0) header.__metadata__ = Object.fromEntries(metaKeys.map((k) => [k, metadata[k]!]))
-  const chunks: Uint8Array[] = []
   let offset = 0
   for (const name of names) {
     if (name === "__metadata__") throw new RangeError(`"__metadata__" cannot name a tensor`)
     const t = tensors[name]!
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new RangeError(`tensor ${name}: bad shape [${t.shape}]`)
-    if (numel(t.shape) !== t.data.length) throw new RangeError(`tensor ${name}: shape [${t.shape}] does not hold ${t.data.length} values`)
-    const bytes = tensorBytes(t)
-    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.length] }
-    chunks.push(bytes)
-    offset += bytes.length
+    if (numel(t.shape) * DTYPE_SIZE[t.dtype] !== t.bytes.length) throw new RangeError(`tensor ${name}: shape [${t.shape}] of ${t.dtype} is not ${t.bytes.length} bytes`)
+    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + t.bytes.length] }
+    offset += t.bytes.length
   }
   let json = new TextEncoder().encode(JSON.stringify(header))
   const padded = Math.ceil(json.length / 8) * 8
@@ -127,9 +146,9 @@ export const encodeSafetensors = (
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
   out.set(json, 8)
   let at = 8 + json.length
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.length
+  for (const name of names) {
+    out.set(tensors[name]!.bytes, at)
+    at += tensors[name]!.bytes.length
   }
   return out
 }
@@ -263,6 +282,10 @@ export const encodePart = (part: Part): Uint8Array =>
     Object.fromEntries(Object.entries(part.tensors).map(([n, t]) => [n, { dtype: toSt[t.dtype], shape: t.shape, data: t.data }])),
     { [PART_METADATA_KEY]: part.name }
   )
+
+/** A part whose tensors are kept in their stored bytes, as safetensors bytes: its block payload. */
+export const encodeStoredPart = (name: string, tensors: Readonly<Record<string, StStoredTensor>>): Uint8Array =>
+  encodeStoredSafetensors(tensors, { [PART_METADATA_KEY]: name })
 
 /** A block payload back to a part; its name comes from the metadata. */
 export const decodePart = (bytes: Uint8Array): Either.Either<Part, MalformedSafetensors> =>

@@ -221,5 +221,11 @@ export const openHfCheckpoint = (dir: string): Effect.Effect<HfCheckpoint, Check
         if (t === undefined) return Effect.fail(refused(`the checkpoint in ${dir} has no tensor ${quote(name)}`, undefined, name))
         return shards.get(t.shard)!.read(name)
       })
-    return { dir, config, tensors, shards: [...shards.keys()], totalBytes, tokenizer, tokenizerConfig, read }
+    const readInto = (name: string, into: Uint8Array): Effect.Effect<void, CheckpointRefused> =>
+      Effect.suspend(() => {
+        const t = tensors.get(name)
+        if (t === undefined) return Effect.fail(refused(`the checkpoint in ${dir} has no tensor ${quote(name)}`, undefined, name))
+        return shards.get(t.shard)!.readInto(name, into)
+      })
+    return { dir, config, tensors, shards: [...shards.keys()], totalBytes, tokenizer, tokenizerConfig, read, readInto }
   })

@@ -29,6 +29,8 @@ export interface SafetensorsFile {
   readonly entries: ReadonlyMap<string, SafetensorsEntry>
   /** The tensor's stored bytes, read from its range only. */
   readonly read: (tensor: string) => Effect.Effect<Uint8Array, CheckpointRefused>
+  /** The tensor's stored bytes read straight into `into` (exactly its size): no buffer of the reader's own. */
+  readonly readInto: (tensor: string, into: Uint8Array) => Effect.Effect<void, CheckpointRefused>
   /** Closes the handle (also done when the scope ends); reads after it are refused. */
   readonly close: Effect.Effect<void>
 }
@@ -142,23 +144,29 @@ export const openSafetensorsFile = (
       ({ fh, state }) => closeOnce(fh, state)
     )
     const close = closeOnce(fh, state)
-    const read = (tensor: string): Effect.Effect<Uint8Array, CheckpointRefused> =>
+    const readInto = (tensor: string, into: Uint8Array): Effect.Effect<void, CheckpointRefused> =>
       Effect.suspend(() => {
         const entry = opened.entries.get(tensor)
         if (entry === undefined) return Effect.fail(refused(`${name} holds no tensor ${JSON.stringify(tensor)}`, name, tensor))
         if (state.closed) return Effect.fail(refused(`${name} is closed`, name, tensor))
-        const out = new Uint8Array(entry.end - entry.start)
+        if (into.length !== entry.end - entry.start) return Effect.fail(refused(`tensor ${JSON.stringify(tensor)} of ${name} is ${entry.end - entry.start} bytes, not ${into.length}`, name, tensor))
         return Effect.tryPromise({
-          try: () => readAt(fh, out, entry.start),
+          try: () => readAt(fh, into, entry.start),
           catch: (e) => refused(`cannot read tensor ${JSON.stringify(tensor)} from ${name}: ${causeText(e)}`, name, tensor)
         }).pipe(
           Effect.filterOrFail(
-            (got) => got === out.length,
+            (got) => got === into.length,
             // The file was cut short after it was opened.
             () => refused(`${name} is truncated: tensor ${JSON.stringify(tensor)} ends past the end of the file`, name, tensor)
           ),
-          Effect.as(out)
+          Effect.asVoid
         )
       })
-    return { name, size: opened.size, metadata: opened.metadata, entries: opened.entries, read, close }
+    const read = (tensor: string): Effect.Effect<Uint8Array, CheckpointRefused> =>
+      Effect.suspend(() => {
+        const entry = opened.entries.get(tensor)
+        const out = new Uint8Array(entry === undefined ? 0 : entry.end - entry.start)
+        return Effect.as(readInto(tensor, out), out)
+      })
+    return { name, size: opened.size, metadata: opened.metadata, entries: opened.entries, read, readInto, close }
   })

@@ -116,24 +116,29 @@ export const encodeSafetensors = (
   return encodeStoredSafetensors(stored, metadata)
 }
 
-/** Encodes tensors already in their stored bytes (a checkpoint's, unconverted); deterministic as `encodeSafetensors`. */
-export const encodeStoredSafetensors = (
-  tensors: Readonly<Record<string, StStoredTensor>>,
+/** Where each tensor of a safetensors file goes: the file's size, its first bytes (the length and the header) and each tensor's range. */
+export type StoredLayout = { readonly size: number; readonly head: Uint8Array; readonly ranges: ReadonlyMap<string, readonly [number, number]> }
+
+/** The layout of a file of `tensors` (dtype and shape each) and `metadata`, as `encodeSafetensors` writes it: by name, header padded to 8 bytes. */
+export const storedLayout = (
+  tensors: Readonly<Record<string, { readonly dtype: StDType; readonly shape: ReadonlyArray<number> }>>,
   metadata: Readonly<Record<string, string>> = {}
-): Uint8Array => {
+): StoredLayout => {
   const names = Object.keys(tensors).sort()
   // A null prototype, as in decoding: a tensor may be named "__proto__".
   const header: Record<string, unknown> = Object.create(null)
   const metaKeys = Object.keys(metadata).sort()
   if (metaKeys.length > 0) header.__metadata__ = Object.fromEntries(metaKeys.map((k) => [k, metadata[k]!]))
+  const spans: Array<readonly [string, number, number]> = []
   let offset = 0
   for (const name of names) {
     if (name === "__metadata__") throw new RangeError(`"__metadata__" cannot name a tensor`)
     const t = tensors[name]!
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new RangeError(`tensor ${name}: bad shape [${t.shape}]`)
-    if (numel(t.shape) * DTYPE_SIZE[t.dtype] !== t.bytes.length) throw new RangeError(`tensor ${name}: shape [${t.shape}] of ${t.dtype} is not ${t.bytes.length} bytes`)
-    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + t.bytes.length] }
-    offset += t.bytes.length
+    const bytes = numel(t.shape) * DTYPE_SIZE[t.dtype]
+    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] }
+    spans.push([name, offset, offset + bytes])
+    offset += bytes
   }
   let json = new TextEncoder().encode(JSON.stringify(header))
   const padded = Math.ceil(json.length / 8) * 8
@@ -142,13 +147,24 @@ export const encodeStoredSafetensors = (
     p.set(json)
     json = p
   }
-  const out = new Uint8Array(8 + json.length + offset)
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
-  out.set(json, 8)
-  let at = 8 + json.length
-  for (const name of names) {
-    out.set(tensors[name]!.bytes, at)
-    at += tensors[name]!.bytes.length
+  const head = new Uint8Array(8 + json.length)
+  new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true)
+  head.set(json, 8)
+  return { size: head.length + offset, head, ranges: new Map(spans.map(([name, begin, end]) => [name, [head.length + begin, head.length + end] as const])) }
+}
+
+/** Encodes tensors already in their stored bytes (a checkpoint's, unconverted); deterministic as `encodeSafetensors`. */
+export const encodeStoredSafetensors = (
+  tensors: Readonly<Record<string, StStoredTensor>>,
+  metadata: Readonly<Record<string, string>> = {}
+): Uint8Array => {
+  const layout = storedLayout(tensors, metadata)
+  const out = new Uint8Array(layout.size)
+  out.set(layout.head)
+  for (const [name, [begin, end]] of layout.ranges) {
+    const bytes = tensors[name]!.bytes
+    if (bytes.length !== end - begin) throw new RangeError(`tensor ${name}: shape [${tensors[name]!.shape}] of ${tensors[name]!.dtype} is not ${bytes.length} bytes`)
+    out.set(bytes, begin)
   }
   return out
 }
@@ -283,9 +299,9 @@ export const encodePart = (part: Part): Uint8Array =>
     { [PART_METADATA_KEY]: part.name }
   )
 
-/** A part whose tensors are kept in their stored bytes, as safetensors bytes: its block payload. */
-export const encodeStoredPart = (name: string, tensors: Readonly<Record<string, StStoredTensor>>): Uint8Array =>
-  encodeStoredSafetensors(tensors, { [PART_METADATA_KEY]: name })
+/** The layout of a part's block payload whose tensors are kept in their stored bytes. */
+export const storedPartLayout = (name: string, tensors: Readonly<Record<string, { readonly dtype: StDType; readonly shape: ReadonlyArray<number> }>>): StoredLayout =>
+  storedLayout(tensors, { [PART_METADATA_KEY]: name })
 
 /** A block payload back to a part; its name comes from the metadata. */
 export const decodePart = (bytes: Uint8Array): Either.Either<Part, MalformedSafetensors> =>

@@ -36,6 +36,6 @@ export interface CheckpointSource {
   /** The raw bytes of `tokenizer.json` and `tokenizer_config.json`, when present. */
   readonly tokenizer: Uint8Array | undefined
   readonly tokenizerConfig: Uint8Array | undefined
-  /** One tensor's stored bytes (little-endian, its dtype). */
-  readonly read: (name: string) => Effect.Effect<Uint8Array, CheckpointRefused>
+  /** One tensor's stored bytes (little-endian, its dtype) read straight into `into`, which is exactly their size: a block is filled in place. */
+  readonly readInto: (name: string, into: Uint8Array) => Effect.Effect<void, CheckpointRefused>
 }

@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Chunk, Effect, Either, Stream } from "effect"
+import { Effect, Either } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { planCheckpoint } from "../../actors/checkpoint-import.ts"
 import { openHfCheckpoint } from "../../adapters/checkpoint/hf-directory.ts"
@@ -20,7 +20,8 @@ const importAll = (dir: string) =>
   Effect.scoped(
     Effect.gen(function* () {
       const plan = yield* planCheckpoint(yield* openHfCheckpoint(dir))
-      return { ...plan, parts: Chunk.toReadonlyArray(yield* Stream.runCollect(plan.parts)) }
+      // The payload is only lent to the sink: kept here as a copy.
+      return { ...plan, parts: yield* plan.readParts((part, payload, bytes) => Effect.succeed({ part, payload: payload.slice(), bytes })) }
     })
   )
 

@@ -8,6 +8,8 @@ import type { StDType } from "../safetensors.ts"
 import type { FamilySpec } from "./config.ts"
 import { checkpointLayout } from "./layout.ts"
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
 const shapeText = (shape: ReadonlyArray<number>) => `[${shape.join(", ")}]`
 
 /** Why `tensors` do not fit `spec`'s layout, if they do not: the first missing, misshaped or unexpected tensor. */
@@ -30,6 +32,14 @@ export const layoutProblem = (spec: FamilySpec, tensors: ReadonlyMap<string, Sto
  * exponent bits are all ones, read straight from the bits (no conversion).
  */
 export const firstNonFinite = (dtype: StDType, bytes: Uint8Array): number | undefined => {
+  const width = dtype === "F32" ? 4 : 2
+  // Typed views where the bytes allow (aligned, a little-endian host): a DataView call per value is several times slower.
+  if (LITTLE_ENDIAN && bytes.byteOffset % width === 0) {
+    const values = width === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2)
+    const mask = dtype === "F32" ? 0x7f800000 : dtype === "F16" ? 0x7c00 : 0x7f80
+    for (let i = 0; i < values.length; i++) if ((values[i]! & mask) === mask) return i
+    return undefined
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (dtype === "F32") {
     for (let i = 0; i < bytes.length / 4; i++) if ((view.getUint32(i * 4, true) & 0x7f800000) === 0x7f800000) return i

@@ -4,6 +4,7 @@ import { Effect, Either } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { planCheckpoint } from "../../actors/checkpoint-import.ts"
 import { openHfCheckpoint } from "../../adapters/checkpoint/hf-directory.ts"
+import { exportHfCheckpoint } from "../../adapters/checkpoint/hf-export.ts"
 import { referenceForward } from "../support/family-reference.ts"
 import { checkpointLayout } from "../../domain/model/families/layout.ts"
 import { decodePart } from "../../domain/model/safetensors.ts"
@@ -80,6 +81,51 @@ describe("importing a Hugging Face MoE checkpoint", () => {
         const r = yield* Effect.either(importAll(dir))
         expect(Either.isLeft(r) && r.left.message).toContain(message)
       }
+    })
+  )
+})
+
+describe("exporting an imported checkpoint", () => {
+  for (const [family, config, dtype, shards, shardBytes] of [
+    ["mixtral", tinyMixtralConfig, "BF16", 2, 4096],
+    ["qwen3_moe", tinyQwen3MoeConfig, "F16", 0, undefined],
+    ["qwen3_moe", tinyQwen3MoeConfig, "F32", 3, 20_000]
+  ] as const)
+    it.effect(`${family}, ${dtype}: export then import again gives every tensor byte for byte, and the config and tokenizer files unchanged`, () =>
+      Effect.gen(function* () {
+        const c = written(config, { dtype, shards })
+        const parts = new Map((yield* importAll(c.dir)).parts.map((p) => [p.part, p.payload]))
+        const out = path.join(root, `export-${n++}`)
+        const files = Object.fromEntries(["config.json", "tokenizer.json", "tokenizer_config.json"].map((f) => [f, new Uint8Array(fs.readFileSync(path.join(c.dir, f)))]))
+        const exported = yield* exportHfCheckpoint(out, { spec: c.spec, files, part: (name) => Effect.succeed(parts.get(name)!) }, shardBytes)
+        expect(exported).toEqual(fs.readdirSync(out).sort())
+        if (shardBytes !== undefined) expect(exported.filter((f) => f.endsWith(".safetensors")).length).toBeGreaterThan(1)
+        for (const f of Object.keys(files)) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(c.dir, f)))).toBe(true)
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const [before, after] = [yield* openHfCheckpoint(c.dir), yield* openHfCheckpoint(out)]
+            expect([...after.tensors.keys()]).toEqual([...before.tensors.keys()])
+            for (const [name, t] of before.tensors) {
+              expect({ dtype: after.tensors.get(name)!.dtype, shape: after.tensors.get(name)!.shape }).toEqual({ dtype: t.dtype, shape: t.shape })
+              expect(Buffer.from(yield* after.read(name)).equals(Buffer.from(yield* before.read(name)))).toBe(true)
+            }
+          })
+        )
+        // And what was exported imports again into the same blocks.
+        const again = (yield* importAll(out)).parts
+        for (const p of again) expect(Buffer.from(p.payload).equals(Buffer.from(parts.get(p.part)!))).toBe(true)
+      })
+    )
+
+  it.effect("refuses a non-empty directory and a block that is not the part the layout names", () =>
+    Effect.gen(function* () {
+      const c = written(tinyMixtralConfig)
+      const parts = new Map((yield* importAll(c.dir)).parts.map((p) => [p.part, p.payload]))
+      const source = { spec: c.spec, files: {}, part: (name: string) => Effect.succeed(parts.get(name)!) }
+      const busy = yield* Effect.either(exportHfCheckpoint(c.dir, source))
+      expect(Either.isLeft(busy) && busy.left.message).toBe(`cannot export into ${c.dir}: it is not empty`)
+      const swapped = yield* Effect.either(exportHfCheckpoint(path.join(root, `export-${n++}`), { ...source, part: (name: string) => Effect.succeed(parts.get(name === "head" ? "embedding" : name)!) }))
+      expect(Either.isLeft(swapped) && swapped.left.message).toBe("the block of head lacks tensors its layout names")
     })
   )
 })

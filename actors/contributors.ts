@@ -11,6 +11,8 @@ import {
   signRevocation
 } from "../domain/projections/contributors.ts"
 import { foldStream, handleCommand } from "./command.ts"
+import { ModelProjection } from "../domain/projections/model.ts"
+import { sideBySide } from "../domain/projections/projection.ts"
 
 /** The registry as the log holds it now. */
 export const contributors = Effect.map(foldStream(Streams.keys, ContributorsProjection), ({ state }) => state)
@@ -23,4 +25,7 @@ export const revokeContributor = (publicKey: string, ledgerKey: KeyPair, reason:
   handleCommand({ stream: Streams.keys, projection: ContributorsProjection, decide: (s) => decideRevokeContributor(s, signRevocation(publicKey, ledgerKey.seed, reason)) })
 
 /** Fails unless `publicKey` may sign new blocks now: checked before work whose blocks the ledger would refuse. */
+/** What new blocks are recorded on: the model, and who may sign blocks (training, imports). */
+export const BlockWritersView = sideBySide("training", { model: ModelProjection, contributors: ContributorsProjection })
+
 export const requireKnownWriter = (publicKey: string) => Effect.flatMap(contributors, (s) => requireWriter(s, publicKey))

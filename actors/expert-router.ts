@@ -118,11 +118,14 @@ export const remoteExperts =
           return yield* new ExpertUnavailable({ layer, expert: j.expert, message: `no replica of ${j.part} answered acceptably in ${o.attempts} attempts: ${problems.join("; ")}` })
         })
 
-      /** Several experts from `node` in one request; if it fails or is slow, each from other replicas. */
-      const together = (node: string, js: ReadonlyArray<Job>) =>
-        hedged(ask(node, js), Effect.forEach(js, (j) => one(j, new Set([node]), false), { concurrency: "unbounded" }), o.hedgeAfterMs()).pipe(
+      /** Several experts from `node` in one request; if it fails, or is slow while another replica could answer, each from other replicas. */
+      const together = (node: string, js: ReadonlyArray<Job>) => {
+        const elsewhere = Effect.forEach(js, (j) => one(j, new Set([node]), false), { concurrency: "unbounded" })
+        const alone = js.every((j) => orderOf(j).every((n) => n === node))
+        return (alone ? Effect.catchAll(ask(node, js), () => elsewhere) : hedged(ask(node, js), elsewhere, o.hedgeAfterMs())).pipe(
           Effect.mapError((e) => (typeof e === "string" ? new ExpertUnavailable({ layer, expert: js[0]!.expert, message: e }) : e))
         )
+      }
 
       // Spot-checked experts go alone, to two replicas; the others to as few nodes as serve them, least loaded first.
       const orders = jobs.map(orderOf)

@@ -10,15 +10,11 @@ import type { ModelWeights } from "../domain/model/tensor.ts"
 import type { TrainingState } from "../domain/model/training-state.ts"
 import { completeExpertUpdates, loadModel, signParts } from "./model-ledger.ts"
 import { handleCommand } from "./command.ts"
-import { ModelProjection } from "../domain/projections/model.ts"
 import { decideRecordTraining } from "../domain/projections/model-deciders.ts"
-import { ContributorsProjection, requireWriter } from "../domain/projections/contributors.ts"
-import { sideBySide } from "../domain/projections/projection.ts"
+import { requireWriter } from "../domain/projections/contributors.ts"
 import { keyPairFromSeed } from "../domain/ledger/signing.ts"
-import { requireKnownWriter } from "./contributors.ts"
+import { BlockWritersView, requireKnownWriter } from "./contributors.ts"
 
-/** What a training result is recorded on: the model, and who may sign blocks. */
-const TrainingView = sideBySide("training", { model: ModelProjection, contributors: ContributorsProjection })
 
 export type TrainSettings = {
   readonly steps: number
@@ -134,7 +130,7 @@ export const trainOnLedger = <E = never, R = never, E2 = never, R2 = never>(
     // One atomic chain-B append; a model that moved since it was loaded makes the result stale.
     yield* handleCommand({
       stream: Streams.chainB,
-      projection: TrainingView,
+      projection: BlockWritersView,
       reads: "log",
       decide: (s) => Either.flatMap(requireWriter(s.contributors, contributor), () => decideRecordTraining(s.model, blocks, outcome))
     })

@@ -136,7 +136,7 @@ const importOnce = (dir: string, blobs: string) =>
       Effect.gen(function* () {
         const store = yield* makeFileBlobStore(blobs)
         const plan = yield* planCheckpoint(yield* openHfCheckpoint(dir))
-        const stored = yield* plan.readParts((_, payload, bytes) => Effect.as(store.put(payload), bytes))
+        const stored = yield* plan.readParts((p) => Effect.as(store.put(p.payload), p.bytes))
         return { parts: stored.length, bytes: stored.reduce((s, b) => s + b, 0) }
       })
     )

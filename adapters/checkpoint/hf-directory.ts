@@ -227,5 +227,8 @@ export const openHfCheckpoint = (dir: string): Effect.Effect<HfCheckpoint, Check
         if (t === undefined) return Effect.fail(refused(`the checkpoint in ${dir} has no tensor ${quote(name)}`, undefined, name))
         return shards.get(t.shard)!.readInto(name, into)
       })
-    return { dir, config, tensors, shards: [...shards.keys()], totalBytes, tokenizer, tokenizerConfig, read, readInto }
+    const files: Record<string, Uint8Array> = { [CONFIG_FILE]: configBytes }
+    if (tokenizer !== undefined) files[TOKENIZER_FILE] = tokenizer
+    if (tokenizerConfig !== undefined) files[TOKENIZER_CONFIG_FILE] = tokenizerConfig
+    return { dir, config, files, tensors, shards: [...shards.keys()], totalBytes, tokenizer, tokenizerConfig, read, readInto }
   })

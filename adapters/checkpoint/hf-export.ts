@@ -8,19 +8,10 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Either } from "effect"
-import type { FamilySpec } from "../../domain/model/families/config.ts"
 import { checkpointLayout } from "../../domain/model/families/layout.ts"
 import { parseSafetensors, type StDType } from "../../domain/model/safetensors.ts"
-import { refused, type CheckpointRefused } from "../../domain/ports/checkpoint-source.ts"
+import { refused, type CheckpointRefused, type ModelParts } from "../../domain/ports/checkpoint-source.ts"
 import { causeText } from "../failure.ts"
-
-export type ExportSource<E> = {
-  readonly spec: FamilySpec
-  /** `config.json` and the tokenizer's files, byte for byte as imported. */
-  readonly files: Readonly<Record<string, Uint8Array>>
-  /** A part's block payload. */
-  readonly part: (name: string) => Effect.Effect<Uint8Array, E>
-}
 
 /** Hugging Face's default shard size. */
 export const DEFAULT_SHARD_BYTES = 5 * 1024 ** 3
@@ -41,7 +32,7 @@ const tensorsOf = (part: string, names: ReadonlyMap<string, string>, payload: Ui
 const io = (what: string) => (e: unknown) => refused(`${what}: ${causeText(e)}`)
 
 /** Writes the model of `source` into `dir` (created; it must not exist or be empty); the files written. */
-export const exportHfCheckpoint = <E>(dir: string, source: ExportSource<E>, shardBytes = DEFAULT_SHARD_BYTES): Effect.Effect<ReadonlyArray<string>, CheckpointRefused | E> =>
+export const exportHfCheckpoint = <E>(dir: string, source: ModelParts<E>, shardBytes = DEFAULT_SHARD_BYTES): Effect.Effect<ReadonlyArray<string>, CheckpointRefused | E> =>
   Effect.gen(function* () {
     const layout = checkpointLayout(source.spec)
     const names = new Map(layout.map(({ part, tensors }) => [part, new Map(tensors.map((t) => [t.name, t.checkpointName]))]))

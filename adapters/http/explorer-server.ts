@@ -136,7 +136,8 @@ const ChatHandlers = HttpApiBuilder.group(ExplorerApi, "chat", (handlers) =>
             Effect.ensuring(Effect.promise(() => emit.end()))
           )
           // A client gone mid-answer does not cut it short: the nodes' receipts and earnings are still recorded.
-          return Effect.forkScoped(Effect.uninterruptible(answer))
+          // Detached rather than uninterruptible: inside, deadlines and hedges must still cancel what they race.
+          return Effect.asVoid(Effect.forkDaemon(answer))
         })
         return sseResponse(frames)
       })

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { ModelSpec } from "../model/spec.ts"
+import { ImportedSpec } from "../model/families/imported-spec.ts"
 import { Plan } from "../pipeline/plan.ts"
 import { Receipt } from "../network/receipts.ts"
 import type { StreamKind } from "./streams.ts"
@@ -11,6 +12,9 @@ import type { StreamKind } from "./streams.ts"
  */
 const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Hash" }))
 const NonEmpty = Schema.String.pipe(Schema.minLength(1))
+/** A spec the ledger publishes: the built-in model's or an imported one's. */
+export const PublishedSpec = Schema.Union(ModelSpec, ImportedSpec)
+export type PublishedSpec = typeof PublishedSpec.Type
 const Count = Schema.Int.pipe(Schema.nonNegative())
 /** BLY amounts are integer base units carried as decimal strings, so they never lose precision. */
 const Amount = Schema.String.pipe(Schema.pattern(/^(0|[1-9][0-9]{0,38})$/), Schema.annotations({ identifier: "Amount" }))
@@ -85,7 +89,8 @@ const ModelTrainedV1 = Schema.Struct({
 
 export const Catalog = {
   GenesisCovenantSealed: event(["chain-A"], Covenant),
-  ModelSpecPublished: event(["chain-A"], Schema.Struct({ spec: ModelSpec })),
+  /** The built-in model's spec, or an imported open model's (its blocks named `<name>/<part>`). */
+  ModelSpecPublished: event(["chain-A"], Schema.Struct({ spec: PublishedSpec })),
   /**
    * A local training run's outcome: the blocks it produced and the losses it measured. Since v2 it
    * is appended to chain B in the same atomic append as its blocks, and names its held-out text.

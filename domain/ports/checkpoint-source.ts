@@ -5,6 +5,7 @@
  */
 import { Schema, type Effect } from "effect"
 import type { StDType } from "../model/safetensors.ts"
+import type { FamilySpec } from "../model/families/config.ts"
 
 /** A checkpoint (a directory or one of its files) that cannot be used; the message names the file and tensor. */
 export class CheckpointRefused extends Schema.TaggedError<CheckpointRefused>()("CheckpointRefused", {
@@ -30,6 +31,8 @@ export interface StoredTensorInfo {
 export interface CheckpointSource {
   /** `config.json` parsed but not decoded: its schema depends on the architecture. */
   readonly config: unknown
+  /** The files that come with the weights (`config.json`, the tokenizer's), by name, byte for byte: kept to be written back on export. */
+  readonly files: Readonly<Record<string, Uint8Array>>
   readonly tensors: ReadonlyMap<string, StoredTensorInfo>
   /** The sum of the tensors' stored bytes. */
   readonly totalBytes: number
@@ -38,4 +41,12 @@ export interface CheckpointSource {
   readonly tokenizerConfig: Uint8Array | undefined
   /** One tensor's stored bytes (little-endian, its dtype) read straight into `into`, which is exactly their size: a block is filled in place. */
   readonly readInto: (name: string, into: Uint8Array) => Effect.Effect<void, CheckpointRefused>
+}
+
+/** A model's parts as an export reads them: its spec, the files it came with, and each part's block payload by part name. */
+export type ModelParts<E> = {
+  readonly spec: FamilySpec
+  /** `config.json` and the tokenizer's files, byte for byte as imported. */
+  readonly files: Readonly<Record<string, Uint8Array>>
+  readonly part: (name: string) => Effect.Effect<Uint8Array, E>
 }

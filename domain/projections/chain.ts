@@ -1,6 +1,5 @@
 import { Schema } from "effect"
-import { BlockAppendedData, newEvent, type NewEvent } from "../ledger/events.ts"
-import { ModelSpec } from "../model/spec.ts"
+import { BlockAppendedData, newEvent, PublishedSpec, type NewEvent } from "../ledger/events.ts"
 import { GENESIS_COVENANT, GENESIS_HASH } from "../ledger/genesis.ts"
 import type { Projection } from "./projection.ts"
 import { schemaCodec } from "./state-codec.ts"
@@ -13,7 +12,7 @@ const BlockEntry = Schema.Struct({ ...BlockAppendedData.fields, seq: Seq, at: Sc
 
 const ChainStateSchema = Schema.Struct({
   chainA: Schema.mutable(Schema.Array(Schema.Struct({ seq: Seq, type: Schema.String, hash: Schema.String, at: Schema.String }))),
-  specs: Schema.Map({ key: Schema.String, value: ModelSpec }),
+  specs: Schema.Map({ key: Schema.String, value: PublishedSpec }),
   blocks: Schema.Map({ key: Schema.String, value: BlockEntry }),
   chainB: Schema.mutable(Schema.Array(Schema.String)),
   checkpoints: Schema.mutable(Schema.Array(Schema.String))
@@ -22,7 +21,7 @@ const ChainStateSchema = Schema.Struct({
 export type ChainState = {
   readonly chainA: ChainAEntry[]
   /** Model specs by the hash of the event that published them: blocks depend on that hash. */
-  readonly specs: Map<string, ModelSpec>
+  readonly specs: Map<string, PublishedSpec>
   readonly blocks: Map<string, BlockEntry>
   /** Chain B in append order. */
   readonly chainB: string[]
@@ -68,7 +67,7 @@ export const ChainProjection: Projection<ChainState, unknown> = {
     specs: [...s.specs.entries()],
     chainB: s.chainB.map((h) => s.blocks.get(h))
   }),
-  snapshot: schemaCodec(2, ChainStateSchema)
+  snapshot: schemaCodec(3, ChainStateSchema)
 }
 
 /** Seal the genesis covenant into an empty log; a log that has chain A already needs nothing. */

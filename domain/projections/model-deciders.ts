@@ -2,6 +2,7 @@ import { Either, Schema } from "effect"
 import { canonicalize } from "../ledger/jcs.ts"
 import { newEvent, type BlockAppendedData, type EventData, type NewEvent } from "../ledger/events.ts"
 import type { ModelSpec } from "../model/spec.ts"
+import { splitImportedPart, type ImportedSpec } from "../model/families/imported-spec.ts"
 import type { ModelState } from "./model.ts"
 
 export const ModelRefusalKind = Schema.Literal("OtherModel", "NoSpec", "NotGenesis", "StaleBase", "Empty")
@@ -29,6 +30,30 @@ export const decidePublishGenesis = (s: ModelState, blocks: ReadonlyArray<BlockA
   const specHash = s.spec.hash
   const foreign = blocks.find((b) => b.dependsOn.length !== 1 || b.dependsOn[0] !== specHash)
   if (foreign) return refuse("NotGenesis", `block ${foreign.name} does not depend on the published spec ${specHash} alone`)
+  return Either.right(blocks.filter((b) => !s.current.has(b.name)).map((b) => newEvent("BlockAppended", b)))
+}
+
+/** Publish an imported model's spec on chain A, once per name; the same name with another spec is refused. */
+export const decidePublishImported = (s: ModelState, spec: ImportedSpec): Either.Either<ReadonlyArray<NewEvent>, ModelRefused> => {
+  const known = s.imported.get(spec.name)
+  if (known === undefined) return Either.right([newEvent("ModelSpecPublished", { spec })])
+  if (canonicalize(known.spec) === canonicalize(spec)) return nothing
+  return refuse("OtherModel", `the ledger already holds a model named ${spec.name} (spec ${known.hash}) with other weights or files; import it under another name`)
+}
+
+/**
+ * Append an imported model's blocks that are not on chain B yet, in one append: each named for a
+ * part of that model and depending on its published spec alone. An import cut off after its spec,
+ * or run twice, finishes without recording anything twice; other weights under the same name
+ * (same config and tokenizer) are refused.
+ */
+export const decideAppendImported = (s: ModelState, model: string, blocks: ReadonlyArray<BlockAppendedData>): Either.Either<ReadonlyArray<NewEvent>, ModelRefused> => {
+  const spec = s.imported.get(model)
+  if (spec === undefined) return refuse("NoSpec", `the ledger holds no model named ${model}: publish its spec first`)
+  const foreign = blocks.find((b) => splitImportedPart(b.name)?.model !== model || b.dependsOn.length !== 1 || b.dependsOn[0] !== spec.hash)
+  if (foreign) return refuse("NotGenesis", `block ${foreign.name} is not a part of ${model} depending on its spec ${spec.hash} alone`)
+  const other = blocks.find((b) => s.current.has(b.name) && s.current.get(b.name)!.payload !== b.payload)
+  if (other) return refuse("OtherModel", `the ledger already holds ${other.name} with other weights; import this checkpoint under another name`)
   return Either.right(blocks.filter((b) => !s.current.has(b.name)).map((b) => newEvent("BlockAppended", b)))
 }
 

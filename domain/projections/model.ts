@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { ModelSpec, parsePartName } from "../model/spec.ts"
+import { ImportedSpec, splitImportedPart } from "../model/families/imported-spec.ts"
 import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
 import type { Projection } from "./projection.ts"
 import { completedCodec, schemaCodec } from "./state-codec.ts"
@@ -8,6 +9,8 @@ export type PartVersion = { readonly block: string; readonly seq: number; reason
 
 export type ModelState = {
   spec: { readonly hash: string; readonly spec: ModelSpec } | undefined
+  /** Imported open models by name, each with the hash of the event that published it: their blocks depend on it. */
+  readonly imported: Map<string, { readonly hash: string; readonly spec: ImportedSpec }>
   /** The block (and its payload) each part name currently resolves to: chain B holds only accepted weights. */
   readonly current: Map<string, { readonly block: string; readonly payload: string }>
   /** Every version of each part, oldest first (chain B order), with why it became current. */
@@ -21,6 +24,7 @@ export type ModelState = {
 /** What a snapshot stores: `versions` only indexes the entries of `history`, so it is rebuilt. */
 const StoredModel = Schema.Struct({
   spec: Schema.NullOr(Schema.Struct({ hash: Schema.String, spec: ModelSpec })),
+  imported: Schema.Map({ key: Schema.String, value: Schema.Struct({ hash: Schema.String, spec: ImportedSpec }) }),
   current: Schema.Map({ key: Schema.String, value: Schema.Struct({ block: Schema.String, payload: Schema.String }) }),
   history: Schema.Map({
     key: Schema.String,
@@ -44,6 +48,7 @@ const indexVersions = (history: ModelState["history"]): Map<string, PartVersion>
 }
 
 export const GENESIS_REASON = "genesis weights from the published spec"
+export const IMPORT_REASON = "imported from a checkpoint"
 
 /** Why a training run's blocks became current, as its `ExpertUpdated` records say. */
 export const trainingReason = (t: EventData<"ModelTrained">) =>
@@ -57,17 +62,20 @@ export const trainingReason = (t: EventData<"ModelTrained">) =>
  */
 export const ModelProjection: Projection<ModelState, unknown> = {
   name: "model",
-  initial: () => ({ spec: undefined, current: new Map(), history: new Map(), recorded: new Map(), versions: new Map() }),
+  initial: () => ({ spec: undefined, imported: new Map(), current: new Map(), history: new Map(), recorded: new Map(), versions: new Map() }),
   evolve: (s, e) => {
     switch (e.type) {
       case "ModelSpecPublished":
-        s.spec = { hash: e.envelope.hash, spec: e.data.spec }
+        if (e.data.spec.family === "blyan-moe") s.spec = { hash: e.envelope.hash, spec: e.data.spec }
+        else s.imported.set(e.data.spec.name, { hash: e.envelope.hash, spec: e.data.spec })
         break
       case "BlockAppended": {
         s.current.set(e.data.name, { block: e.data.hash, payload: e.data.payload })
         const h = s.history.get(e.data.name) ?? []
         const genesis = s.spec !== undefined && e.data.dependsOn.includes(s.spec.hash)
-        const version = { block: e.data.hash, seq: e.envelope.seq, reason: genesis ? GENESIS_REASON : "appended" }
+        const origin = splitImportedPart(e.data.name)
+        const imported = origin !== undefined && e.data.dependsOn.includes(s.imported.get(origin.model)?.hash ?? "")
+        const version = { block: e.data.hash, seq: e.envelope.seq, reason: genesis ? GENESIS_REASON : imported ? IMPORT_REASON : "appended" }
         h.push(version)
         s.history.set(e.data.name, h)
         s.versions.set(e.data.hash, version)
@@ -92,11 +100,11 @@ export const ModelProjection: Projection<ModelState, unknown> = {
     }
     return s
   },
-  view: (s) => ({ spec: s.spec, current: [...s.current.entries()], history: [...s.history.entries()] }),
+  view: (s) => ({ spec: s.spec, imported: [...s.imported.entries()], current: [...s.current.entries()], history: [...s.history.entries()] }),
   snapshot: completedCodec(
-    schemaCodec(1, StoredModel),
+    schemaCodec(2, StoredModel),
     (m) => ({ ...m, spec: m.spec ?? undefined, versions: indexVersions(m.history) }),
-    (s) => ({ spec: s.spec ?? null, current: s.current, history: s.history, recorded: s.recorded })
+    (s) => ({ spec: s.spec ?? null, imported: s.imported, current: s.current, history: s.history, recorded: s.recorded })
   )
 }
 

@@ -22,7 +22,7 @@ const importAll = (dir: string) =>
     Effect.gen(function* () {
       const plan = yield* planCheckpoint(yield* openHfCheckpoint(dir))
       // The payload is only lent to the sink: kept here as a copy.
-      return { ...plan, parts: yield* plan.readParts((part, payload, bytes) => Effect.succeed({ part, payload: payload.slice(), bytes })) }
+      return { ...plan, parts: yield* plan.readParts((p) => Effect.succeed({ ...p, payload: p.payload.slice() })) }
     })
   )
 

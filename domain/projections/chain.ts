@@ -73,5 +73,11 @@ export const ChainProjection: Projection<ChainState, unknown> = {
 /** Seal the genesis covenant into an empty log; a log that has chain A already needs nothing. */
 export const decideGenesis = (s: ChainState): ReadonlyArray<NewEvent> => (s.chainA.length === 0 ? [newEvent("GenesisCovenantSealed", GENESIS_COVENANT)] : [])
 
-/** The blobs the log refers to: every block's payload and every round's checkpoint. A blob outside this set is an orphan. */
-export const referencedPayloads = (s: ChainState): ReadonlySet<string> => new Set([...[...s.blocks.values()].map((b) => b.payload), ...s.checkpoints])
+/** The blobs the log refers to: every block's payload, every round's checkpoint, every imported model's files. A blob outside this set is an orphan. */
+export const referencedPayloads = (s: ChainState): ReadonlySet<string> =>
+  new Set([
+    ...[...s.blocks.values()].map((b) => b.payload),
+    ...s.checkpoints,
+    // An imported model's config and tokenizer files.
+    ...[...s.specs.values()].flatMap((spec) => ("files" in spec ? Object.values(spec.files) : []))
+  ])

@@ -9,25 +9,7 @@ import { homeConfig, setting } from "../config.ts"
 import { localKey } from "../identity.ts"
 import { existingLedgerKey } from "../ledger.ts"
 import { registerOwnKey } from "./contributor-handlers.ts"
-
-/** A progress bar on stderr when it is a terminal, a line every tenth of the run otherwise. */
-const progressBar = (total: number, label: string) => {
-  const tty = process.stderr.isTTY
-  let last = -1
-  return {
-    step: (step: number, loss: number) => {
-      const pct = Math.floor((step / total) * 100)
-      if (tty) {
-        const filled = Math.round((step / total) * 30)
-        process.stderr.write(`\r${label} [${"#".repeat(filled)}${".".repeat(30 - filled)}] ${step}/${total} loss ${loss.toFixed(4)}`)
-      } else if (Math.floor(pct / 10) !== last) {
-        last = Math.floor(pct / 10)
-        process.stderr.write(`${label} ${step}/${total} loss ${loss.toFixed(4)}\n`)
-      }
-    },
-    done: () => tty && process.stderr.write("\n")
-  }
-}
+import { progressBar } from "./output.ts"
 
 /** Train on `texts` with this machine's contributor key, showing progress under `label`; the report and that key. */
 export const trainHere = <E = never, R = never>(
@@ -47,7 +29,7 @@ export const trainHere = <E = never, R = never>(
             registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
           )
     const bar = progressBar(settings.steps, label)
-    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, bar.step, takeStep, run)
+    const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, (step, loss) => bar.step(step, `loss ${loss.toFixed(4)}`), takeStep, run)
     bar.done()
     return { report, contributor: key.publicKey }
   })

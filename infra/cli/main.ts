@@ -9,14 +9,14 @@ import { improveCommand, submitCommand } from "./pol-commands.ts"
 import { contributorsCommand } from "./contributor-commands.ts"
 import { proofCommand, verifyCommand } from "./proof-commands.ts"
 import { upCommand } from "./up.ts"
-import { chatCommand, exportCommand, trainCommand } from "./model-commands.ts"
+import { chatCommand, exportCommand, importCommand, trainCommand } from "./model-commands.ts"
 import { planCommand } from "./plan-commands.ts"
 import { CliFailure, ExitCode, exitCodeOf } from "./output.ts"
 import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
-  Command.withSubcommands([initCommand, upCommand, nodeCommand, validatorCommand, witnessCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, submitCommand, improveCommand, exportCommand, planCommand])
+  Command.withSubcommands([initCommand, upCommand, nodeCommand, validatorCommand, witnessCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, submitCommand, improveCommand, importCommand, exportCommand, planCommand])
 )
 
 /** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */

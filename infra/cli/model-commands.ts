@@ -1,5 +1,6 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import { ExitCode, fail } from "./output.ts"
 import { natsOption } from "./node.ts"
 import { jsonOption, ledgerOptions } from "./options.ts"
 
@@ -10,9 +11,41 @@ const expertOption = Options.text("expert").pipe(Options.optional, Options.withD
 const outOption = Options.text("out").pipe(Options.optional, Options.withDescription("output .safetensors file"))
 const onnxOption = Options.text("onnx").pipe(Options.optional, Options.withDescription("directory for the model's ONNX graphs"))
 
-export const exportCommand = Command.make("export", { ...ledgerOptions, json: jsonOption, expert: expertOption, out: outOption, onnx: onnxOption }, (args) =>
-  Effect.flatMap(handlers, (h) => h.exportModel(args))
-).pipe(Command.withDescription("export a part's weights as safetensors, or the model's graphs as ONNX"))
+/** The checkpoint handlers load only when a checkpoint command runs. */
+const checkpointHandlers = Effect.promise(() => import("./checkpoint-handlers.ts"))
+
+const hfOption = (what: string) => Options.directory("hf").pipe(Options.withDescription(what))
+const modelOption = Options.text("model").pipe(Options.withDescription("an imported model's name"))
+
+export const exportCommand = Command.make(
+  "export",
+  {
+    ...ledgerOptions,
+    json: jsonOption,
+    expert: expertOption,
+    out: outOption,
+    onnx: onnxOption,
+    hf: hfOption("write an imported model into this directory in the Hugging Face layout (with --model)").pipe(Options.optional),
+    model: modelOption.pipe(Options.optional)
+  },
+  ({ hf, model, ...args }) =>
+    Effect.gen(function* () {
+      if (Option.isNone(hf) && Option.isNone(model)) return yield* Effect.flatMap(handlers, (h) => h.exportModel(args))
+      if (Option.isNone(hf) || Option.isNone(model)) return yield* fail("--hf DIR and --model NAME go together", ExitCode.usage)
+      return yield* Effect.flatMap(checkpointHandlers, (h) => h.exportHf({ json: args.json, hf: hf.value, model: model.value }))
+    })
+).pipe(Command.withDescription("export a part's weights as safetensors, the model's graphs as ONNX, or an imported model in the Hugging Face layout"))
+
+export const importCommand = Command.make(
+  "import",
+  {
+    ...ledgerOptions,
+    json: jsonOption,
+    hf: hfOption("a checkpoint directory in the Hugging Face layout: config.json, safetensors shards (with their index), tokenizer.json"),
+    name: Options.text("name").pipe(Options.optional, Options.withDescription("the model's name on the ledger (default: the directory's)"))
+  },
+  (args) => Effect.flatMap(checkpointHandlers, (h) => h.importModel(args))
+).pipe(Command.withDescription("import an open MoE checkpoint (Mixtral, Qwen3-MoE): a spec and one block per part, each in its stored dtype"))
 
 const maxTokensOption = Options.integer("max-tokens").pipe(Options.withDefault(64), Options.withDescription("bytes to generate"))
 const temperatureOption = Options.float("temperature").pipe(Options.withDefault(0.8), Options.withDescription("0 for greedy"))

@@ -39,3 +39,23 @@ export const exitCodeOf = (e: { readonly _tag: string }): number => {
   if (e._tag === "StoreFailure") return (e as { readonly seq?: number }).seq === undefined ? ExitCode.unavailable : ExitCode.integrity
   return byTag[e._tag] ?? ExitCode.refused
 }
+
+/** A progress bar on stderr when it is a terminal, a line every tenth of the run otherwise; `note` follows the count. */
+export const progressBar = (total: number, label: string, unit: (n: number) => string = String) => {
+  const tty = process.stderr.isTTY
+  let last = -1
+  return {
+    step: (done: number, note = "") => {
+      const pct = total === 0 ? 100 : Math.floor((done / total) * 100)
+      const line = `${unit(done)}/${unit(total)}${note === "" ? "" : ` ${note}`}`
+      if (tty) {
+        const filled = total === 0 ? 30 : Math.round((done / total) * 30)
+        process.stderr.write(`\r${label} [${"#".repeat(filled)}${".".repeat(30 - filled)}] ${line}`)
+      } else if (Math.floor(pct / 10) !== last) {
+        last = Math.floor(pct / 10)
+        process.stderr.write(`${label} ${line}\n`)
+      }
+    },
+    done: () => tty && process.stderr.write("\n")
+  }
+}

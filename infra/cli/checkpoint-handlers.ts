@@ -4,14 +4,11 @@
  * (registered by this machine's ledger key when it holds one), and back out byte for byte.
  */
 import * as path from "node:path"
-import { Console, Effect, Option } from "effect"
+import { Effect, Option } from "effect"
 import { importCheckpoint, modelParts } from "../../actors/checkpoint-import.ts"
 import { openHfCheckpoint } from "../../adapters/checkpoint/hf-directory.ts"
 import { exportHfCheckpoint } from "../../adapters/checkpoint/hf-export.ts"
-import { homeConfig, setting } from "../config.ts"
-import { localKey } from "../identity.ts"
-import { existingLedgerKey } from "../ledger.ts"
-import { registerOwnKey } from "./contributor-handlers.ts"
+import { thisMachineSigner } from "./contributor-handlers.ts"
 import { emit, progressBar } from "./output.ts"
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`
@@ -21,14 +18,7 @@ const nameOf = (dir: string) => path.basename(path.resolve(dir)).replace(/[^A-Za
 
 export const importModel = ({ json, hf, name }: { readonly json: boolean; readonly hf: string; readonly name: Option.Option<string> }) =>
   Effect.gen(function* () {
-    const key = yield* localKey(yield* setting(homeConfig), "contributor")
-    const { key: registrar } = yield* existingLedgerKey
-    const register =
-      registrar === undefined
-        ? undefined
-        : Effect.flatMap(registerOwnKey(key.publicKey, registrar), (registered) =>
-            registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
-          )
+    const { key, register } = yield* thisMachineSigner
     const model = Option.getOrElse(name, () => nameOf(hf))
     const report = yield* Effect.scoped(
       Effect.gen(function* () {

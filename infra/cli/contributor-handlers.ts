@@ -1,5 +1,5 @@
 /** What the contributors commands do. Loaded when one of them runs (see contributor-commands.ts). */
-import { Effect, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { contributors, registerContributor, revokeContributor } from "../../actors/contributors.ts"
 import { ContributorsProjection, contributorProblem } from "../../domain/projections/contributors.ts"
 import { existingLedgerKey } from "../ledger.ts"
@@ -50,3 +50,19 @@ export const registerOwnKey = (publicKey: string, registrar: KeyPair) =>
     if ((yield* contributors).has(publicKey)) return false
     return (yield* registerContributor(publicKey, registrar, "this machine's contributor key")) !== undefined
   })
+
+/**
+ * This machine's contributor key, and how it gets registered before blocks signed with it are
+ * recorded: by this machine's ledger key when it holds one (else the ledger must know the key).
+ */
+export const thisMachineSigner = Effect.gen(function* () {
+  const key = yield* localKey(yield* setting(homeConfig), "contributor")
+  const { key: registrar } = yield* existingLedgerKey
+  const register =
+    registrar === undefined
+      ? undefined
+      : Effect.flatMap(registerOwnKey(key.publicKey, registrar), (registered) =>
+          registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
+        )
+  return { key, register }
+})

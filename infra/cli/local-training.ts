@@ -3,12 +3,9 @@
  * the blocks are signed with this machine's contributor key, which this machine's ledger key (when
  * it holds one) registers once there is something to record; progress on stderr.
  */
-import { Console, Effect } from "effect"
+import { Effect } from "effect"
 import { trainOnLedger, type TakeStep, type TrainingRun, type TrainReport, type TrainSettings } from "../../actors/trainer.ts"
-import { homeConfig, setting } from "../config.ts"
-import { localKey } from "../identity.ts"
-import { existingLedgerKey } from "../ledger.ts"
-import { registerOwnKey } from "./contributor-handlers.ts"
+import { thisMachineSigner } from "./contributor-handlers.ts"
 import { progressBar } from "./output.ts"
 
 /** Train on `texts` with this machine's contributor key, showing progress under `label`; the report and that key. */
@@ -20,14 +17,7 @@ export const trainHere = <E = never, R = never>(
   run?: TrainingRun
 ) =>
   Effect.gen(function* () {
-    const key = yield* localKey(yield* setting(homeConfig), "contributor")
-    const { key: registrar } = yield* existingLedgerKey
-    const register =
-      registrar === undefined
-        ? undefined
-        : Effect.flatMap(registerOwnKey(key.publicKey, registrar), (registered) =>
-            registered ? Console.error(`registered this machine's contributor key ${key.publicKey} with the ledger key`) : Effect.void
-          )
+    const { key, register } = yield* thisMachineSigner
     const bar = progressBar(settings.steps, label)
     const report = yield* trainOnLedger(texts, settings, { seed: key.seed, register }, (step, loss) => bar.step(step, `loss ${loss.toFixed(4)}`), takeStep, run)
     bar.done()

@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Either } from "effect"
+import { Effect, Either, Exit } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { importCheckpoint, modelParts } from "../../actors/checkpoint-import.ts"
 import { registerContributor } from "../../actors/contributors.ts"
@@ -19,7 +19,7 @@ import { tinyMixtralConfig, tinyQwen3MoeConfig } from "../support/family-weights
 import { writeHfCheckpoint } from "../support/hf-checkpoint.ts"
 import { contributorSeed, testLedgerKey, testTrust } from "../support/ledger.ts"
 import { logOf } from "../support/log.ts"
-import { freshLedger } from "../support/stores.ts"
+import { crashingAfter, freshLedger } from "../support/stores.ts"
 import { tempDir } from "../support/tmp.ts"
 
 const root = tempDir("blyan-import-ledger-")
@@ -76,6 +76,23 @@ describe("an imported model on the ledger", () => {
         })
       )
       expect(fs.readFileSync(path.join(out, "config.json")).equals(fs.readFileSync(path.join(qwen.dir, "config.json")))).toBe(true)
+    })
+  )
+
+  it.scoped("killed after its spec and before its blocks, the import run again finishes it: each block once, the log auditing clean", () =>
+    Effect.gen(function* () {
+      const { events, blobs } = yield* ledger
+      const c = checkpoint(tinyQwen3MoeConfig)
+      const killed = yield* Effect.exit(importDir(c.dir, "tiny").pipe(Effect.provideService(EventStore, crashingAfter(events, 1)), Effect.provideService(BlobStore, blobs)))
+      expect(Exit.isFailure(killed)).toBe(true)
+      const on = <A, E>(eff: Effect.Effect<A, E, EventStore | BlobStore>) => eff.pipe(Effect.provideService(EventStore, events), Effect.provideService(BlobStore, blobs))
+      expect((yield* on(foldStream("*", ModelProjection))).state.imported.has("tiny")).toBe(true)
+      const finished = yield* on(importDir(c.dir, "tiny"))
+      expect(finished.appended).toBe(finished.blocks)
+      const log = yield* logOf(events, 0)
+      expect(log.filter((e) => e.type === "BlockAppended" && (e.data as { name: string }).name.startsWith("tiny/")).length).toBe(finished.blocks)
+      expect(log.filter((e) => e.type === "ModelSpecPublished").length).toBe(2)
+      expect((yield* on(auditLedger(testTrust))).replay.firstBad).toBeUndefined()
     })
   )
 

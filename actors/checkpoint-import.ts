@@ -14,7 +14,7 @@ import { Streams } from "../domain/ledger/streams.ts"
 import { blockHeader } from "../domain/model/blocks.ts"
 import { ImportedSpec, importedPart } from "../domain/model/families/imported-spec.ts"
 import { requireWriter } from "../domain/projections/contributors.ts"
-import { ModelProjection } from "../domain/projections/model.ts"
+import { importedModelOf, ModelProjection } from "../domain/projections/model.ts"
 import { decideAppendImported, decidePublishImported } from "../domain/projections/model-deciders.ts"
 import { foldStream, handleCommand } from "./command.ts"
 import { BlockWritersView, requireKnownWriter } from "./contributors.ts"
@@ -137,11 +137,7 @@ export const modelParts = (name: string) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
     const { state } = yield* foldStream("*", ModelProjection)
-    const model = state.imported.get(name)
-    if (model === undefined) {
-      const known = [...state.imported.keys()]
-      return yield* refused(`the ledger holds no imported model named ${JSON.stringify(name)}${known.length === 0 ? "" : ` (it holds ${known.join(", ")})`}`)
-    }
+    const model = yield* Either.mapLeft(importedModelOf(state, name), (why) => refused(why))
     const files: Record<string, Uint8Array> = {}
     for (const [file, hash] of Object.entries(model.spec.files)) files[file] = yield* blobs.get(hash)
     const part = (p: string): Effect.Effect<Uint8Array, CheckpointRefused | BlobNotFound | BlobCorrupted | BlobStoreFailure> => {

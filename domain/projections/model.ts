@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import { ModelSpec, parsePartName } from "../model/spec.ts"
 import { ImportedSpec, splitImportedPart } from "../model/families/imported-spec.ts"
 import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
@@ -126,3 +126,11 @@ export const expertsPendingUpdate = (s: ModelState): ReadonlyArray<string> =>
 
 /** Whether the model is still its genesis weights: a published spec and no part with a second version. */
 export const untrained = (s: ModelState): boolean => s.spec !== undefined && [...s.history.values()].every((versions) => versions.length === 1)
+
+/** The imported model named `name`, or why the ledger has none (naming those it has). */
+export const importedModelOf = (s: ModelState, name: string): Either.Either<{ readonly hash: string; readonly spec: ImportedSpec }, string> => {
+  const model = s.imported.get(name)
+  if (model !== undefined) return Either.right(model)
+  const known = [...s.imported.keys()]
+  return Either.left(`the ledger holds no imported model named ${JSON.stringify(name)}${known.length === 0 ? "" : ` (it holds ${known.join(", ")})`}`)
+}

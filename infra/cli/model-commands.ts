@@ -62,6 +62,7 @@ export const chatCommand = Command.make(
     seed: seedOption,
     nats: natsOption("chat with the network's router instead of running the model here").pipe(Options.optional),
     prove: Options.boolean("prove").pipe(Options.withDescription("attach proofs that every block the answer names is on the log: a signed tree head and an inclusion proof per block (check them with `blyan verify --answer`)")),
+    model: Options.text("model").pipe(Options.optional, Options.withDescription("an imported model's name (`blyan import --hf`), run here; default: the built-in model")),
     prompt: promptArg
   },
   (args) => Effect.flatMap(handlers, (h) => h.chatWithModel(args))

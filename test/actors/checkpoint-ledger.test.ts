@@ -3,6 +3,11 @@ import * as path from "node:path"
 import { Effect, Either, Exit } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { importCheckpoint, modelParts } from "../../actors/checkpoint-import.ts"
+import { chatImported } from "../../actors/family-chat.ts"
+import { generateFamily } from "../../domain/model/families/generate.ts"
+import { loadTokenizer } from "../../domain/model/families/tokenizer.ts"
+import { buildFamilyGraphs } from "../../domain/model/onnx/families.ts"
+import { TestExecutor } from "../domain/model/support.ts"
 import { registerContributor } from "../../actors/contributors.ts"
 import { auditLedger } from "../../actors/auditor.ts"
 import { foldStream } from "../../actors/command.ts"
@@ -76,6 +81,25 @@ describe("an imported model on the ledger", () => {
         })
       )
       expect(fs.readFileSync(path.join(out, "config.json")).equals(fs.readFileSync(path.join(qwen.dir, "config.json")))).toBe(true)
+    })
+  )
+
+  it.scoped("chat with an imported model: its own tokenizer, the tokens the checkpoint's weights give, each token and layer attributed to the model's expert blocks", () =>
+    Effect.gen(function* () {
+      const { on } = yield* ledger
+      const c = checkpoint(tinyQwen3MoeConfig, { dtype: "F32" })
+      yield* on(importDir(c.dir, "tiny-qwen"))
+      const options = { maxTokens: 6, temperature: 0, seed: 3 }
+      const answer = yield* on(chatImported("tiny-qwen", "the theater", options).pipe(Effect.provide(TestExecutor)))
+      const tokenizer = Either.getOrThrow(loadTokenizer(fs.readFileSync(path.join(c.dir, "tokenizer.json")), fs.readFileSync(path.join(c.dir, "tokenizer_config.json")), c.spec.vocab))
+      const direct = yield* generateFamily(c.spec, buildFamilyGraphs(c.spec), c.weights, tokenizer.encode("the theater"), options).pipe(Effect.provide(TestExecutor))
+      expect(answer.tokens).toEqual(direct.tokens)
+      expect(answer.text).toBe(tokenizer.decode(direct.tokens))
+      const { state } = yield* on(foldStream("*", ModelProjection))
+      expect(answer.experts).toHaveLength(direct.tokens.length * c.spec.layers * c.spec.topK)
+      for (const e of answer.experts) expect(e.block).toBe(state.current.get(`tiny-qwen/layer${e.layer}.expert${e.expert}`)!.block)
+      const unknown = yield* on(Effect.either(chatImported("nope", "x", options)).pipe(Effect.provide(TestExecutor)))
+      expect(Either.isLeft(unknown) && unknown.left.message).toBe(`the ledger holds no imported model named "nope" (it holds tiny-qwen)`)
     })
   )
 

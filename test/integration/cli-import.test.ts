@@ -41,6 +41,11 @@ describe("blyan import --hf and export --hf", () => {
       expect(tensorsIn(out)).toEqual(tensorsIn(c.dir))
       for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(c.dir, f)))).toBe(true)
     }
+    const chat = await blyan(["chat", "the theater", "--model", "tiny-qwen", "--max-tokens", "5", "--temperature", "0", "--json", "--data", data], env)
+    expect(chat.code, chat.stderr).toBe(0)
+    const answer = JSON.parse(chat.stdout) as { text: string; tokens: number[]; experts: Array<{ token: number; layer: number; block: string }> }
+    expect(answer.tokens).toHaveLength(5)
+    expect(answer.experts).toHaveLength(5 * tinyQwen3MoeConfig.num_hidden_layers * tinyQwen3MoeConfig.num_experts_per_tok)
     const audit = await blyan(["audit", "--json", "--data", data], env)
     expect(audit.code, audit.stderr).toBe(0)
     expect(JSON.parse(audit.stdout)).toMatchObject({ ok: true, orphans: 0, badBlobs: [] })
@@ -57,7 +62,9 @@ describe("blyan import --hf and export --hf", () => {
       [["import", "--hf", nan.dir], 1, `tensor "model.layers.1.mlp.gate.weight" (of layer1.router) holds NaN or infinity at value 2`],
       [["import", "--hf", path.join(root, "absent")], 1, "does not exist"],
       [["export", "--hf", path.join(root, "out")], 2, "--hf DIR and --model NAME go together"],
-      [["export", "--hf", path.join(root, "out"), "--model", "nope"], 1, `the ledger holds no imported model named "nope"`]
+      [["export", "--hf", path.join(root, "out"), "--model", "nope"], 1, `the ledger holds no imported model named "nope"`],
+      [["chat", "hi", "--model", "nope"], 1, `the ledger holds no imported model named "nope"`],
+      [["chat", "hi", "--model", "nope", "--nats", "nats://127.0.0.1:4222"], 2, "--model runs an imported model here"]
     ]
     for (const [args, code, message] of cases) {
       const r = await blyan([...args, "--data", data], env)

@@ -125,10 +125,10 @@ describe("a training step through a pipeline of three stages (1F1B, four microba
       yield* serveStageWork("b2", transport).pipe(Effect.provideService(Bus, bus))
       const weights = randomWeights(spec, 3, 0.4)
       const step = { graphs, weights, state: initAdamW(), stages, nodes: ["b0", "b1", "b2"], batch, microbatches: 4, config: defaultAdamW, epoch: "e1", round: "stall", transport, deadlineMs: 60_000 }
-      // Stage 1 starts late: stage 0's first activations fill its inbox meanwhile.
+      // Stage 1 starts late: stage 0's first activations fill its inbox meanwhile (late enough for a loaded machine; a full inbox is waited on for 5 s).
       const late: BusApi = {
         ...bus,
-        request: (subject, data, options) => (subject.endsWith(".stage.1.go") ? Effect.zipRight(Effect.sleep("300 millis"), bus.request(subject, data, options)) : bus.request(subject, data, options))
+        request: (subject, data, options) => (subject.endsWith(".stage.1.go") ? Effect.zipRight(Effect.sleep("1500 millis"), bus.request(subject, data, options)) : bus.request(subject, data, options))
       }
       const piped = yield* pipelineStep(step).pipe(Effect.provideService(Bus, late))
       const alone = yield* trainStep(graphs, weights, initAdamW(), batch, defaultAdamW)

@@ -1,7 +1,8 @@
 /**
  * The network's router, hosted by the process that holds the store: it answers chat requests
- * (`Subjects.chat`) by running embeddings, attention and routers here and every expert on the
- * nodes (see `remoteExperts`); it keeps the nodes' latest heartbeats for load-aware choice, bans
+ * (`Subjects.chat`) with the model they name (default: the one published last, built-in or
+ * imported) by running embeddings, attention and routers here and every expert on the nodes
+ * (see `remoteExperts`); it keeps the nodes' latest heartbeats for load-aware choice, bans
  * a node that keeps failing (for a while) or that a spot-check caught (for good, with the
  * evidence), and records each answer's receipts and failures (`InferenceServed`) and the nodes'
  * earnings (`RewardPaid`). `askChat` is a client's side.
@@ -12,17 +13,21 @@ import { Bus } from "../domain/ports/bus.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import type { BlobStore } from "../domain/ports/blob-store.ts"
 import type { ModelRunner } from "../domain/ports/model-runner.ts"
+import type { Executor } from "../domain/ports/executor.ts"
 import { newEvent } from "../domain/ledger/events.ts"
 import { Streams } from "../domain/ledger/streams.ts"
 import { makePrng } from "../domain/model/prng.ts"
+import { makeExpertModels, type ExpertModel } from "../domain/model/expert-models.ts"
 import { expertPart } from "../domain/model/spec.ts"
 import type { Receipt } from "../domain/network/receipts.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { ChatRequest } from "../domain/network/chat-request.ts"
 import type { NodesState } from "../domain/projections/nodes.ts"
+import { chooseModel, type ChosenModel } from "../domain/projections/model.ts"
 import { inferenceOwed } from "../domain/rewards/inference.ts"
 import { payOwed } from "./rewards.ts"
 import { chatWith, type ChatAnswer, type ExpertAttribution, type TokenAttribution } from "./chat.ts"
+import { chatFamilyWith, loadFamilyModel, type FamilyModel } from "./family-chat.ts"
 import { askJson, serveJson } from "./owner-requests.ts"
 import { loadModelOf, type LoadedModel } from "./model-ledger.ts"
 import type { Projector } from "./projector.ts"
@@ -83,15 +88,20 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
     const rng = makePrng(settings.seed)
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
-    // The registry and the model are kept live by the projector: a chat costs nothing of the log's length.
-    let cached: { readonly key: string; readonly model: LoadedModel } | undefined
-    /** The current model, decoded once per set of current blocks. */
-    const currentModel = Effect.gen(function* () {
-      const state = projector.state().model
-      const key = [...state.current.values()].map((c) => c.block).join()
-      if (cached?.key !== key) cached = { key, model: yield* loadModelOf(state) }
-      return cached.model
-    })
+    // The registry and the models are kept live by the projector: a chat costs nothing of the log's length.
+    const cached = new Map<string, { readonly key: number; readonly model: LoadedModel | FamilyModel }>()
+    const expertModels = makeExpertModels()
+    /** The model as the ledger says now, decoded again only when a block has been appended since (an imported one without its experts). */
+    const loaded = (chosen: ChosenModel) =>
+      Effect.gen(function* () {
+        const state = projector.state().model
+        const key = state.versions.size
+        const hit = cached.get(chosen.hash)
+        if (hit?.key === key) return hit.model
+        const model = chosen.kind === "builtin" ? yield* loadModelOf(state) : yield* loadFamilyModel(state, chosen.name, "all but experts")
+        cached.set(chosen.hash, { key, model })
+        return model
+      })
 
     /** With `onToken`, each token is told with its attribution as it is generated. */
     const answer = (req: ChatRequest, onToken?: (token: NetworkToken) => Effect.Effect<void>) =>
@@ -110,15 +120,15 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
             Object.assign(n, { status: "banned", bannedUntil: until, banReason: reason })
             yield* store.append(Streams.node(node), [newEvent("NodeBanned", { node, reason, ...(until === undefined ? {} : { until }) })], "any")
           }).pipe(Effect.catchAll((e) => Effect.logError(`the ban of ${node} was not recorded: ${e.message}`)))
-        const computeFor = (model: LoadedModel) =>
+        const computeFor = (model: ExpertModel, blocks: ReadonlyMap<string, string>) =>
           remoteExperts(bus, {
-            blockOf: (l, e) => model.blocks.get(expertPart(l, e)),
+            blockOf: (l, e) => blocks.get(expertPart(l, e)),
             nodes: () => nodes,
             live,
             outstanding,
             now,
             staleMs: settings.staleMs,
-            width: model.weights.spec.dModel,
+            width: model.width,
             timeoutMs: settings.timeoutMs,
             attempts: settings.attempts,
             hedgeAfterMs: () => Math.min(settings.timeoutMs, Math.max(HEDGE_FLOOR_MS, HEDGE_FACTOR * usualMs)),
@@ -147,7 +157,14 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
           return receipt === undefined ? e : { ...e, receipt }
         }
         const options = { ...req, ...(onToken === undefined ? {} : { onToken: (t: TokenAttribution) => onToken({ ...t, request, experts: t.experts.map(withReceipt) }) }) }
-        const result = yield* Effect.either(Effect.flatMap(currentModel, (model) => chatWith(model, req.prompt, options, computeFor(model))))
+        const result = yield* Effect.either(
+          Effect.gen(function* () {
+            const chosen = yield* Either.mapLeft(chooseModel(projector.state().model, req.model), (message) => new ChatFailed({ message }))
+            const model = yield* loaded(chosen)
+            const compute = computeFor(expertModels(chosen), model.blocks)
+            return "specHash" in model ? yield* chatWith(model, req.prompt, options, compute) : yield* chatFamilyWith(model, req.prompt, options, compute)
+          })
+        )
         yield* record(request, [...receipts.values()], failures, Either.isRight(result) ? result.right.tokens.length : 0)
         if (Either.isLeft(result)) return yield* new ChatFailed({ message: result.left.message })
         return { ...result.right, request, experts: result.right.experts.map(withReceipt) } satisfies NetworkChatAnswer
@@ -168,7 +185,7 @@ export const serveChat = (settings: RouterSettings, projector: Projector) =>
       })
 
     yield* serveJson(Subjects.chat, ChatRequest, (req) => Effect.map(answer(req), (a) => ({ answer: a })))
-    const context = yield* Effect.context<BlobStore | EventStore | ModelRunner>()
+    const context = yield* Effect.context<BlobStore | EventStore | ModelRunner | Executor>()
     return { answer: (req: ChatRequest, onToken?: (token: NetworkToken) => Effect.Effect<void>) => Effect.provide(answer(req, onToken), context) }
   })
 

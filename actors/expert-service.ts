@@ -1,8 +1,8 @@
 /**
- * Experts over the bus. A node's side: `serveExpert` answers forward requests for one expert it
- * holds as a member of the expert's queue group (replicas share the load); `serveLayer` answers
- * requests addressed to the node for any of the experts of a layer it holds now, several in one
- * request. Each answer carries the output rows and a signed receipt per expert. The router's side,
+ * Experts over the bus, of any model (a request names each expert's block). A node's side:
+ * `serveExpert` answers forward requests for one block it holds as a member of the block's queue
+ * group (replicas share the load); `serveLayer` answers requests addressed to the node for any of
+ * the experts of a layer it holds now, several in one request. Each answer carries the output rows and a signed receipt per expert. The router's side,
  * `callExperts`: it asks a node (or whichever replica of one expert answers) and accepts the
  * answer only if every output is well-shaped and finite and carries a receipt the answering
  * node's registered key signed for exactly its request, block, input and output.
@@ -10,10 +10,8 @@
 import { Effect, Either, Schema } from "effect"
 import { Bus } from "../domain/ports/bus.ts"
 import type { Executor } from "../domain/ports/executor.ts"
-import { expertForward } from "../domain/model/forward.ts"
-import type { ModelGraphs } from "../domain/model/onnx/graphs.ts"
+import type { ExpertForward } from "../domain/model/expert-models.ts"
 import { expertPart } from "../domain/model/spec.ts"
-import type { ModelWeights } from "../domain/model/tensor.ts"
 import {
   decodeExpertAnswer,
   decodeExpertRequest,
@@ -36,12 +34,13 @@ export type HostedExpert = {
   readonly expert: number
   /** The block hash of the weights held. */
   readonly block: string
-  readonly graphs: ModelGraphs
-  readonly weights: ModelWeights
+  /** Floats per row in and out. */
+  readonly width: number
+  readonly forward: ExpertForward
 }
 
-/** What a node holds of a layer at the moment it is asked: the hosted expert by number (a hot-swap changes it). */
-export type Holding = (expert: number) => HostedExpert | undefined
+/** What a node holds at the moment it is asked: the hosted expert by block hash (a hot-swap changes it). */
+export type Holding = (block: string) => HostedExpert | undefined
 
 export type NodeIdentity = { readonly node: string; readonly seed: string }
 
@@ -58,15 +57,14 @@ const answerFrom = (layer: number, holding: Holding, identity: NodeIdentity) => 
     const { items, body } = req.right
     const held: HostedExpert[] = []
     for (const item of items) {
-      const part = expertPart(layer, item.expert)
-      const h = holding(item.expert)
-      if (h === undefined) return encodeExpertRefusal(`this node does not serve ${part}`)
-      if (h.block !== item.block) return encodeExpertRefusal(`this node holds block ${h.block} of ${part}, not ${item.block}`)
+      const h = holding(item.block)
+      if (h === undefined || h.layer !== layer || h.expert !== item.expert) return encodeExpertRefusal(`this node does not serve block ${item.block} as ${expertPart(layer, item.expert)}`)
       held.push(h)
     }
     const total = items.reduce((n, i) => n + i.rows, 0)
     if (total > MAX_ROWS) return encodeExpertRefusal(`${total} rows exceed the ${MAX_ROWS} a request may carry`)
-    const width = held[0]!.graphs.spec.dModel
+    const width = held[0]!.width
+    if (held.some((h) => h.width !== width)) return encodeExpertRefusal("a request asks for experts of one model")
     const inputs = splitRows(body, items, width)
     const xs = inputs?.map((input, i) => rowsOf(input, items[i]!.rows, width))
     if (inputs === undefined || xs === undefined || xs.some((x) => x === undefined)) return encodeExpertRefusal(`the input is not ${rowsText(items)} finite rows of ${width} float32`)
@@ -75,7 +73,7 @@ const answerFrom = (layer: number, holding: Holding, identity: NodeIdentity) => 
     for (let i = 0; i < items.length; i++) {
       const { requestId, expert, block, rows } = items[i]!
       const part = expertPart(layer, expert)
-      const output = rowBytes(yield* expertForward(held[i]!.graphs, held[i]!.weights, part, xs[i]!, rows).pipe(Effect.mapError((e) => ({ message: `${part} failed: ${e.message}` }))))
+      const output = rowBytes(yield* held[i]!.forward(xs[i]!, rows).pipe(Effect.mapError((e) => ({ message: `${part} failed: ${e.message}` }))))
       if (rowsOf(output, rows, width) === undefined) return encodeExpertRefusal(`${part} computed a non-finite output`)
       const claim = { requestId, node: identity.node, layer, expert, block, rows, inputDigest: bytesDigest(inputs[i]!), outputDigest: bytesDigest(output) }
       receipts.push(signReceipt(claim, identity.seed))
@@ -94,15 +92,13 @@ const counted = <R>(load: ServiceLoad, answer: (data: Uint8Array) => Effect.Effe
   )
 }
 
-/** Answer forward requests for `hosted` in its queue group until the scope closes. */
+/** Answer forward requests for `hosted` in its block's queue group until the scope closes. */
 export const serveExpert = (hosted: HostedExpert, identity: NodeIdentity, load: ServiceLoad = { queue: 0, served: 0 }) =>
   Effect.gen(function* () {
     const bus = yield* Bus
     const context = yield* Effect.context<Executor>()
-    const answer = counted(load, answerFrom(hosted.layer, (e) => (e === hosted.expert ? hosted : undefined), identity))
-    yield* bus.serve(Subjects.expertForward(hosted.layer, hosted.expert), (request) => Effect.provide(answer(request.data), context), {
-      queue: expertQueue(hosted.layer, hosted.expert)
-    })
+    const answer = counted(load, answerFrom(hosted.layer, (b) => (b === hosted.block ? hosted : undefined), identity))
+    yield* bus.serve(Subjects.expertForward(hosted.block), (request) => Effect.provide(answer(request.data), context), { queue: expertQueue(hosted.block) })
   })
 
 /** Answer forward requests addressed to this node for experts of `layer`, from `holding`, until the scope closes. */
@@ -132,7 +128,7 @@ export type ExpertsCall = {
   readonly timeoutMs: number
   /** The registered public key of a node, if it is registered and not banned. */
   readonly publicKeyOf: (node: string) => string | undefined
-  /** Ask this node; without one, the call is for one expert, whichever replica its queue group picks. */
+  /** Ask this node; without one, the call is for one expert, whichever replica of its block's queue group picks. */
   readonly node?: string
 }
 
@@ -147,7 +143,7 @@ export const callExperts = (call: ExpertsCall) =>
     if (items.length === 0) return []
     if (call.node === undefined && items.length > 1) return yield* refuse("a call to a queue group asks for one expert")
     const inputs = items.map((i) => rowBytes(i.x))
-    const subject = call.node === undefined ? Subjects.expertForward(layer, items[0]!.expert) : Subjects.expertsOn(layer, call.node)
+    const subject = call.node === undefined ? Subjects.expertForward(items[0]!.block) : Subjects.expertsOn(layer, call.node)
     const header = items.map(({ requestId, expert, block, rows }) => ({ requestId, expert, block, rows }))
     const data = yield* bus.request(subject, encodeExpertRequest(header, inputs), { timeoutMs: call.timeoutMs })
     const { receipts, body } = yield* Either.mapLeft(decodeExpertAnswer(data), (e) => refuse(e.message))

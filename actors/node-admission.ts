@@ -9,14 +9,13 @@ import { randomBytes } from "node:crypto"
 import { Effect, Either } from "effect"
 import { BlobStore } from "../domain/ports/blob-store.ts"
 import { Streams } from "../domain/ledger/streams.ts"
-import { ModelProjection, type ModelState } from "../domain/projections/model.ts"
+import { BUILTIN_MODEL } from "../domain/model/families/imported-spec.ts"
+import { chooseModel, ModelProjection, type ChosenModel, type ModelState } from "../domain/projections/model.ts"
 import { NodesProjection, type NodesState } from "../domain/projections/nodes.ts"
 import { sideBySide } from "../domain/projections/projection.ts"
-import { expertForward } from "../domain/model/forward.ts"
-import type { ModelGraphs } from "../domain/model/onnx/graphs.ts"
+import { makeExpertModels, type ExpertModel } from "../domain/model/expert-models.ts"
 import { decodePart } from "../domain/model/safetensors.ts"
-import { expertPart, type ModelSpec } from "../domain/model/spec.ts"
-import { AnnouncementRefused, decideAnnouncement, parseAnnouncement, type Announcement } from "../domain/network/announcement.ts"
+import { AnnouncementRefused, claimedPart, decideAnnouncement, parseAnnouncement, type Announcement } from "../domain/network/announcement.ts"
 import { disagreement } from "../domain/network/agreement.ts"
 import { Subjects } from "../domain/network/subjects.ts"
 import { foldStream, handleCommand } from "./command.ts"
@@ -26,20 +25,19 @@ import { serveOwnerRequests } from "./owner-requests.ts"
 const AnnouncementProjection = sideBySide("announcements", { nodes: NodesProjection, model: ModelProjection })
 
 /** The node computes each expert it claims, on a random row, as the owner does from the block. */
-const checkPossession = (a: Announcement, state: { nodes: NodesState; model: ModelState }, graphsOf: (spec: ModelSpec) => ModelGraphs, timeoutMs: number) =>
+const checkPossession = (a: Announcement, state: { nodes: NodesState; model: ModelState }, expertModels: (m: ChosenModel) => ExpertModel, timeoutMs: number) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
-    const spec = state.model.spec!.spec
-    const graphs = graphsOf(spec)
     const publicKey = state.nodes.get(a.node)!.publicKey
     for (const h of a.hosted) {
-      const part = expertPart(h.layer, h.expert)
+      const part = claimedPart(h)
+      const model = expertModels(yield* Either.mapLeft(chooseModel(state.model, h.model ?? BUILTIN_MODEL), AnnouncementRefused.because))
       const payload = state.model.current.get(part)!.payload
-      const weights = { spec, parts: new Map([[part, yield* decodePart(yield* blobs.get(payload))]]) }
-      const x = Float32Array.from(randomBytes(spec.dModel), (b) => (b - 127.5) / 64)
-      const expected = yield* expertForward(graphs, weights, part, x, 1)
+      const forward = yield* Either.mapLeft(model.runner(h.layer, h.expert, yield* decodePart(yield* blobs.get(payload))), (why) => AnnouncementRefused.because(`block ${h.block.slice(0, 16)}… of ${part}: ${why}`))
+      const x = Float32Array.from(randomBytes(model.width), (b) => (b - 127.5) / 64)
+      const expected = yield* forward(x, 1)
       const answered = yield* Effect.either(
-        callExpert({ requestId: `admission-${randomBytes(8).toString("hex")}`, node: a.node, layer: h.layer, expert: h.expert, block: h.block, rows: 1, x, width: spec.dModel, timeoutMs, publicKeyOf: () => publicKey })
+        callExpert({ requestId: `admission-${randomBytes(8).toString("hex")}`, node: a.node, layer: h.layer, expert: h.expert, block: h.block, rows: 1, x, width: model.width, timeoutMs, publicKeyOf: () => publicKey })
       )
       if (Either.isLeft(answered)) return yield* AnnouncementRefused.because(`node ${a.node} did not compute ${part} with block ${h.block.slice(0, 16)}…: ${answered.left.message}`)
       const differs = disagreement(answered.right.y, expected)
@@ -47,14 +45,16 @@ const checkPossession = (a: Announcement, state: { nodes: NodesState; model: Mod
     }
   })
 
-/** Decide announcements until the scope closes; `graphsOf` compiles the model's graphs (memoised by the caller). */
-export const serveAnnouncements = (graphsOf: (spec: ModelSpec) => ModelGraphs, timeoutMs: number) =>
-  serveOwnerRequests(Subjects.nodeAnnounce, "AnnouncementRefused", (text) =>
+/** Decide announcements until the scope closes. */
+export const serveAnnouncements = (timeoutMs: number) => {
+  const expertModels = makeExpertModels()
+  return serveOwnerRequests(Subjects.nodeAnnounce, "AnnouncementRefused", (text) =>
     Effect.gen(function* () {
       const a = yield* parseAnnouncement(text)
       const { state } = yield* foldStream("*", AnnouncementProjection)
       yield* decideAnnouncement(state.nodes, state.model, a)
-      if (a.kind === "serving") yield* checkPossession(a, state, graphsOf, timeoutMs)
+      if (a.kind === "serving") yield* checkPossession(a, state, expertModels, timeoutMs)
       yield* handleCommand({ stream: Streams.node(a.node), projection: AnnouncementProjection, reads: "log", decide: (s) => decideAnnouncement(s.nodes, s.model, a) })
     })
   )
+}

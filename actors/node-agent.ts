@@ -1,6 +1,7 @@
 /**
  * A GPU node: it registers with its API key and ed25519 identity, keeps a checked replica of the
- * log, fetches the current blocks of the experts it hosts by hash and verifies them, serves their
+ * log, fetches the current blocks of the experts it hosts (of the built-in model or of imported
+ * ones) by hash and verifies them, serves their
  * forward passes, heartbeats its load, swaps in the new block when `ExpertUpdated` names one, and
  * drains when its scope closes. Its lifecycle is `nodeMachine`, hosted here: each transition the
  * ledger records is sent, signed, to the owner of the node's stream (nodes never write the log).
@@ -12,13 +13,13 @@ import { BlobStore } from "../domain/ports/blob-store.ts"
 import { EventStore } from "../domain/ports/event-store.ts"
 import type { Executor } from "../domain/ports/executor.ts"
 import { announcement, nodeMachine, nodeStatus, type HostedBlocks, type NodeSnapshot } from "../domain/machines/node.ts"
-import { ModelProjection, type ModelState } from "../domain/projections/model.ts"
+import { chooseModel, ModelProjection, modelNames, type ModelState } from "../domain/projections/model.ts"
+import { makeExpertModels, type ExpertForward, type ExpertModel } from "../domain/model/expert-models.ts"
 import { expertForward } from "../domain/model/forward.ts"
 import { initPart } from "../domain/model/init.ts"
 import { buildModelGraphs } from "../domain/model/onnx/graphs.ts"
 import { decodePart } from "../domain/model/safetensors.ts"
-import type { Part } from "../domain/model/tensor.ts"
-import { defaultSpec, expertPart, parsePartName, type ModelSpec } from "../domain/model/spec.ts"
+import { defaultSpec, expertPart } from "../domain/model/spec.ts"
 import { derivePublicHex } from "../domain/ledger/signing.ts"
 import { signAnnouncement, type HostedExpertClaim } from "../domain/network/announcement.ts"
 import { encodeHeartbeat } from "../domain/network/heartbeat.ts"
@@ -42,7 +43,9 @@ export type NodeAgentConfig = {
   readonly device: string
   /** Bytes of accelerator memory offered. */
   readonly memory: number
-  /** The experts to host: every expert of the model, or these. */
+  /** The models whose experts to host, by name: the one published last, every one the ledger holds, or these. */
+  readonly models: "latest" | "every" | ReadonlyArray<string>
+  /** The experts to host of each of those models: all of them, or these. */
   readonly experts: "all" | ReadonlyArray<{ readonly layer: number; readonly expert: number }>
   readonly timeoutMs: number
   readonly heartbeatMs: number
@@ -65,8 +68,21 @@ const measureSpeed = Effect.gen(function* () {
   return runs / Math.max((performance.now() - start) / 1000, 1e-6)
 })
 
-const hostedParts = (spec: ModelSpec, experts: NodeAgentConfig["experts"]) =>
-  experts === "all" ? Array.from({ length: spec.layers * spec.experts }, (_, i) => ({ layer: Math.floor(i / spec.experts), expert: i % spec.experts })) : experts
+/** An expert a node hosts: which model's, and where. */
+type Slot = { readonly model: ExpertModel; readonly layer: number; readonly expert: number }
+
+const hostedSlots = (model: ExpertModel, experts: NodeAgentConfig["experts"]): ReadonlyArray<Slot> =>
+  (experts === "all" ? Array.from({ length: model.layers * model.experts }, (_, i) => ({ layer: Math.floor(i / model.experts), expert: i % model.experts })) : experts).map((e) => ({
+    model,
+    ...e
+  }))
+
+/** The models `models` names on the ledger `state` describes, or why one is not there. */
+const chosenModels = (state: ModelState, models: NodeAgentConfig["models"]) => {
+  const names = models === "latest" ? [undefined] : models === "every" ? modelNames(state) : models
+  if (names.length === 0) return Either.left("the ledger holds no model")
+  return Either.all(names.map((name) => chooseModel(state, name)))
+}
 
 /** Run a node until interrupted (it drains then) or it fails. */
 export const runNode = (config: NodeAgentConfig, replica: Replica) =>
@@ -87,10 +103,12 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
       if (nodeStatus(after) !== nodeStatus(before)) config.onStatus(nodeStatus(after), after.context.reason)
       before = after
     })
+    /** Each hosted expert by its block name. */
+    const slots = new Map<string, Slot>()
     const hostedClaims = (blocks: HostedBlocks): HostedExpertClaim[] =>
-      Object.entries(blocks).map(([part, block]) => {
-        const { layer, expert } = parsePartName(part) as { layer: number; expert: number }
-        return { layer, expert, block }
+      Object.entries(blocks).map(([name, block]) => {
+        const { model, layer, expert } = slots.get(name)!
+        return { layer, expert, block, ...(model.imported ? { model: model.name } : {}) }
       })
     const announce = Effect.gen(function* () {
       while (announcements.length > 0) {
@@ -120,30 +138,35 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     actor.send({ type: "synced", head: followed.head?.seq ?? -1 })
     const modelState = foldStream("*", ModelProjection).pipe(Effect.provideService(EventStore, replica))
     const { state, revision } = yield* modelState
-    if (state.spec === undefined) return yield* failWith({ message: "the ledger holds no model" })
-    const spec = state.spec.spec
-    const graphs = buildModelGraphs(spec)
+    const chosen = chosenModels(state, config.models)
+    if (Either.isLeft(chosen)) return yield* failWith({ message: chosen.left })
+    const expertModels = makeExpertModels()
+    for (const slot of chosen.right.flatMap((m) => hostedSlots(expertModels(m), config.experts))) slots.set(slot.model.blockName(slot.layer, slot.expert), slot)
 
     // Loading: each hosted expert's current block, fetched by its payload's hash and verified.
-    const load = yield* Effect.forEach(hostedParts(spec, config.experts), ({ layer, expert }) => currentExpert(state, layer, expert)).pipe(Effect.catchAll(failWith))
+    const load = yield* Effect.forEach(slots.values(), (slot) => currentExpert(state, slot)).pipe(Effect.catchAll(failWith))
     const servingLoad: ServiceLoad = { queue: 0, served: 0 }
-    /** Each hosted part, and the scope serving it in its queue group: closing it takes that block off the bus. */
+    /** Each hosted expert by block name, and the scope serving it in its queue group: closing it takes that block off the bus. */
     const hosted = new Map<string, { readonly expert: HostedExpert; readonly scope: Scope.CloseableScope }>()
+    /** The same experts by the block they hold now: what a request names. */
+    const byBlock = new Map<string, HostedExpert>()
     /** The scope of the requests addressed to this node, a subscription per layer it serves, answered from `hosted` as it is then. */
     const addressed = yield* Scope.make()
     const served = new Set<number>()
-    const serve = ({ layer, expert, block, part }: { layer: number; expert: number; block: string; part: Part }) =>
+    const serve = ({ name, layer, expert, block, model, forward }: Fetched) =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const now: HostedExpert = { layer, expert, block, graphs, weights: { spec, parts: new Map([[part.name, part]]) } }
+        const now: HostedExpert = { layer, expert, block, width: model.width, forward }
         yield* serveExpert(now, identity, servingLoad).pipe(Scope.extend(scope), Effect.provide(context))
-        const old = hosted.get(part.name)
-        hosted.set(part.name, { expert: now, scope })
+        const old = hosted.get(name)
+        hosted.set(name, { expert: now, scope })
+        byBlock.set(block, now)
         if (!served.has(layer)) {
           served.add(layer)
-          yield* serveLayer(layer, (e) => hosted.get(expertPart(layer, e))?.expert, identity, servingLoad).pipe(Scope.extend(addressed), Effect.provide(context))
+          yield* serveLayer(layer, (b) => byBlock.get(b), identity, servingLoad).pipe(Scope.extend(addressed), Effect.provide(context))
         }
         // The old block answers what it has taken, then leaves.
+        if (old !== undefined && old.expert.block !== block) byBlock.delete(old.expert.block)
         if (old !== undefined) yield* Scope.close(old.scope, Exit.void)
       })
     // Draining when the scope closes: no new requests, the taken ones answered, retirement announced.
@@ -163,7 +186,7 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
       Effect.catchAll(failWith)
     )
     for (const f of fetched) yield* serve(f).pipe(Effect.catchAll(failWith))
-    actor.send({ type: "loaded", blocks: Object.fromEntries(fetched.map((f) => [expertPart(f.layer, f.expert), f.block])) })
+    actor.send({ type: "loaded", blocks: Object.fromEntries(fetched.map((f) => [f.name, f.block])) })
     yield* announce.pipe(Effect.catchAll(failWith))
 
     const heartbeat = Effect.suspend(() =>
@@ -175,7 +198,7 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     const watch = Effect.gen(function* () {
       const head = yield* replica.head
       if (head === undefined || head.seq <= seen) return
-      const updates = yield* Stream.runCollect(Stream.filter(replica.readAll(seen + 1), (e) => e.type === "ExpertUpdated" && e.stream.startsWith("expert-")))
+      const updates = yield* Stream.runCollect(Stream.filter(replica.readAll(seen + 1), (e) => e.type === "ExpertUpdated"))
       seen = head.seq
       for (const e of updates) {
         const data = e.data as { readonly name: string; readonly block: string }
@@ -185,8 +208,7 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
       if (Object.keys(pending).length === 0) return
       const { state: now } = yield* modelState
       for (const [part, block] of Object.entries(pending)) {
-        const ref = parsePartName(part) as { layer: number; expert: number }
-        const next = yield* currentExpert(now, ref.layer, ref.expert)
+        const next = yield* currentExpert(now, slots.get(part)!)
         if (next.block !== block) continue
         const f = yield* fetchExpert(next, config.timeoutMs).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, blobs))
         yield* serve(f)
@@ -200,23 +222,24 @@ export const runNode = (config: NodeAgentConfig, replica: Replica) =>
     yield* Effect.raceFirst(followed.following.pipe(Effect.catchAll(failWith)), Fiber.join(watcher))
   }).pipe(Effect.scoped)
 
-/** The current block of an expert as the replica says, with the payload's address. */
-const currentExpert = (state: ModelState, layer: number, expert: number) => {
-  const part = expertPart(layer, expert)
-  const current = state.current.get(part)
+/** The current block of a hosted expert as the replica says, with the payload's address. */
+const currentExpert = (state: ModelState, slot: Slot) => {
+  const name = slot.model.blockName(slot.layer, slot.expert)
+  const current = state.current.get(name)
   return current === undefined
-    ? Effect.fail(new NodeFailed({ message: `the model has no ${part}` }))
-    : Effect.succeed({ layer, expert, block: current.block, payload: current.payload })
+    ? Effect.fail(new NodeFailed({ message: `the ledger has no ${name}` }))
+    : Effect.succeed({ ...slot, name, block: current.block, payload: current.payload })
 }
 
-/** An expert's weights: from the local blob store, or over the bus and then kept; verified by hash either way. */
-const fetchExpert = (e: { readonly layer: number; readonly expert: number; readonly block: string; readonly payload: string }, timeoutMs: number) =>
+type Fetched = Slot & { readonly name: string; readonly block: string; readonly forward: ExpertForward }
+
+/** An expert's weights: from the local blob store, or over the bus and then kept; verified by hash either way, and made its forward. */
+const fetchExpert = (e: Slot & { readonly name: string; readonly block: string; readonly payload: string }, timeoutMs: number) =>
   Effect.gen(function* () {
     const blobs = yield* BlobStore
     const bytes = (yield* blobs.has(e.payload)) ? yield* blobs.get(e.payload) : yield* fetchBlob(e.payload, { timeoutMs })
     yield* blobs.put(bytes)
     const part = yield* Either.mapLeft(decodePart(bytes), (x) => new NodeFailed({ message: `block ${e.block}: ${x.message}` }))
-    const name = expertPart(e.layer, e.expert)
-    if (part.name !== name) return yield* new NodeFailed({ message: `block ${e.block} holds ${part.name}, not ${name}` })
-    return { layer: e.layer, expert: e.expert, block: e.block, part }
+    const forward = yield* Either.mapLeft(e.model.runner(e.layer, e.expert, part), (why) => new NodeFailed({ message: `block ${e.block} is not ${e.name}: ${why}` }))
+    return { model: e.model, layer: e.layer, expert: e.expert, name: e.name, block: e.block, forward } satisfies Fetched
   })

@@ -11,12 +11,14 @@ import { newEvent, type NewEvent } from "../ledger/events.ts"
 import type { ModelState } from "../projections/model.ts"
 import type { NodesState } from "../projections/nodes.ts"
 import { expertPart } from "../model/spec.ts"
+import { importedPart, ModelName } from "../model/families/imported-spec.ts"
 import { NodeId } from "./registration.ts"
 
 const Hash = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))
 const Index = Schema.Int.pipe(Schema.nonNegative())
 
-export const HostedExpertClaim = Schema.Struct({ layer: Index, expert: Index, block: Hash })
+/** An expert a node serves: of the built-in model, or of the imported model it names. */
+export const HostedExpertClaim = Schema.Struct({ layer: Index, expert: Index, block: Hash, model: Schema.optional(ModelName) })
 export type HostedExpertClaim = typeof HostedExpertClaim.Type
 
 export const AnnouncementClaim = Schema.Struct({
@@ -43,6 +45,9 @@ const decode = Schema.decodeUnknownEither(Schema.parseJson(Announcement), { onEx
 export const parseAnnouncement = (text: string): Either.Either<Announcement, AnnouncementRefused> =>
   Either.mapLeft(decode(text), (e) => AnnouncementRefused.because(`malformed: ${ParseResult.TreeFormatter.formatErrorSync(e)}`))
 
+/** The block name of the expert a claim names. */
+export const claimedPart = (h: HostedExpertClaim): string => (h.model === undefined ? expertPart(h.layer, h.expert) : importedPart(h.model, expertPart(h.layer, h.expert)))
+
 /**
  * Decide an announcement: the node must be registered, active and the signer; every block it
  * claims must be the current block of the expert it names (a node serving an outdated or unknown
@@ -58,7 +63,7 @@ export const decideAnnouncement = (nodes: NodesState, model: ModelState, a: Anno
   if (a.kind === "retired") return a.hosted.length > 0 ? refuse("a retirement names no experts") : Either.right([newEvent("NodeRetired", { node: a.node })])
   if (a.hosted.length === 0) return refuse("a node serving nothing announces its retirement instead")
   for (const h of a.hosted) {
-    const part = expertPart(h.layer, h.expert)
+    const part = claimedPart(h)
     const current = model.current.get(part)
     if (current === undefined) return refuse(`the model has no ${part}`)
     if (current.block !== h.block) return refuse(`block ${h.block.slice(0, 16)}… is not the current block of ${part} (${current.block.slice(0, 16)}…)`)

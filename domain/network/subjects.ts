@@ -23,8 +23,11 @@ export const Subjects = {
   nodeRegister: "blyan.node.register",
   /** A registered node's signed word on what it serves, or that it has retired (request/reply). */
   nodeAnnounce: "blyan.node.announce",
-  /** One expert's forward pass: request/reply, its replicas in one queue group. */
-  expertForward: (layer: number, expert: number) => `blyan.expert.${token("layer", layer)}.${token("expert", expert)}.forward`,
+  /**
+   * The forward pass of the expert whose current block is `block`, of whichever model (request/reply):
+   * the nodes holding that block answer in one queue group.
+   */
+  expertForward: (block: string) => `blyan.expert.block.${token("block hash", block)}.forward`,
   /**
    * Forward passes of one or more experts of a layer on one named node (request/reply): how a
    * router picks the replica (load, spot-checks) and asks for a layer's experts in one round trip.
@@ -68,8 +71,8 @@ export const Subjects = {
   witnessAnswers: (poll: string) => `blyan.witness.answers.${token("poll id", poll)}`
 } as const
 
-/** The queue group of an expert's replicas: each forward request goes to one of them. */
-export const expertQueue = (layer: number, expert: number) => `expert-${token("layer", layer)}-${token("expert", expert)}`
+/** The queue group of a block's replicas: each forward request goes to one of them. */
+export const expertQueue = (block: string) => `expert-${token("block hash", block)}`
 
 /**
  * Why `subject` is not one the bus carries, if it is not. A pattern (`wildcards`) may use `*` for

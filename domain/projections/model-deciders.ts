@@ -2,7 +2,7 @@ import { Either, Schema } from "effect"
 import { canonicalize } from "../ledger/jcs.ts"
 import { newEvent, type BlockAppendedData, type EventData, type NewEvent } from "../ledger/events.ts"
 import type { ModelSpec } from "../model/spec.ts"
-import { splitImportedPart, type ImportedSpec } from "../model/families/imported-spec.ts"
+import { BUILTIN_MODEL, splitImportedPart, type ImportedSpec } from "../model/families/imported-spec.ts"
 import type { ModelState } from "./model.ts"
 
 export const ModelRefusalKind = Schema.Literal("OtherModel", "NoSpec", "NotGenesis", "StaleBase", "Empty")
@@ -35,6 +35,7 @@ export const decidePublishGenesis = (s: ModelState, blocks: ReadonlyArray<BlockA
 
 /** Publish an imported model's spec on chain A, once per name; the same name with another spec is refused. */
 export const decidePublishImported = (s: ModelState, spec: ImportedSpec): Either.Either<ReadonlyArray<NewEvent>, ModelRefused> => {
+  if (spec.name === BUILTIN_MODEL) return refuse("OtherModel", `${BUILTIN_MODEL} names the built-in model; import this checkpoint under another name`)
   const known = s.imported.get(spec.name)
   if (known === undefined) return Either.right([newEvent("ModelSpecPublished", { spec })])
   if (canonicalize(known.spec) === canonicalize(spec)) return nothing

@@ -1,6 +1,6 @@
 import { Either, Schema } from "effect"
 import { ModelSpec, parsePartName } from "../model/spec.ts"
-import { ImportedSpec, splitImportedPart } from "../model/families/imported-spec.ts"
+import { BUILTIN_MODEL, ImportedSpec, splitImportedPart } from "../model/families/imported-spec.ts"
 import { newEvent, type EventData, type NewEvent } from "../ledger/events.ts"
 import type { Projection } from "./projection.ts"
 import { completedCodec, schemaCodec } from "./state-codec.ts"
@@ -11,6 +11,8 @@ export type ModelState = {
   spec: { readonly hash: string; readonly spec: ModelSpec } | undefined
   /** Imported open models by name, each with the hash of the event that published it: their blocks depend on it. */
   readonly imported: Map<string, { readonly hash: string; readonly spec: ImportedSpec }>
+  /** The name of the model published last (`BUILTIN_MODEL` for the built-in one): what model commands default to. */
+  latest: string | undefined
   /** The block (and its payload) each part name currently resolves to: chain B holds only accepted weights. */
   readonly current: Map<string, { readonly block: string; readonly payload: string }>
   /** Every version of each part, oldest first (chain B order), with why it became current. */
@@ -25,6 +27,7 @@ export type ModelState = {
 const StoredModel = Schema.Struct({
   spec: Schema.NullOr(Schema.Struct({ hash: Schema.String, spec: ModelSpec })),
   imported: Schema.Map({ key: Schema.String, value: Schema.Struct({ hash: Schema.String, spec: ImportedSpec }) }),
+  latest: Schema.NullOr(Schema.String),
   current: Schema.Map({ key: Schema.String, value: Schema.Struct({ block: Schema.String, payload: Schema.String }) }),
   history: Schema.Map({
     key: Schema.String,
@@ -62,12 +65,13 @@ export const trainingReason = (t: EventData<"ModelTrained">) =>
  */
 export const ModelProjection: Projection<ModelState, unknown> = {
   name: "model",
-  initial: () => ({ spec: undefined, imported: new Map(), current: new Map(), history: new Map(), recorded: new Map(), versions: new Map() }),
+  initial: () => ({ spec: undefined, imported: new Map(), latest: undefined, current: new Map(), history: new Map(), recorded: new Map(), versions: new Map() }),
   evolve: (s, e) => {
     switch (e.type) {
       case "ModelSpecPublished":
         if (e.data.spec.family === "blyan-moe") s.spec = { hash: e.envelope.hash, spec: e.data.spec }
         else s.imported.set(e.data.spec.name, { hash: e.envelope.hash, spec: e.data.spec })
+        s.latest = e.data.spec.family === "blyan-moe" ? BUILTIN_MODEL : e.data.spec.name
         break
       case "BlockAppended": {
         s.current.set(e.data.name, { block: e.data.hash, payload: e.data.payload })
@@ -100,11 +104,11 @@ export const ModelProjection: Projection<ModelState, unknown> = {
     }
     return s
   },
-  view: (s) => ({ spec: s.spec, imported: [...s.imported.entries()], current: [...s.current.entries()], history: [...s.history.entries()] }),
+  view: (s) => ({ spec: s.spec, imported: [...s.imported.entries()], latest: s.latest, current: [...s.current.entries()], history: [...s.history.entries()] }),
   snapshot: completedCodec(
-    schemaCodec(2, StoredModel),
-    (m) => ({ ...m, spec: m.spec ?? undefined, versions: indexVersions(m.history) }),
-    (s) => ({ spec: s.spec ?? null, imported: s.imported, current: s.current, history: s.history, recorded: s.recorded })
+    schemaCodec(3, StoredModel),
+    (m) => ({ ...m, spec: m.spec ?? undefined, latest: m.latest ?? undefined, versions: indexVersions(m.history) }),
+    (s) => ({ spec: s.spec ?? null, imported: s.imported, latest: s.latest ?? null, current: s.current, history: s.history, recorded: s.recorded })
   )
 }
 
@@ -128,9 +132,24 @@ export const expertsPendingUpdate = (s: ModelState): ReadonlyArray<string> =>
 export const untrained = (s: ModelState): boolean => s.spec !== undefined && [...s.history.values()].every((versions) => versions.length === 1)
 
 /** The imported model named `name`, or why the ledger has none (naming those it has). */
-export const importedModelOf = (s: ModelState, name: string): Either.Either<{ readonly hash: string; readonly spec: ImportedSpec }, string> => {
-  const model = s.imported.get(name)
-  if (model !== undefined) return Either.right(model)
-  const known = [...s.imported.keys()]
-  return Either.left(`the ledger holds no imported model named ${JSON.stringify(name)}${known.length === 0 ? "" : ` (it holds ${known.join(", ")})`}`)
+export const importedModelOf = (s: ModelState, name: string): Either.Either<{ readonly hash: string; readonly spec: ImportedSpec }, string> =>
+  Either.flatMap(chooseModel(s, name), (m) => (m.kind === "imported" ? Either.right(m) : Either.left(`${name} is the built-in model, not an imported one`)))
+
+/** A model of the ledger as a command names it: the built-in one, or an imported one. */
+export type ChosenModel =
+  | { readonly kind: "builtin"; readonly name: typeof BUILTIN_MODEL; readonly hash: string; readonly spec: ModelSpec }
+  | { readonly kind: "imported"; readonly name: string; readonly hash: string; readonly spec: ImportedSpec }
+
+/** The models the ledger holds, by name, the built-in one first. */
+export const modelNames = (s: ModelState): ReadonlyArray<string> => [...(s.spec === undefined ? [] : [BUILTIN_MODEL]), ...s.imported.keys()]
+
+/** The model named `name` (without one, the one published last), or why the ledger has none (naming those it has). */
+export const chooseModel = (s: ModelState, name?: string): Either.Either<ChosenModel, string> => {
+  const wanted = name ?? s.latest
+  if (wanted === undefined) return Either.left("the ledger holds no model yet: run `blyan init`")
+  if (wanted === BUILTIN_MODEL && s.spec !== undefined) return Either.right({ kind: "builtin", name: BUILTIN_MODEL, ...s.spec })
+  const imported = s.imported.get(wanted)
+  if (imported !== undefined) return Either.right({ kind: "imported", name: wanted, ...imported })
+  const known = modelNames(s)
+  return Either.left(`the ledger holds no model named ${JSON.stringify(wanted)}${known.length === 0 ? "" : ` (it holds ${known.join(", ")})`}`)
 }

@@ -47,7 +47,7 @@ export const importCommand = Command.make(
   (args) => Effect.flatMap(checkpointHandlers, (h) => h.importModel(args))
 ).pipe(Command.withDescription("import an open MoE checkpoint (Mixtral, Qwen3-MoE): a spec and one block per part, each in its stored dtype"))
 
-const maxTokensOption = Options.integer("max-tokens").pipe(Options.withDefault(64), Options.withDescription("bytes to generate"))
+const maxTokensOption = Options.integer("max-tokens").pipe(Options.withDefault(64), Options.withDescription("tokens to generate (bytes, for the built-in model)"))
 const temperatureOption = Options.float("temperature").pipe(Options.withDefault(0.8), Options.withDescription("0 for greedy"))
 const seedOption = Options.integer("seed").pipe(Options.withDefault(0), Options.withDescription("sampling seed"))
 const promptArg = Args.text({ name: "prompt" })
@@ -62,11 +62,14 @@ export const chatCommand = Command.make(
     seed: seedOption,
     nats: natsOption("chat with the network's router instead of running the model here").pipe(Options.optional),
     prove: Options.boolean("prove").pipe(Options.withDescription("attach proofs that every block the answer names is on the log: a signed tree head and an inclusion proof per block (check them with `blyan verify --answer`)")),
-    model: Options.text("model").pipe(Options.optional, Options.withDescription("an imported model's name (`blyan import --hf`), run here; default: the built-in model")),
+    model: Options.text("model").pipe(
+      Options.optional,
+      Options.withDescription("the model: an imported model's name (`blyan import --hf`), or blyan-moe for the built-in one (default: the model published last)")
+    ),
     prompt: promptArg
   },
   (args) => Effect.flatMap(handlers, (h) => h.chatWithModel(args))
-).pipe(Command.withDescription("generate with the ledger's current model and show which expert blocks (and, on a network, which nodes) produced each byte"))
+).pipe(Command.withDescription("generate with a model of the ledger and show which expert blocks (and, on a network, which nodes) produced each token"))
 
 const corpusOption = Options.text("corpus").pipe(Options.withDescription("training text (UTF-8)"))
 const heldOutOption = Options.text("held-out").pipe(Options.optional, Options.withDescription("held-out text; default: the last tenth of the corpus"))

@@ -30,6 +30,7 @@ export const runNodeAgent = (args: {
   readonly apiKey: string
   readonly data: string
   readonly nodeId: Option.Option<string>
+  readonly model: Option.Option<string>
   readonly experts: string
   readonly device: "cpu" | "cuda"
 }) =>
@@ -66,6 +67,7 @@ export const runNodeAgent = (args: {
           seed: key.seed,
           device: args.device,
           memory: os.totalmem(),
+          models: Option.match(args.model, { onNone: () => "latest" as const, onSome: (name) => [name] }),
           experts: experts.right,
           timeoutMs: timings.timeoutMs,
           heartbeatMs: timings.heartbeatMs,

@@ -16,6 +16,10 @@ const nodeDataOption = Options.text("data").pipe(
 )
 const nodeIdOption = Options.text("node-id").pipe(Options.withDescription("the node's id (default: from its public key)"), Options.optional)
 const expertsOption = Options.text("experts").pipe(Options.withDescription("experts to host: all, or LAYER.EXPERT,… (e.g. 0.1,1.3)"), Options.withDefault("all"))
+const modelOption = Options.text("model").pipe(
+  Options.optional,
+  Options.withDescription("the model whose experts to host: an imported model's name, or blyan-moe for the built-in one (default: the model published last)")
+)
 const deviceOption = choiceOption("device", ["cpu", "cuda"] as const).pipe(Options.withDefault("cpu" as const))
 
 /** The handler, with onnxruntime and the network behind it, loads only when `node` runs. */
@@ -23,6 +27,6 @@ const handler = Effect.promise(() => import("./node-handler.ts"))
 
 export const nodeCommand = Command.make(
   "node",
-  { nats: natsOption("the network to join"), apiKey: apiKeyOption("node"), data: nodeDataOption, nodeId: nodeIdOption, experts: expertsOption, device: deviceOption },
+  { nats: natsOption("the network to join"), apiKey: apiKeyOption("node"), data: nodeDataOption, nodeId: nodeIdOption, model: modelOption, experts: expertsOption, device: deviceOption },
   (args) => Effect.flatMap(handler, (h) => h.runNodeAgent(args))
 ).pipe(Command.withDescription("join a Blyan network as a GPU node: register, keep a replica of the log, serve experts"))

@@ -17,7 +17,6 @@ import { makeMemoryBus } from "../../adapters/bus/memory.ts"
 import { makeNatsBus } from "../../adapters/bus/nats.ts"
 import { makeMemoryEventStore } from "../../adapters/eventstore/memory.ts"
 import { Bus, type BusApi } from "../../domain/ports/bus.ts"
-import { ModelRunner } from "../../domain/ports/model-runner.ts"
 import { GENESIS_HASH } from "../../domain/ledger/genesis.ts"
 import { defaultSpec } from "../../domain/model/spec.ts"
 import { homeConfig, setting } from "../config.ts"
@@ -64,15 +63,14 @@ const serveNetwork = (
   projector: Projector
 ) =>
   Effect.gen(function* () {
-    const runner = yield* ModelRunner
     yield* Effect.all(
-      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(runner.graphs, router.timeoutMs), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
+      [serveLog, serveBlobs, serveRegistry, serveAnnouncements(router.timeoutMs), serveTreeHeads(ledgerKey.publicKey, consistency), serveRounds(desk, router.timeoutMs)],
       { discard: true }
     )
     return yield* serveChat(router, projector)
   }).pipe(Effect.provideService(Bus, bus))
 
-/** `count` node agents in this process, each serving every expert; their replicas in memory, their blocks from this store. */
+/** `count` node agents in this process, each serving every expert of every model; their replicas in memory, their blocks from this store. */
 const inProcessNodes = (bus: BusApi, count: number) =>
   Effect.gen(function* () {
     if (count === 0) return
@@ -85,7 +83,7 @@ const inProcessNodes = (bus: BusApi, count: number) =>
       const key = yield* localKey(home, `up-${node}`)
       const replica = yield* makeMemoryEventStore()
       const agent = runNode(
-        { node, apiKey, seed: key.seed, device: "cpu", memory: 0, experts: "all", timeoutMs, heartbeatMs, watchMs: heartbeatMs, onStatus: (s, why) => console.error(`blyan up: node ${node}: ${s}${why === undefined ? "" : ` (${why})`}`) },
+        { node, apiKey, seed: key.seed, device: "cpu", memory: 0, models: "every", experts: "all", timeoutMs, heartbeatMs, watchMs: heartbeatMs, onStatus: (s, why) => console.error(`blyan up: node ${node}: ${s}${why === undefined ? "" : ` (${why})`}`) },
         replica
       )
       yield* Effect.forkScoped(agent.pipe(Effect.provideService(Bus, bus), Effect.catchAll((e) => Console.error(`blyan up: ${e.message}`))))

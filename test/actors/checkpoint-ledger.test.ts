@@ -1,13 +1,14 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Either, Exit } from "effect"
+import { Effect, Either, Exit, Layer } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { importCheckpoint, modelParts } from "../../actors/checkpoint-import.ts"
-import { chatImported } from "../../actors/family-chat.ts"
+import { chat } from "../../actors/chat.ts"
 import { generateFamily } from "../../domain/model/families/generate.ts"
 import { loadTokenizer } from "../../domain/model/families/tokenizer.ts"
 import { buildFamilyGraphs } from "../../domain/model/onnx/families.ts"
 import { TestExecutor } from "../domain/model/support.ts"
+import { ModelRunnerLive } from "../../adapters/executor/model-runner.ts"
 import { registerContributor } from "../../actors/contributors.ts"
 import { auditLedger } from "../../actors/auditor.ts"
 import { foldStream } from "../../actors/command.ts"
@@ -26,6 +27,8 @@ import { contributorSeed, testLedgerKey, testTrust } from "../support/ledger.ts"
 import { logOf } from "../support/log.ts"
 import { crashingAfter, freshLedger } from "../support/stores.ts"
 import { tempDir } from "../support/tmp.ts"
+
+const Runtime = Layer.provideMerge(ModelRunnerLive, TestExecutor)
 
 const root = tempDir("blyan-import-ledger-")
 let n = 0
@@ -90,16 +93,19 @@ describe("an imported model on the ledger", () => {
       const c = checkpoint(tinyQwen3MoeConfig, { dtype: "F32" })
       yield* on(importDir(c.dir, "tiny-qwen"))
       const options = { maxTokens: 6, temperature: 0, seed: 3 }
-      const answer = yield* on(chatImported("tiny-qwen", "the theater", options).pipe(Effect.provide(TestExecutor)))
+      const answer = yield* on(chat("the theater", options, "tiny-qwen").pipe(Effect.provide(Runtime)))
+      // Without a name, chat answers with the model published last.
+      expect(yield* on(chat("the theater", options).pipe(Effect.provide(Runtime)))).toEqual(answer)
+      expect(answer.model).toBe("tiny-qwen")
       const tokenizer = Either.getOrThrow(loadTokenizer(fs.readFileSync(path.join(c.dir, "tokenizer.json")), fs.readFileSync(path.join(c.dir, "tokenizer_config.json")), c.spec.vocab))
-      const direct = yield* generateFamily(c.spec, buildFamilyGraphs(c.spec), c.weights, tokenizer.encode("the theater"), options).pipe(Effect.provide(TestExecutor))
+      const direct = yield* generateFamily(c.spec, buildFamilyGraphs(c.spec), c.weights, tokenizer.encode("the theater"), options).pipe(Effect.provide(Runtime))
       expect(answer.tokens).toEqual(direct.tokens)
       expect(answer.text).toBe(tokenizer.decode(direct.tokens))
       const { state } = yield* on(foldStream("*", ModelProjection))
       expect(answer.experts).toHaveLength(direct.tokens.length * c.spec.layers * c.spec.topK)
       for (const e of answer.experts) expect(e.block).toBe(state.current.get(`tiny-qwen/layer${e.layer}.expert${e.expert}`)!.block)
-      const unknown = yield* on(Effect.either(chatImported("nope", "x", options)).pipe(Effect.provide(TestExecutor)))
-      expect(Either.isLeft(unknown) && unknown.left.message).toBe(`the ledger holds no imported model named "nope" (it holds tiny-qwen)`)
+      const unknown = yield* on(Effect.either(chat("x", options, "nope")).pipe(Effect.provide(Runtime)))
+      expect(Either.isLeft(unknown) && unknown.left.message).toBe(`the ledger holds no model named "nope" (it holds blyan-moe, tiny-qwen)`)
     })
   )
 
@@ -138,7 +144,7 @@ describe("an imported model on the ledger", () => {
       }
       expect(yield* size(events)).toBe(before)
       const missing = yield* on(Effect.either(modelParts("nope")))
-      expect(Either.isLeft(missing) && missing.left.message).toBe(`the ledger holds no imported model named "nope" (it holds tiny)`)
+      expect(Either.isLeft(missing) && missing.left.message).toBe(`the ledger holds no model named "nope" (it holds blyan-moe, tiny)`)
     })
   )
 })

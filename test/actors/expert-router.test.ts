@@ -14,7 +14,7 @@ import { sha256Hex } from "../../domain/ledger/hash.ts"
 import { derivePublicHex } from "../../domain/ledger/signing.ts"
 import { encodeExpertRefusal } from "../../domain/network/expert-wire.ts"
 import { expertQueue, Subjects } from "../../domain/network/subjects.ts"
-import { randomWeights, TestExecutor, tinySpec } from "../domain/model/support.ts"
+import { hostedBuiltin, randomWeights, TestExecutor, tinySpec } from "../domain/model/support.ts"
 
 const graphs = buildModelGraphs(tinySpec)
 const weights = randomWeights(tinySpec, 11, 0.6)
@@ -22,20 +22,22 @@ const blockOf = (layer: number, expert: number) => sha256Hex(`block of ${expertP
 const prompt = new TextEncoder().encode("ledger")
 const options = { maxTokens: 12, temperature: 0.8, seed: 5 }
 
+const allBlocks = Array.from({ length: tinySpec.layers * tinySpec.experts }, (_, i) => blockOf(Math.floor(i / tinySpec.experts), i % tinySpec.experts))
+
 /** A node serving every expert of the model on `bus`, in a scope of its own (closing it takes the node away). */
 const startNode = (bus: BusApi, node: string) =>
   Effect.gen(function* () {
     const seed = randomBytes(32).toString("hex")
     const scope = yield* Scope.make()
-    const hosted = (layer: number, expert: number) => ({ layer, expert, block: blockOf(layer, expert), graphs, weights })
+    const hosted = (layer: number, expert: number) => hostedBuiltin(graphs, weights, layer, expert, blockOf(layer, expert))
+    const byBlock = new Map(allBlocks.map((b, i) => [b, hosted(Math.floor(i / tinySpec.experts), i % tinySpec.experts)]))
     for (let layer = 0; layer < tinySpec.layers; layer++) {
-      yield* serveLayer(layer, (expert) => (expert < tinySpec.experts ? hosted(layer, expert) : undefined), { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
+      yield* serveLayer(layer, (block) => byBlock.get(block), { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
       for (let expert = 0; expert < tinySpec.experts; expert++) yield* serveExpert(hosted(layer, expert), { node, seed }).pipe(Effect.provideService(Bus, bus), Scope.extend(scope))
     }
     return { node, publicKey: derivePublicHex(seed), scope }
   })
 
-const allBlocks = Array.from({ length: tinySpec.layers * tinySpec.experts }, (_, i) => blockOf(Math.floor(i / tinySpec.experts), i % tinySpec.experts))
 
 /** The registry entry of a node serving every expert. */
 const entry = (node: string, publicKey: string): NodeEntry => ({
@@ -107,7 +109,7 @@ layer(TestExecutor)("generation with experts on nodes over the bus", (it) => {
       // A third member of every queue group that refuses every request.
       for (let layer = 0; layer < tinySpec.layers; layer++)
         for (let expert = 0; expert < tinySpec.experts; expert++)
-          yield* bus.serve(Subjects.expertForward(layer, expert), () => Effect.succeed(encodeExpertRefusal("out of memory")), { queue: expertQueue(layer, expert) })
+          yield* bus.serve(Subjects.expertForward(blockOf(layer, expert)), () => Effect.succeed(encodeExpertRefusal("out of memory")), { queue: expertQueue(blockOf(layer, expert)) })
       const keys = new Map([a, b].map((n) => [n.node, n.publicKey]))
       const inner = remote(bus, keys)
       let calls = 0

@@ -12,12 +12,12 @@ import { derivePublicHex } from "../../domain/ledger/signing.ts"
 import { decodeExpertAnswer, encodeExpertAnswer, rowBytes } from "../../domain/network/expert-wire.ts"
 import { signReceipt, bytesDigest } from "../../domain/network/receipts.ts"
 import { expertQueue, Subjects } from "../../domain/network/subjects.ts"
-import { randomWeights, TestExecutor, tinySpec } from "../domain/model/support.ts"
+import { hostedBuiltin, randomWeights, TestExecutor, tinySpec } from "../domain/model/support.ts"
 
 const graphs = buildModelGraphs(tinySpec)
 const weights = randomWeights(tinySpec, 3)
 const block = sha256Hex("layer1.expert2 weights")
-const hosted: HostedExpert = { layer: 1, expert: 2, block, graphs, weights }
+const hosted: HostedExpert = hostedBuiltin(graphs, weights, 1, 2, block)
 const d = tinySpec.dModel
 const identity = (node: string) => ({ node, seed: randomBytes(32).toString("hex") })
 const rows = 3
@@ -60,7 +60,8 @@ layer(TestExecutor)("experts over the bus", (it) => {
     Effect.gen(function* () {
       const { call } = yield* network([identity("n1")])
       const cases: ReadonlyArray<readonly [Partial<ExpertCall>, string]> = [
-        [{ block: sha256Hex("other") }, `the node refused: this node holds block ${block} of layer1.expert2, not ${sha256Hex("other")}`],
+        // Replicas of a block share its queue group: a block nobody holds has none.
+        [{ block: sha256Hex("other") }, `nobody serves ${Subjects.expertForward(sha256Hex("other"))}`],
         [{ x: Float32Array.from(x, (v, i) => (i === 5 ? NaN : v)) }, `the node refused: the input is not ${rows} finite rows of ${d} float32`],
         [{ rows: 2 }, `the node refused: the input is not 2 finite rows of ${d} float32`],
         [{ publicKeyOf: () => undefined }, "node n1 is not a registered, active node"]
@@ -76,8 +77,8 @@ layer(TestExecutor)("experts over the bus", (it) => {
     Effect.gen(function* () {
       const bus = yield* makeMemoryBus()
       const id = identity("n1")
-      const other: HostedExpert = { ...hosted, expert: 0, block: sha256Hex("layer1.expert0 weights") }
-      yield* serveLayer(1, (e) => [hosted, other].find((h) => h.expert === e), id).pipe(Effect.provideService(Bus, bus))
+      const other: HostedExpert = hostedBuiltin(graphs, weights, 1, 0, sha256Hex("layer1.expert0 weights"))
+      yield* serveLayer(1, (b) => [hosted, other].find((h) => h.block === b), id).pipe(Effect.provideService(Bus, bus))
       const x0 = Float32Array.from({ length: d }, (_, i) => Math.cos(i))
       const items = [
         { requestId: "a", expert: 2, block, rows, x },
@@ -92,7 +93,9 @@ layer(TestExecutor)("experts over the bus", (it) => {
       expect(Array.from(r.right[1]!.y)).toEqual(Array.from(yield* expertForward(graphs, weights, expertPart(1, 0), x0, 1)))
       expect(r.right.map((a) => [a.receipt.requestId, a.receipt.expert, a.receipt.rows, a.receipt.node])).toEqual([["a", 2, rows, "n1"], ["b", 0, 1, "n1"]])
       const refused = yield* call([items[0]!, { ...items[1]!, expert: 3 }])
-      expect(Either.isLeft(refused) && refused.left.message).toBe("the node refused: this node does not serve layer1.expert3")
+      expect(Either.isLeft(refused) && refused.left.message).toBe(`the node refused: this node does not serve block ${other.block} as layer1.expert3`)
+      const unknown = yield* call([items[0]!, { ...items[1]!, block: sha256Hex("another block") }])
+      expect(Either.isLeft(unknown) && unknown.left.message).toBe(`the node refused: this node does not serve block ${sha256Hex("another block")} as layer1.expert0`)
     })
   )
 
@@ -103,16 +106,16 @@ layer(TestExecutor)("experts over the bus", (it) => {
       const honest = yield* makeMemoryBus()
       yield* serveExpert(hosted, id).pipe(Effect.provideService(Bus, honest))
       yield* bus.serve(
-        Subjects.expertForward(1, 2),
+        Subjects.expertForward(block),
         (req) =>
           Effect.map(
-            honest.request(Subjects.expertForward(1, 2), req.data, { timeoutMs: 3000 }),
+            honest.request(Subjects.expertForward(block), req.data, { timeoutMs: 3000 }),
             (a) => {
               const { receipts, body } = Either.getOrThrow(decodeExpertAnswer(a))
               return forge({ receipt: receipts[0]!, output: body }, id.seed)
             }
           ).pipe(Effect.orDie),
-        { queue: expertQueue(1, 2) }
+        { queue: expertQueue(block) }
       )
       return id
     })

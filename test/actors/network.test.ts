@@ -69,7 +69,7 @@ const startOwner = (router: Partial<RouterSettings> = {}, bus?: BusApi) =>
       Effect.gen(function* () {
         yield* initLedger(tinySpec)
         yield* issueKey(o.key)
-        yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(o.runner.graphs, 2000), serveChat({ ...settings, ...router }, yield* startProjector)], { discard: true })
+        yield* Effect.all([serveLog, serveBlobs, serveRegistry, serveAnnouncements(2000), serveChat({ ...settings, ...router }, yield* startProjector)], { discard: true })
       })
     )
     return o
@@ -95,6 +95,7 @@ const startNode = (o: Owner, node: string, over: Partial<NodeAgentConfig> = {}, 
       seed: randomBytes(32).toString("hex"),
       device: "cpu",
       memory: 1 << 30,
+      models: "latest",
       experts: "all",
       timeoutMs: 2000,
       heartbeatMs: 50,

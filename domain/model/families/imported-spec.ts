@@ -15,6 +15,9 @@ export const ModelName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0
 export const ImportedSpec = Schema.Struct({ ...FamilySpec.fields, name: ModelName, files: Schema.Record({ key: Schema.String, value: Hash }) })
 export type ImportedSpec = typeof ImportedSpec.Type
 
+/** The built-in model's name where a command names a model; no import may take it. */
+export const BUILTIN_MODEL = "blyan-moe"
+
 /** The block name of an imported model's part. */
 export const importedPart = (model: string, part: string) => `${model}/${part}`
 

@@ -21,7 +21,6 @@ import { runNode } from "../../../actors/node-agent.ts"
 import { chat as localChat } from "../../../actors/chat.ts"
 import { serveAnnouncements } from "../../../actors/node-admission.ts"
 import { serveRegistry } from "../../../actors/registry.ts"
-import { ModelRunner } from "../../../domain/ports/model-runner.ts"
 import { makeMemoryBlobStore } from "../../../adapters/blobs/memory.ts"
 import { makeMemoryBus } from "../../../adapters/bus/memory.ts"
 import { makeMemoryEventStore } from "../../../adapters/eventstore/memory.ts"
@@ -89,10 +88,9 @@ const serve = (options: { readonly node: boolean }) => Effect.gen(function* () {
   yield* Effect.forkScoped(runValidator(validator, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))
   yield* Effect.retry(bus.request(Subjects.validatorEvaluate(validator.key.publicKey), new TextEncoder().encode("{}"), { timeoutMs: 200 }), Schedule.spaced("50 millis"))
   const projector = yield* on(startProjector)
-  const runner = yield* ModelRunner
-  const router = yield* onBus(Effect.zipRight(Effect.all([serveRegistry, serveAnnouncements(runner.graphs, 5000)]), serveChat(ROUTER, projector)))
+  const router = yield* onBus(Effect.zipRight(Effect.all([serveRegistry, serveAnnouncements(5000)]), serveChat(ROUTER, projector)))
   if (options.node) {
-    const node = { node: NODE, apiKey: NODE_API_KEY, seed: sha256Hex("explorer's node"), device: "cpu", memory: 1 << 30, experts: "all" as const, timeoutMs: 5000, heartbeatMs: 100, watchMs: 100, onStatus: () => undefined }
+    const node = { node: NODE, apiKey: NODE_API_KEY, seed: sha256Hex("explorer's node"), device: "cpu", memory: 1 << 30, models: "latest" as const, experts: "all" as const, timeoutMs: 5000, heartbeatMs: 100, watchMs: 100, onStatus: () => undefined }
     yield* Effect.forkScoped(runNode(node, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, bus), Effect.provideService(BlobStore, yield* makeMemoryBlobStore())))
     yield* Effect.repeat(logOf(events), { until: (log) => log.some((e) => e.type === "NodeExpertsAnnounced"), schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo("60 seconds")) })
   }

@@ -10,7 +10,9 @@ import { hashString, makePrng } from "../../../domain/model/prng.ts"
 import type { ModelSpec } from "../../../domain/model/spec.ts"
 import { defaultSpec } from "../../../domain/model/spec.ts"
 import type { ModelWeights, Part, Tensor } from "../../../domain/model/tensor.ts"
-import { runGraph } from "../../../domain/model/forward.ts"
+import { expertForward, runGraph, type FloatArray } from "../../../domain/model/forward.ts"
+import type { ModelGraphs } from "../../../domain/model/onnx/graphs.ts"
+import { expertPart } from "../../../domain/model/spec.ts"
 
 /** A model small enough for many test runs. */
 export const tinySpec: ModelSpec = { ...defaultSpec, name: "blyan-moe-test", context: 8, dModel: 16, heads: 2, layers: 2, experts: 4, topK: 2, dFF: 32, seed: 7 }
@@ -107,3 +109,12 @@ export const gradCheck = (
     }
     return { checked, maxError }
   })
+
+/** An expert of the built-in model as a node hosts it, with the block hash it claims to hold. */
+export const hostedBuiltin = (graphs: ModelGraphs, weights: ModelWeights, layer: number, expert: number, block: string) => ({
+  layer,
+  expert,
+  block,
+  width: weights.spec.dModel,
+  forward: (x: FloatArray, rows: number) => expertForward(graphs, weights, expertPart(layer, expert), x, rows)
+})

@@ -112,6 +112,8 @@ export const importCheckpoint = <E = never, R = never>(source: CheckpointSource,
     const files: Record<string, string> = {}
     for (const [file, bytes] of Object.entries(source.files)) files[file] = yield* blobs.put(bytes)
     const spec = yield* Either.mapLeft(Schema.decodeUnknownEither(ImportedSpec)({ ...plan.spec, name, files }), () => refused(`${JSON.stringify(name)} cannot name a model: letters, digits, ".", "_" and "-", 64 at most`))
+    // A name the ledger refuses is refused before the parts are read and anything is recorded.
+    yield* decidePublishImported((yield* foldStream("*", ModelProjection)).state, spec)
     const stored = yield* plan.readParts((p) =>
       Effect.map(blobs.put(p.payload), (payload) => {
         onPart(p.bytes)

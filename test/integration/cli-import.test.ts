@@ -58,13 +58,15 @@ describe("blyan import --hf and export --hf", () => {
     expect((await blyan(["init", "--data", data], env)).code).toBe(0)
     const log = fs.readFileSync(segmentPath(data))
     const nan = writeHfCheckpoint(path.join(root, "nan"), tinyQwen3MoeConfig, { alter: (w) => (w.get("model.layers.1.mlp.gate.weight")!.data[2] = NaN) })
+    const good = writeHfCheckpoint(path.join(root, "good"), tinyQwen3MoeConfig)
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, number, string]> = [
       [["import", "--hf", nan.dir], 1, `tensor "model.layers.1.mlp.gate.weight" (of layer1.router) holds NaN or infinity at value 2`],
       [["import", "--hf", path.join(root, "absent")], 1, "does not exist"],
       [["export", "--hf", path.join(root, "out")], 2, "--hf DIR and --model NAME go together"],
-      [["export", "--hf", path.join(root, "out"), "--model", "nope"], 1, `the ledger holds no imported model named "nope"`],
-      [["chat", "hi", "--model", "nope"], 1, `the ledger holds no imported model named "nope"`],
-      [["chat", "hi", "--model", "nope", "--nats", "nats://127.0.0.1:4222"], 2, "--model runs an imported model here"]
+      [["export", "--hf", path.join(root, "out"), "--model", "nope"], 1, `the ledger holds no model named "nope" (it holds blyan-moe)`],
+      [["export", "--hf", path.join(root, "out"), "--model", "blyan-moe"], 1, "blyan-moe is the built-in model, not an imported one"],
+      [["chat", "hi", "--model", "nope"], 1, `the ledger holds no model named "nope" (it holds blyan-moe)`],
+      [["import", "--hf", good.dir, "--name", "blyan-moe"], 1, "blyan-moe names the built-in model"]
     ]
     for (const [args, code, message] of cases) {
       const r = await blyan([...args, "--data", data], env)

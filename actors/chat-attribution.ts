@@ -25,8 +25,11 @@ export type ExpertAttribution = {
   readonly request?: string
 }
 
-/** One generated token (a byte, for the built-in model) and, per layer, the experts that produced it. */
-export type TokenAttribution = { readonly index: number; readonly token: number; readonly experts: ReadonlyArray<ExpertAttribution> }
+/**
+ * One generated token (a byte, for the built-in model) and, per layer, the experts that produced
+ * it; for a model with a tokenizer, `text` is what the token adds to the answer's text.
+ */
+export type TokenAttribution = { readonly index: number; readonly token: number; readonly text?: string; readonly experts: ReadonlyArray<ExpertAttribution> }
 
 export type ChatAnswer = {
   /** The model that answered, by name (`blyan-moe` for the built-in one). */

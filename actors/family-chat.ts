@@ -54,11 +54,32 @@ export const loadFamilyModel = (state: ModelState, name: string, parts: "every p
     return { name, spec, graphs: buildFamilyGraphs(spec), weights, blocks, tokenizer } satisfies FamilyModel
   })
 
+/**
+ * Each token told with the text it adds: the decoded answer so far less what was told before. A
+ * token ending in the middle of a character adds nothing until the character is whole.
+ */
+const withText = (tokenizer: TextTokenizer, options: ChatOptions): ChatOptions => {
+  const { onToken } = options
+  if (onToken === undefined) return options
+  const tokens: number[] = []
+  let told = ""
+  return {
+    ...options,
+    onToken: (t) => {
+      tokens.push(t.token)
+      const now = tokenizer.decode(tokens)
+      const text = now.endsWith("\uFFFD") || !now.startsWith(told) ? "" : now.slice(told.length)
+      told += text
+      return onToken({ ...t, text })
+    }
+  }
+}
+
 /** Answer a prompt with `model`; with `compute`, its experts run where that says (on nodes), each naming its node. */
 export const chatFamilyWith = <E = never>(model: FamilyModel, prompt: string, options: ChatOptions, compute?: ExpertCompute<E>) =>
   Effect.gen(function* () {
     const r = yield* attributedGeneration(
-      options,
+      withText(model.tokenizer, options),
       (layer, expert) => model.blocks.get(expertPart(layer, expert))!,
       (generation) => generateFamily(model.spec, model.graphs, model.weights, model.tokenizer.encode(prompt), generation, compute)
     )

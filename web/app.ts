@@ -48,8 +48,18 @@ const showHistory = async (name: string) => {
   $("history").replaceChildren(title, table)
 }
 
+/** The models chat may ask for: the latest by default, or one by name. */
+const showModels = (models: ReadonlyArray<{ name: string; family: string }>, latest: string | null) => {
+  const select = $("model") as HTMLSelectElement
+  const chosen = select.value
+  const option = (value: string, text: string) => Object.assign(document.createElement("option"), { value, textContent: text })
+  select.replaceChildren(option("", `latest${latest === null ? "" : ` (${latest})`}`), ...models.map((m) => option(m.name, `${m.name} (${m.family})`)))
+  select.value = models.some((m) => m.name === chosen) ? chosen : ""
+}
+
 const showModel = async () => {
-  const m = await json<{ parts: Array<{ name: string; block: string }> }>("/api/model")
+  const m = await json<{ parts: Array<{ name: string; block: string }>; models: Array<{ name: string; family: string }>; latest: string | null }>("/api/model")
+  showModels(m.models, m.latest)
   $("parts").replaceChildren(
     ...m.parts.map((p) => {
       const name = cell("")
@@ -115,7 +125,7 @@ const showNodes = async () => {
   $("nodes").replaceChildren(...nodes.map((n) => row(cell(n.node), cell(n.status), cell(String(n.served)), cell(n.earned))))
 }
 
-type Attributed = { index: number; token: number; experts: Array<{ layer: number; expert: number; weight: number; block: string; node?: string; request?: string }> }
+type Attributed = { index: number; token: number; text?: string; experts: Array<{ layer: number; expert: number; weight: number; block: string; node?: string; request?: string }> }
 
 /** The server-sent events of a POST, each with its name and data, as they arrive. */
 async function* postedEvents(path: string, body: unknown): AsyncIterable<{ event: string; data: unknown }> {
@@ -144,12 +154,34 @@ const showAttribution = (tokens: ReadonlyArray<Attributed>) => {
   const head = row(...["byte", "layer", "expert", "gate", "block", "node"].map((h) => cell(h)))
   table.append(head)
   for (const t of tokens)
-    for (const e of t.experts) table.append(row(cell(`#${t.index} 0x${t.token.toString(16).padStart(2, "0")}`), cell(String(e.layer)), cell(String(e.expert)), cell(e.weight.toFixed(3)), cell(short(e.block), true), cell(e.node ?? "this process")))
+    for (const e of t.experts) table.append(row(cell(t.text === undefined ? `#${t.index} 0x${t.token.toString(16).padStart(2, "0")}` : `#${t.index} id ${t.token}`), cell(String(e.layer)), cell(String(e.expert)), cell(e.weight.toFixed(3)), cell(short(e.block), true), cell(e.node ?? "this process")))
   $("attribution").replaceChildren(table)
 }
 
-/** The answer so far: its characters, each choosing its bytes' attribution; invalid bytes shown as escapes. */
+/** The answer so far with a tokenizer's tokens: each token's text, choosing its attribution. */
+const tokenSpans = (tokens: ReadonlyArray<Attributed>) =>
+  tokens.map((t, i) => {
+    const span = document.createElement("span")
+    span.textContent = t.text ?? ""
+    // A token that adds no text yet (part of a character, or one the tokenizer spells as nothing) is still there to choose.
+    if (span.textContent === "") {
+      span.className = "empty"
+      span.title = "a token that adds no text"
+    }
+    span.dataset.tokens = `${i}-${i}`
+    span.onclick = () => choose(span, [t])
+    return span
+  })
+
+const choose = (span: HTMLElement, tokens: ReadonlyArray<Attributed>) => {
+  for (const other of $("answer").querySelectorAll(".chosen")) other.classList.remove("chosen")
+  span.classList.add("chosen")
+  showAttribution(tokens)
+}
+
+/** The answer so far: its characters (or a tokenizer's tokens), each choosing its attribution; invalid bytes shown as escapes. */
 const showAnswer = (tokens: ReadonlyArray<Attributed>, final: boolean) => {
+  if (tokens.some((t) => t.text !== undefined)) return $("answer").replaceChildren(...tokenSpans(tokens))
   const spans = segmentUtf8(tokens.map((t) => t.token), final).map((s) => {
     const span = document.createElement("span")
     // A control character other than a line break or tab would not be seen: it is shown as its escape too.
@@ -163,36 +195,39 @@ const showAnswer = (tokens: ReadonlyArray<Attributed>, final: boolean) => {
       span.title = "a control character"
     }
     span.dataset.tokens = `${s.start}-${s.start + s.length - 1}`
-    span.onclick = () => {
-      for (const other of $("answer").querySelectorAll(".chosen")) other.classList.remove("chosen")
-      span.classList.add("chosen")
-      showAttribution(tokens.slice(s.start, s.start + s.length))
-    }
+    span.onclick = () => choose(span, tokens.slice(s.start, s.start + s.length))
     return span
   })
   $("answer").replaceChildren(...spans)
 }
+
+const unit = (tokens: ReadonlyArray<Attributed>) => (tokens.some((t) => t.text !== undefined) ? "token(s)" : "byte(s)")
 
 const sendChat = async () => {
   const status = $("chat-status")
   const prompt = ($("prompt") as HTMLTextAreaElement).value
   const maxTokens = Number(($("max-tokens") as HTMLInputElement).value)
   const temperature = Number(($("temperature") as HTMLInputElement).value)
+  const model = ($("model") as HTMLSelectElement).value
   const tokens: Attributed[] = []
   status.className = ""
   status.textContent = "asking the network…"
   $("attribution").replaceChildren()
   try {
-    for await (const { event, data } of postedEvents("/api/chat", { prompt, maxTokens, temperature })) {
+    for await (const { event, data } of postedEvents("/api/chat", { prompt, maxTokens, temperature, ...(model === "" ? {} : { model }) })) {
       if (event === "token") {
         tokens.push(data as Attributed)
         showAnswer(tokens, false)
-        status.textContent = `${tokens.length} byte(s)…`
+        status.textContent = `${tokens.length} ${unit(tokens)}…`
       } else if (event === "done") {
-        const d = data as { request: string; seed: number }
+        const d = data as { request: string; model: string; seed: number; text: string }
+        // What the last tokens leave unfinished (a character cut short) is theirs: the answer's text is then whole.
+        const told = tokens.map((t) => t.text ?? "").join("")
+        const last = tokens.at(-1)
+        if (last?.text !== undefined && d.text.startsWith(told)) tokens[tokens.length - 1] = { ...last, text: last.text + d.text.slice(told.length) }
         showAnswer(tokens, true)
         status.className = "ok"
-        status.textContent = `answered: ${tokens.length} byte(s), request ${d.request} (seed ${d.seed}); its receipts are on the log`
+        status.textContent = `answered: ${tokens.length} ${unit(tokens)}, request ${d.request} (model ${d.model}, seed ${d.seed}); its receipts are on the log`
       } else if (event === "failed") {
         status.className = "bad"
         status.textContent = `failed: ${(data as { message: string }).message}`
@@ -246,7 +281,7 @@ const live = () => {
     const e = JSON.parse((m as MessageEvent<string>).data) as StoredEnvelope & { data: { name?: string; hash?: string } }
     $("head").textContent = `seq ${e.seq} ${short(e.hash)}`
     if (e.type === "BlockAppended") $("blocks").prepend(blockRow({ seq: e.seq, name: e.data.name!, hash: e.data.hash! }))
-    if (e.type === "ExpertUpdated") void showModel()
+    if (e.type === "ExpertUpdated" || e.type === "ModelSpecPublished") void showModel()
     if (e.stream.startsWith("round-")) void showRound(e.stream.slice("round-".length))
     if (e.type === "EpochPlanned" || e.type === "PlanPromoted" || e.type === "PlanFrozen") void showPlans()
     if (e.stream.startsWith("node-") || e.type === "RewardPaid") void showNodes()

@@ -21,6 +21,10 @@ export const Health = Schema.Struct({ ok: Schema.Literal(true), head: Schema.Nul
 export const Genesis = Schema.Struct({ hash: Hash, at: Schema.String, covenant: Covenant })
 export const ModelView = Schema.Struct({
   spec: Schema.NullOr(Schema.Struct({ hash: Hash, spec: ModelSpec })),
+  /** Every model by name (the built-in one as blyan-moe), with its family and the hash of its spec. */
+  models: Schema.Array(Schema.Struct({ name: Schema.String, family: Schema.String, hash: Hash })),
+  /** The model chat answers with unless asked for another: the one published last. */
+  latest: Schema.NullOr(Schema.String),
   parts: Schema.Array(Schema.Struct({ name: Schema.String, block: Hash, payload: Hash }))
 })
 export const BlockView = Schema.Struct({ ...BlockAppendedData.fields, seq: Seq, at: Schema.String })
@@ -136,7 +140,8 @@ export const ChatBody = Schema.Struct({
   prompt: ChatRequest.fields.prompt,
   maxTokens: Schema.optionalWith(ChatRequest.fields.maxTokens, { default: () => 64 }),
   temperature: Schema.optionalWith(ChatRequest.fields.temperature, { default: () => 0.8 }),
-  seed: Schema.optional(ChatRequest.fields.seed)
+  seed: Schema.optional(ChatRequest.fields.seed),
+  model: ChatRequest.fields.model
 })
 
 /**

@@ -21,8 +21,10 @@ export const Health = Schema.Struct({ ok: Schema.Literal(true), head: Schema.Nul
 export const Genesis = Schema.Struct({ hash: Hash, at: Schema.String, covenant: Covenant })
 export const ModelView = Schema.Struct({
   spec: Schema.NullOr(Schema.Struct({ hash: Hash, spec: ModelSpec })),
-  /** Every model by name (the built-in one as blyan-moe), with its family and the hash of its spec. */
-  models: Schema.Array(Schema.Struct({ name: Schema.String, family: Schema.String, hash: Hash })),
+  /** Every model by name (the built-in one as blyan-moe): its family, shape and the hash of its spec. */
+  models: Schema.Array(
+    Schema.Struct({ name: Schema.String, family: Schema.String, hash: Hash, layers: Schema.Int, experts: Schema.Int, topK: Schema.Int, latest: Schema.Boolean })
+  ),
   /** The model chat answers with unless asked for another: the one published last. */
   latest: Schema.NullOr(Schema.String),
   parts: Schema.Array(Schema.Struct({ name: Schema.String, block: Hash, payload: Hash }))

@@ -3,17 +3,14 @@
  * so a view of the live read models and one of a fresh replay from seq 0 can be compared as values.
  */
 import type { LedgerState } from "./ledger-state.ts"
-import { BUILTIN_MODEL } from "../model/families/imported-spec.ts"
+import { modelList } from "./model.ts"
 import { verdictOf } from "../pol/report.ts"
 import { outcomeOf } from "../pol/rounds.ts"
 
 /** The current block of every part, with the spec they belong to. */
 export const modelView = (s: LedgerState) => ({
   spec: s.model.spec ?? null,
-  models: [
-    ...(s.model.spec === undefined ? [] : [{ name: BUILTIN_MODEL, family: s.model.spec.spec.family, hash: s.model.spec.hash }]),
-    ...[...s.model.imported].map(([name, m]) => ({ name, family: m.spec.family, hash: m.hash }))
-  ],
+  models: modelList(s.model),
   latest: s.model.latest ?? null,
   parts: [...s.model.current].map(([name, c]) => ({ name, block: c.block, payload: c.payload })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 })

@@ -140,6 +140,18 @@ export type ChosenModel =
   | { readonly kind: "builtin"; readonly name: typeof BUILTIN_MODEL; readonly hash: string; readonly spec: ModelSpec }
   | { readonly kind: "imported"; readonly name: string; readonly hash: string; readonly spec: ImportedSpec }
 
+/** Each model the ledger holds, the built-in one first, then imports in publication order: its name, shape and spec hash. */
+export const modelList = (s: ModelState) =>
+  [...(s.spec === undefined ? [] : [[BUILTIN_MODEL, s.spec] as const]), ...s.imported].map(([name, { hash, spec }]) => ({
+    name,
+    family: spec.family,
+    hash,
+    layers: spec.layers,
+    experts: spec.experts,
+    topK: spec.topK,
+    latest: name === s.latest
+  }))
+
 /** The models the ledger holds, by name, the built-in one first. */
 export const modelNames = (s: ModelState): ReadonlyArray<string> => [...(s.spec === undefined ? [] : [BUILTIN_MODEL]), ...s.imported.keys()]
 

@@ -66,6 +66,10 @@ export const keysCommand = Command.make("keys").pipe(
   Command.withDescription("API keys")
 )
 
+export const modelsCommand = Command.make("models", { ...ledgerOptions, json: jsonOption }, (args) => Effect.flatMap(handlers, (h) => h.modelsList(args))).pipe(
+  Command.withDescription("list the ledger's models: the built-in one (blyan-moe) and every import, with the one chat and nodes default to")
+)
+
 export const nodesCommand = Command.make("nodes", { ...ledgerOptions, json: jsonOption }, (args) => Effect.flatMap(handlers, (h) => h.nodesList(args))).pipe(
   Command.withDescription("list the network's nodes: status, experts held, requests served, failures and BLY earned")
 )

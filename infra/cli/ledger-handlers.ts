@@ -11,6 +11,7 @@ import { isValidStreamName, Streams } from "../../domain/ledger/streams.ts"
 import type { Role } from "../../domain/ledger/events.ts"
 import { KeysProjection, decideIssueKey, decideRevokeKey } from "../../domain/projections/keys.ts"
 import { NodesProjection, type NodeEntry } from "../../domain/projections/nodes.ts"
+import { modelList, ModelProjection } from "../../domain/projections/model.ts"
 import { formatBly, parseBly } from "../../domain/rewards/inference.ts"
 import { BalancesProjection, decideTransfer, signTransfer } from "../../domain/projections/balances.ts"
 import { sideBySide } from "../../domain/projections/projection.ts"
@@ -165,6 +166,19 @@ export const nodesList = ({ json }: { readonly json: boolean }) =>
                 `${n.node.padEnd(20)} ${n.status.padEnd(8)} ${n.device.padEnd(5)} blocks ${String(n.blocks.length).padStart(3)}  served ${String(n.served).padStart(6)} (${n.rows} rows)  failures ${String(n.failures).padStart(4)}  earned ${n.earnedBly} BLY` +
                 (n.status === "banned" ? `\n  banned${n.bannedUntil === undefined ? "" : ` until ${new Date(n.bannedUntil).toISOString()}`}: ${n.banReason}` : "")
             )
+            .join("\n")
+    )
+  })
+
+export const modelsList = ({ json }: { readonly json: boolean }) =>
+  Effect.gen(function* () {
+    const { state } = yield* foldStream("*", ModelProjection)
+    const models = modelList(state)
+    yield* emit(json, models, () =>
+      models.length === 0
+        ? "no models: run `blyan init`"
+        : models
+            .map((m) => `${m.name.padEnd(24)} ${m.family.padEnd(10)} ${m.layers} layers × ${m.experts} experts (top ${m.topK})  spec ${m.hash.slice(0, 16)}…${m.latest ? "  (latest: chat's default)" : ""}`)
             .join("\n")
     )
   })

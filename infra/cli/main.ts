@@ -2,7 +2,7 @@ import { Command, ValidationError } from "@effect/cli"
 import { NodeFileSystem, NodePath, NodeRuntime, NodeTerminal } from "@effect/platform-node"
 import { Cause, Config, Console, Effect, Either, Layer, Logger, Option } from "effect"
 import { validatorCommand } from "./validator.ts"
-import { auditCommand, balanceCommand, eventsCommand, initCommand, keysCommand, nodesCommand, transferCommand } from "./ledger-commands.ts"
+import { auditCommand, balanceCommand, eventsCommand, initCommand, keysCommand, modelsCommand, nodesCommand, transferCommand } from "./ledger-commands.ts"
 import { nodeCommand } from "./node.ts"
 import { witnessCommand } from "./witness.ts"
 import { improveCommand, submitCommand } from "./pol-commands.ts"
@@ -16,7 +16,7 @@ import { globalFlag } from "./options.ts"
 
 const blyan = Command.make("blyan").pipe(
   Command.withDescription("Blyan: an AI model on an auditable, append-only ledger"),
-  Command.withSubcommands([initCommand, upCommand, nodeCommand, validatorCommand, witnessCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, submitCommand, improveCommand, importCommand, exportCommand, planCommand])
+  Command.withSubcommands([initCommand, upCommand, nodeCommand, validatorCommand, witnessCommand, modelsCommand, nodesCommand, auditCommand, eventsCommand, proofCommand, verifyCommand, keysCommand, contributorsCommand, balanceCommand, transferCommand, chatCommand, trainCommand, submitCommand, improveCommand, importCommand, exportCommand, planCommand])
 )
 
 /** A typed failure: one line on stderr, its JSON form on stdout under `--json`, and its exit code. */

@@ -34,6 +34,7 @@ import { writeHfCheckpoint } from "../support/hf-checkpoint.ts"
 import { contributorSeed, testLedgerKey } from "../support/ledger.ts"
 import { logOf } from "../support/log.ts"
 import { tempDir } from "../support/tmp.ts"
+import { testNodeConfig } from "../support/node-config.ts"
 import { TestExecutor, tinySpec } from "../domain/model/support.ts"
 
 const Runtime = Layer.provideMerge(ModelRunnerLive, TestExecutor)
@@ -72,19 +73,7 @@ type Owner = Effect.Effect.Success<typeof startOwner>
 const startNode = (o: Owner, node: string, models: NodeAgentConfig["models"]) =>
   Effect.gen(function* () {
     const statuses: string[] = []
-    const config: NodeAgentConfig = {
-      node,
-      apiKey: o.key,
-      seed: randomBytes(32).toString("hex"),
-      device: "cpu",
-      memory: 1 << 30,
-      models,
-      experts: "all",
-      timeoutMs: 5000,
-      heartbeatMs: 50,
-      watchMs: 50,
-      onStatus: (s, why) => void statuses.push(why === undefined ? s : `${s}: ${why}`)
-    }
+    const config = testNodeConfig(node, o.key, statuses, { models, timeoutMs: 5000 })
     const fiber = yield* Effect.forkScoped(Effect.either(runNode(config, yield* makeMemoryEventStore()).pipe(Effect.provideService(Bus, o.bus), Effect.provideService(BlobStore, yield* makeFileBlobStore(tempDir())))))
     return { node, fiber, statuses }
   })

@@ -43,6 +43,7 @@ import { ModelProjection } from "../../domain/projections/model.ts"
 import { INFERENCE_RATE_PER_ROW } from "../../domain/rewards/inference.ts"
 import { logOf } from "../support/log.ts"
 import { tempDir } from "../support/tmp.ts"
+import { testNodeConfig } from "../support/node-config.ts"
 import { TestExecutor, tinySpec } from "../domain/model/support.ts"
 
 const Runtime = Layer.provideMerge(ModelRunnerLive, TestExecutor)
@@ -89,20 +90,7 @@ const startNode = (o: Owner, node: string, over: Partial<NodeAgentConfig> = {}, 
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     const statuses: string[] = []
-    const config: NodeAgentConfig = {
-      node,
-      apiKey: o.key,
-      seed: randomBytes(32).toString("hex"),
-      device: "cpu",
-      memory: 1 << 30,
-      models: "latest",
-      experts: "all",
-      timeoutMs: 2000,
-      heartbeatMs: 50,
-      watchMs: 50,
-      onStatus: (s, why) => void statuses.push(why === undefined ? s : `${s}: ${why}`),
-      ...over
-    }
+    const config = testNodeConfig(node, o.key, statuses, over)
     const replica = yield* makeMemoryEventStore(history)
     const blobs = yield* makeFileBlobStore(tempDir())
     const fiber = yield* Effect.forkIn(Effect.either(runNode(config, replica).pipe(Effect.provideService(Bus, o.bus), Effect.provideService(BlobStore, blobs))), scope)

@@ -41,6 +41,9 @@ describe("blyan import --hf and export --hf", () => {
       expect(tensorsIn(out)).toEqual(tensorsIn(c.dir))
       for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(c.dir, f)))).toBe(true)
     }
+    const models = JSON.parse((await blyan(["models", "--json", "--data", data], env)).stdout) as ReadonlyArray<{ name: string; family: string; layers: number; latest: boolean }>
+    expect(models.map((m) => [m.name, m.family, m.latest])).toEqual([["blyan-moe", "blyan-moe", false], ["tiny-mixtral", "mixtral", false], ["tiny-qwen", "qwen3_moe", true]])
+    expect(models[2]!.layers).toBe(tinyQwen3MoeConfig.num_hidden_layers)
     const chat = await blyan(["chat", "the theater", "--model", "tiny-qwen", "--max-tokens", "5", "--temperature", "0", "--json", "--data", data], env)
     expect(chat.code, chat.stderr).toBe(0)
     const answer = JSON.parse(chat.stdout) as { text: string; tokens: number[]; experts: Array<{ token: number; layer: number; block: string }> }

@@ -12,9 +12,8 @@
  *   chat against the longest in an undisturbed one. Expert requests are watched as they pass, by a
  *   plain subscriber to every expert subject.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { Effect, Fiber, ManagedRuntime, Stream } from "effect"
@@ -27,15 +26,13 @@ import { textBytes } from "../domain/model/data.ts"
 import { initWeights } from "../domain/model/init.ts"
 import { defaultSpec } from "../domain/model/spec.ts"
 import { killWhenServing } from "../test/support/kill-when-serving.ts"
+import { benchProcesses, sleep } from "./processes.ts"
 import { machineInfo, writeResults } from "./record.ts"
 
 const NATS = process.env.BENCH_NATS ?? "nats://127.0.0.1:4222"
 const TOKENS = Number(process.env.BENCH_GEN_TOKENS ?? 48)
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5)
-const bin = path.resolve(import.meta.dirname, "../bin/blyan.mjs")
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "blyan-bench-network-"))
-const env = { ...process.env, BLYAN_HOME: path.join(root, "home"), BLYAN_HEARTBEAT_MS: "100", BLYAN_SPOTCHECK_RATE: "0" }
-const children: ChildProcess[] = []
+const { root, children, blyan, start, nodesServing, stopAll } = benchProcesses("network", { BLYAN_HEARTBEAT_MS: "100", BLYAN_SPOTCHECK_RATE: "0" })
 
 /** The node an expert request is addressed to (`Subjects.expertsOn`), or "" for a queue group's. */
 const addressedTo = (subject: string) => {
@@ -50,18 +47,6 @@ await nc.flush()
 process.stdout.write("ready\\n")`
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const blyan = (args: ReadonlyArray<string>) => {
-  const r = spawnSync(process.execPath, [bin, ...args], { env, encoding: "utf8" })
-  if (r.status !== 0) throw new Error(`blyan ${args.join(" ")}: ${r.stderr}`)
-  return r.stdout
-}
-const start = (args: ReadonlyArray<string>) => {
-  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "ignore", "inherit"] })
-  children.push(child)
-  return child
-}
 
 const prompt = "Every expert is a block on the ledger.".slice(0, 16)
 const request = { prompt, maxTokens: TOKENS, temperature: 0, seed: 1 }
@@ -74,12 +59,7 @@ try {
   start(["up", "--data", data, "--nats", NATS, "--train-steps", "0"])
   await sleep(1500)
   const nodes = ["b1", "b2", "b3"].map((id) => ({ id, child: start(["node", "--nats", NATS, "--api-key", key, "--data", path.join(root, id), "--node-id", id]) }))
-  for (let i = 0; ; i++) {
-    const listed = JSON.parse(blyan(["nodes", "--json", "--data", data])) as ReadonlyArray<{ blocks: ReadonlyArray<string> }>
-    if (listed.length === 3 && listed.every((n) => n.blocks.length > 0)) break
-    if (i > 200) throw new Error("the nodes did not come up")
-    await sleep(100)
-  }
+  await nodesServing(data, 3)
 
   const runner = await rt.runPromise(ModelRunner)
   const weights = initWeights(defaultSpec)
@@ -168,11 +148,7 @@ try {
     ...result
   })
 } finally {
-  // The nodes first, so that the ledger's holder records their retirement.
-  for (const c of children.slice(1)) c.kill("SIGTERM")
-  await sleep(1500)
-  children[0]?.kill("SIGTERM")
+  await stopAll()
   await rt.dispose()
-  await sleep(1000)
   fs.rmSync(root, { recursive: true, force: true })
 }

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import * as path from "node:path"
 
-const benches = ["ledger", "ledger-proofs", "segments", "checkpoints", "import", "partition", "model", "inference", "network", "pol", "explorer", "pipeline", "cli"]
+const benches = ["ledger", "ledger-proofs", "segments", "checkpoints", "import", "partition", "model", "inference", "network", "imported-network", "pol", "explorer", "pipeline", "cli"]
 const only = process.argv.slice(2)
 let failed = 0
 for (const name of benches.filter((b) => only.length === 0 || only.includes(b))) {

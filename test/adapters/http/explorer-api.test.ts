@@ -290,7 +290,7 @@ describe("the explorer's HTTP API", () => {
         const { url, events } = yield* served
         const at = `${url}/api/chat`
         const head = yield* events.head
-        for (const bad of ["{not json", "{}", '{"prompt":""}', '{"prompt":7}', '{"prompt":"x","maxTokens":0}', '{"prompt":"x","maxTokens":257}', '{"prompt":"x","temperature":"hot"}', '{"prompt":"x","seed":1.5}']) {
+        for (const bad of ["{not json", "{}", '{"prompt":""}', '{"prompt":7}', '{"prompt":"x","maxTokens":0}', '{"prompt":"x","maxTokens":257}', '{"prompt":"x","temperature":"hot"}', '{"prompt":"x","seed":1.5}', '{"prompt":"x","model":"a/b"}', '{"prompt":"x","model":""}']) {
           const r = yield* post(at, bad)
           expect(r.status, bad).toBe(400)
         }
@@ -298,6 +298,9 @@ describe("the explorer's HTTP API", () => {
         const streamed = yield* answer.read(() => false)
         expect(streamed.map((e) => e.event)).toEqual(["failed"])
         expect(streamed[0]!.data.message).toMatch(/^no replica of layer\d+\.expert\d+ answered/)
+        const unknown = yield* openSse<ChatEvent>(at, { method: "POST", body: '{"prompt":"x","model":"nope"}', headers: { "content-type": "application/json" } })
+        const refused = yield* unknown.read(() => false)
+        expect(refused.map((e) => [e.event, e.data.message])).toEqual([["failed", 'the ledger holds no model named "nope" (it holds blyan-moe)']])
         expect(yield* events.head).toEqual(head)
       }).pipe(Effect.provide(Runtime)),
     { timeout: 60_000 }

@@ -24,8 +24,6 @@ export type ExpertModel = {
   readonly name: string
   /** Whether it is an imported model: its experts' claims name it. */
   readonly imported: boolean
-  /** The hash of the event that published its spec. */
-  readonly hash: string
   readonly layers: number
   readonly experts: number
   /** Floats per row in and out of an expert. */
@@ -39,7 +37,6 @@ export type ExpertModel = {
 const builtin = (m: ChosenModel & { readonly kind: "builtin" }, graphs: ModelGraphs): ExpertModel => ({
   name: m.name,
   imported: false,
-  hash: m.hash,
   layers: m.spec.layers,
   experts: m.spec.experts,
   width: m.spec.dModel,
@@ -60,7 +57,6 @@ const builtin = (m: ChosenModel & { readonly kind: "builtin" }, graphs: ModelGra
 const imported = (m: ChosenModel & { readonly kind: "imported" }, graphs: FamilyGraphs): ExpertModel => ({
   name: m.name,
   imported: true,
-  hash: m.hash,
   layers: m.spec.layers,
   experts: m.spec.experts,
   width: m.spec.hidden,

@@ -34,7 +34,13 @@ export type ExpertModel = {
   readonly runner: (layer: number, expert: number, part: Part) => Either.Either<ExpertForward, string>
 }
 
-const builtin = (m: ChosenModel & { readonly kind: "builtin" }, graphs: ModelGraphs): ExpertModel => ({
+/** `build()`, called once, when first wanted. */
+const once = <A>(build: () => A) => {
+  let built: { readonly value: A } | undefined
+  return () => (built ??= { value: build() }).value
+}
+
+const builtin = (m: ChosenModel & { readonly kind: "builtin" }, graphs: () => ModelGraphs): ExpertModel => ({
   name: m.name,
   imported: false,
   layers: m.spec.layers,
@@ -48,13 +54,13 @@ const builtin = (m: ChosenModel & { readonly kind: "builtin" }, graphs: ModelGra
       onLeft: (e) => e.message,
       onRight: (p) => {
         const weights = { spec: m.spec, parts: new Map([[name, p]]) }
-        return (x, rows) => expertForward(graphs, weights, name, x, rows)
+        return (x, rows) => expertForward(graphs(), weights, name, x, rows)
       }
     })
   }
 })
 
-const imported = (m: ChosenModel & { readonly kind: "imported" }, graphs: FamilyGraphs): ExpertModel => ({
+const imported = (m: ChosenModel & { readonly kind: "imported" }, graphs: () => FamilyGraphs): ExpertModel => ({
   name: m.name,
   imported: true,
   layers: m.spec.layers,
@@ -71,18 +77,18 @@ const imported = (m: ChosenModel & { readonly kind: "imported" }, graphs: Family
       weights.set(t.checkpointName, tensor)
     }
     // One compute per expert held: its feeds are converted once and reused by every request.
-    const compute = localFamilyExperts(m.spec, graphs, weights)
+    const compute = localFamilyExperts(m.spec, graphs(), weights)
     return Either.right((x, rows) => Effect.map(compute(layer, [{ expert, x, rows }]), (out) => out[0]!.y))
   }
 })
 
-/** `ExpertModel`s of the ledger's models, their graphs built once per published spec. */
+/** `ExpertModel`s of the ledger's models, their graphs built once per published spec, when an expert is first run. */
 export const makeExpertModels = () => {
   const built = new Map<string, ExpertModel>()
   return (m: ChosenModel): ExpertModel => {
     const hit = built.get(m.hash)
     if (hit !== undefined) return hit
-    const model = m.kind === "builtin" ? builtin(m, buildModelGraphs(m.spec)) : imported(m, buildFamilyGraphs(m.spec))
+    const model = m.kind === "builtin" ? builtin(m, once(() => buildModelGraphs(m.spec))) : imported(m, once(() => buildFamilyGraphs(m.spec)))
     built.set(m.hash, model)
     return model
   }

@@ -2,10 +2,11 @@
  * Experts over the bus, of any model (a request names each expert's block). A node's side:
  * `serveExpert` answers forward requests for one block it holds as a member of the block's queue
  * group (replicas share the load); `serveLayer` answers requests addressed to the node for any of
- * the experts of a layer it holds now, several in one request. Each answer carries the output rows and a signed receipt per expert. The router's side,
- * `callExperts`: it asks a node (or whichever replica of one expert answers) and accepts the
- * answer only if every output is well-shaped and finite and carries a receipt the answering
- * node's registered key signed for exactly its request, block, input and output.
+ * the experts of a layer it holds now, several in one request. Each answer carries the output
+ * rows and a signed receipt per expert. The router's side, `callExperts`: it asks a node (or
+ * whichever replica of one expert answers) and accepts the answer only if every output is
+ * well-shaped and finite and carries a receipt the answering node's registered key signed for
+ * exactly its request, block, input and output.
  */
 import { Effect, Either, Schema } from "effect"
 import { Bus } from "../domain/ports/bus.ts"

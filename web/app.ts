@@ -151,7 +151,7 @@ async function* postedEvents(path: string, body: unknown): AsyncIterable<{ event
 /** Which experts produced these tokens: per token and layer, the expert, its gate weight, block and node. */
 const showAttribution = (tokens: ReadonlyArray<Attributed>) => {
   const table = document.createElement("table")
-  const head = row(...["byte", "layer", "expert", "gate", "block", "node"].map((h) => cell(h)))
+  const head = row(...[tokens.some((t) => t.text !== undefined) ? "token" : "byte", "layer", "expert", "gate", "block", "node"].map((h) => cell(h)))
   table.append(head)
   for (const t of tokens)
     for (const e of t.experts) table.append(row(cell(t.text === undefined ? `#${t.index} 0x${t.token.toString(16).padStart(2, "0")}` : `#${t.index} id ${t.token}`), cell(String(e.layer)), cell(String(e.expert)), cell(e.weight.toFixed(3)), cell(short(e.block), true), cell(e.node ?? "this process")))

@@ -69,9 +69,13 @@ export const ModelProjection: Projection<ModelState, unknown> = {
   evolve: (s, e) => {
     switch (e.type) {
       case "ModelSpecPublished":
-        if (e.data.spec.family === "blyan-moe") s.spec = { hash: e.envelope.hash, spec: e.data.spec }
-        else s.imported.set(e.data.spec.name, { hash: e.envelope.hash, spec: e.data.spec })
-        s.latest = e.data.spec.family === "blyan-moe" ? BUILTIN_MODEL : e.data.spec.name
+        if (e.data.spec.family === "blyan-moe") {
+          s.spec = { hash: e.envelope.hash, spec: e.data.spec }
+          s.latest = BUILTIN_MODEL
+        } else {
+          s.imported.set(e.data.spec.name, { hash: e.envelope.hash, spec: e.data.spec })
+          s.latest = e.data.spec.name
+        }
         break
       case "BlockAppended": {
         s.current.set(e.data.name, { block: e.data.hash, payload: e.data.payload })
@@ -153,7 +157,7 @@ export const modelList = (s: ModelState) =>
   }))
 
 /** The models the ledger holds, by name, the built-in one first. */
-export const modelNames = (s: ModelState): ReadonlyArray<string> => [...(s.spec === undefined ? [] : [BUILTIN_MODEL]), ...s.imported.keys()]
+export const modelNames = (s: ModelState): ReadonlyArray<string> => modelList(s).map((m) => m.name)
 
 /** The model named `name` (without one, the one published last), or why the ledger has none (naming those it has). */
 export const chooseModel = (s: ModelState, name?: string): Either.Either<ChosenModel, string> => {
